@@ -15,6 +15,7 @@
 #include "m3s/actor.h"
 #include "m3s/config.h"
 #include "m3s/log.h"
+#include "m3s/mesos.h"
 
 #define MAX_SECRETS 32
 
@@ -104,7 +105,9 @@ int main(int argc, char **argv)
   log_config(&cfg);
   m3s_signals_block(); /* before any thread exists: they all inherit it */
 
+  /* Actors in dependency order: each may send to those added before it. */
   m3s_system_t *sys = m3s_system_new(&cfg);
+  m3s_system_add(sys, &m3s_mesos_ops);
   rc = m3s_system_start(sys);
   if(rc == 0) {
     m3s_info("m3s %s started as framework %s (pid %ld)", M3S_VERSION, cfg.fw, (long)getpid());

@@ -56,6 +56,11 @@ typedef struct m3s_config {
   char *mesos_principal;
   bool mesos_ssl;
   bool skip_ssl;
+  int64_t mesos_failover_timeout_ms;
+  int64_t mesos_backoff_min_ms;
+  int64_t mesos_backoff_max_ms;
+  int64_t mesos_call_timeout_ms;
+  int mesos_max_event_size;        /* bytes */
   char *mesos_cni;
   char *docker_cni;
   char *domain;                    /* always starts with '.' */

@@ -221,8 +221,29 @@ static const struct var vars[] = {
     .help = "Talk to the master over https." },
   { .name = "SKIP_SSL", .type = T_BOOL, .group = G_MESOS,
     .off = O_BOOL(skip_ssl), .def = "true",
-    .help = "Do not verify the master's certificate on the subscription "
-            "connection (other master calls never verify, as in the original)." },
+    .help = "Do not verify the master's certificate (with MESOS_SSL). Applies "
+            "to every connection to the master; the original verified none but "
+            "the subscription's." },
+  { .name = "MESOS_FAILOVER_TIMEOUT", .type = T_DURATION, .group = G_MESOS,
+    .flags = F_POSITIVE, .off = O_MS(mesos_failover_timeout_ms), .def = "5000s",
+    .help = "FrameworkInfo.failover_timeout: how long Mesos keeps the framework "
+            "and its tasks while m3s is away (new; the original fixed 5000s)." },
+  { .name = "MESOS_BACKOFF_MIN", .type = T_DURATION, .group = G_MESOS,
+    .flags = F_POSITIVE, .off = O_MS(mesos_backoff_min_ms), .def = "500ms",
+    .help = "First delay before re-subscribing after the connection to the "
+            "master is lost; it doubles on each failure, with jitter (new)." },
+  { .name = "MESOS_BACKOFF_MAX", .type = T_DURATION, .group = G_MESOS,
+    .flags = F_POSITIVE, .off = O_MS(mesos_backoff_max_ms), .def = "15s",
+    .help = "Longest delay between re-subscription attempts (new)." },
+  { .name = "MESOS_CALL_TIMEOUT", .type = T_DURATION, .group = G_MESOS,
+    .flags = F_POSITIVE, .off = O_MS(mesos_call_timeout_ms), .def = "30s",
+    .help = "Time limit of one call to the master (ACCEPT, KILL, ...); the "
+            "original had none (new)." },
+  { .name = "MESOS_MAX_EVENT_SIZE", .type = T_INT, .group = G_MESOS,
+    .off = O_INT(mesos_max_event_size), .def = "16777216", .min = 65536,
+    .max = 1073741824,
+    .help = "Largest event from the master, in bytes; a larger length drops the "
+            "stream and re-subscribes (new)." },
   { .name = "MESOS_CNI", .type = T_STRING, .group = G_MESOS,
     .flags = F_RAW, .off = O_STR(mesos_cni),
     .help = "CNI network of every task; when set, Docker stays in bridge mode "
@@ -263,9 +284,10 @@ static const struct var vars[] = {
     .flags = F_UNUSED, .off = O_MS(revive_wait_ms), .def = "1m",
     .help = "Revive period." UNUSED_NOTE },
   { .name = "REFUSE_OFFERS", .type = T_FLOAT, .group = G_TIMERS,
-    .flags = F_UNUSED, .off = O_DBL(refuse_offers), .def = "60.0", .fmin = 0,
-    .help = "Seconds to refuse declined offers (declines always refuse for "
-            "120 s)." UNUSED_NOTE },
+    .off = O_DBL(refuse_offers), .def = "60.0", .fmin = 0,
+    .help = "Seconds Mesos withholds a declined offer's resources from m3s "
+            "(filters.refuse_seconds of DECLINE). The original ignored it and "
+            "always refused for 120 s." },
 
   /* REST API and TLS */
   { .name = "AUTH_USERNAME", .type = T_STRING, .group = G_API,

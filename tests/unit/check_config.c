@@ -80,6 +80,13 @@ static const char *const original_names[] = {
 };
 #define NORIGINAL (sizeof(original_names) / sizeof(original_names[0]))
 
+/* Variables m3s adds to the original's (documented in the README). */
+static const char *const added_names[] = {
+  "MESOS_FAILOVER_TIMEOUT", "MESOS_BACKOFF_MIN", "MESOS_BACKOFF_MAX",
+  "MESOS_CALL_TIMEOUT", "MESOS_MAX_EVENT_SIZE",
+};
+#define NADDED (sizeof(added_names) / sizeof(added_names[0]))
+
 static bool cfg_is_zero(const m3s_config_t *cfg)
 {
   static const m3s_config_t zero;
@@ -1068,13 +1075,15 @@ START_TEST(test_print_values)
   expect_line(text, "REDIS_SERVER=127.0.0.1:6379");
   ck_assert(!strstr(text, "MESOS_SANDBOX_VAR"));
 
-  /* One line per variable of the original, and nothing else. */
+  /* One line per variable of the original and per added one, nothing else. */
   size_t lines = 0;
   for(const char *p = text; *p; p++)
     lines += *p == '\n';
-  ck_assert_uint_eq(lines, NORIGINAL);
+  ck_assert_uint_eq(lines, NORIGINAL + NADDED);
   for(size_t n = 0; n < NORIGINAL; n++)
     ck_assert_msg(find_line(text, original_names[n]), "%s not printed", original_names[n]);
+  for(size_t n = 0; n < NADDED; n++)
+    ck_assert_msg(find_line(text, added_names[n]), "%s not printed", added_names[n]);
   free(text);
   m3s_config_free(&cfg);
 }
@@ -1084,7 +1093,7 @@ END_TEST
 START_TEST(test_print_roundtrip)
 {
   m3s_config_t cfg;
-  const char *kv[2 * NORIGINAL + 2];
+  const char *kv[2 * (NORIGINAL + NADDED) + 2];
   size_t n = 0;
 
   ck_assert_int_eq(LOAD(&cfg, "HEARTBEAT_INTERVAL", "1.25h", "DS_CPU", "0.3",
