@@ -327,6 +327,32 @@ class MesosTest(unittest.TestCase):
         self.assertNotIn("s3cret-pw", good.text())
         self.assert_clean(sim, good)
 
+    def tls_files(self):
+        """A throwaway self-signed certificate for 127.0.0.1."""
+        d = tempfile.mkdtemp(prefix="m3s-tls-")
+        cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", key, "-out", cert], check=True, capture_output=True)
+        self.addCleanup(lambda: [os.unlink(cert), os.unlink(key), os.rmdir(d)])
+        return cert, key
+
+    def test_mesos_ssl(self):
+        sim = self.sim(tls=self.tls_files())
+        # SKIP_SSL=true (the default): the self-signed master is accepted.
+        d = self.daemon(sim, MESOS_SSL="true")
+        self.daemon_subscribed(sim, d)
+        self.assertEqual(d.stop(), 0)
+        # SKIP_SSL=false: the certificate is verified and refused, clearly,
+        # and the daemon keeps retrying without ever subscribing.
+        since = self.last_seq(sim)
+        strict = self.daemon(sim, MESOS_SSL="true", SKIP_SSL="false")
+        self.wait("the certificate refusal logged",
+                  lambda: "connection to the master" in strict.text() and
+                  "certificate" in strict.text().lower())
+        self.assertEqual(sim.calls(since=since), [])
+        self.assert_clean(sim, strict)
+
     def test_restart_keeps_framework_and_tasks(self):
         # The daemon stops and starts again while the master keeps its
         # framework (failover): a clean stop must not tear it down.

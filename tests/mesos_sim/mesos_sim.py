@@ -35,6 +35,7 @@ import re
 import select
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -2272,7 +2273,8 @@ class MesosSim:
                  subscribed_delay=0.0, reregister_delay=5.0, agent_lost_delay=0.0,
                  offer_timeout=None, max_offers_per_event=0, max_failover_timeout=None,
                  docker=True, chunking="random", seed=None, hostname=None, auth=None,
-                 verbose=False, max_calls=10000, max_violations=10000, max_events=10000):
+                 verbose=False, max_calls=10000, max_violations=10000, max_events=10000,
+                 tls=None):
         if not self._is_loopback(host):
             raise ValueError("mesos_sim only binds loopback addresses, not %r" % host)
         if chunking not in ("random", "record"):
@@ -2298,6 +2300,12 @@ class MesosSim:
         self.max_failover_timeout = max_failover_timeout
         self.chunking = chunking
         self.verbose = verbose
+        # tls=(cert_file, key_file): the master speaks https on its one port,
+        # as a Mesos master built with SSL does.
+        self._tls_ctx = None
+        if tls:
+            self._tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self._tls_ctx.load_cert_chain(tls[0], tls[1])
 
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
@@ -2417,6 +2425,15 @@ class MesosSim:
                 self.conn_lock = threading.Lock()
                 super().__init__(*a, **kw)
 
+            def get_request(self):
+                request, client_address = super().get_request()
+                if sim._tls_ctx is not None:
+                    # The handshake happens in the handler's thread, on its
+                    # first read, so a slow client cannot stall accept().
+                    request = sim._tls_ctx.wrap_socket(request, server_side=True,
+                                                       do_handshake_on_connect=False)
+                return request, client_address
+
             def process_request(self, request, client_address):
                 with self.conn_lock:
                     self.connections.add(request)
@@ -2472,7 +2489,7 @@ class MesosSim:
     @property
     def url(self):
         host = "[%s]" % self.host if ":" in self.host else self.host
-        return "http://%s:%d" % (host, self.port)
+        return "%s://%s:%d" % ("https" if self._tls_ctx else "http", host, self.port)
 
     def _internal_error(self, text):
         self._errors.append(text)
@@ -5028,6 +5045,8 @@ def _build_arg_parser():
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--hostname", default=None, help="master hostname (MasterInfo, redirects)")
     p.add_argument("--auth", default=None, help="principal:secret for HTTP Basic auth")
+    p.add_argument("--tls-cert", default=None, help="PEM certificate: serve https")
+    p.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
     p.add_argument("--verbose", action="store_true")
     return p
 
@@ -5049,7 +5068,8 @@ def main(argv=None):
         reregister_delay=args.reregister_delay, agent_lost_delay=args.agent_lost_delay,
         offer_timeout=args.offer_timeout, max_offers_per_event=args.max_offers_per_event,
         max_failover_timeout=args.max_failover_timeout, chunking=args.chunking, seed=args.seed,
-        hostname=args.hostname, auth=args.auth, verbose=args.verbose)
+        hostname=args.hostname, auth=args.auth, verbose=args.verbose,
+        tls=(args.tls_cert, args.tls_key) if args.tls_cert else None)
     sim.start()
     sys.stdout.write("listening on %s:%d\n" % (sim.host, sim.port))
     sys.stdout.flush()
