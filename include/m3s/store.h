@@ -1,0 +1,83 @@
+/* The store actor ("store"): owns the only connection to Redis (hiredis);
+ * no other actor touches Redis. Keys live under the framework prefix
+ * cfg->fw ("m3s" + FRAMEWORK_NAME) exactly as the original's (see
+ * m3s-behaviour.md §8): <fw>:framework, <fw>:framework_config,
+ * <fw>:kubernetes_config, <fw>:kubernetes:<node>,
+ * <fw>:<datastore|server|agent>:<task id>.
+ *
+ * Messages it accepts:
+ *   M3S_STORE_WRITE  payload m3s_store_batch_t * (taken). The batch's
+ *                    operations are applied atomically (MULTI/EXEC when there
+ *                    are several) and in order with every batch sent before
+ *                    it. Once Redis has confirmed them, a M3S_STORE_WRITTEN
+ *                    message (arg = the batch's tag) goes to batch->notify,
+ *                    if set. While Redis is down, batches wait in order in a
+ *                    bounded queue and are replayed on reconnection; nothing
+ *                    is confirmed before it is written.
+ *   M3S_STORE_LOAD   payload m3s_store_load_t * (taken): SCANs every key
+ *                    matching <fw>:<match> and sends M3S_STORE_LOADED to
+ *                    load->notify with a json_t * object {key: value} (values
+ *                    are strings as stored). Records under a JSON key that do
+ *                    not parse are renamed to <fw>:corrupt:<key>:<unix time>
+ *                    with a warning and left out. If Redis is down, the load
+ *                    waits for it.
+ *   M3S_STORE_STATUS request (m3s_call) without payload; answered with a
+ *                    json_t * {"connected": bool, "queued": n, "errors": n,
+ *                    "reconnects": n}.
+ * Messages it sends: M3S_STORE_WRITTEN, M3S_STORE_LOADED (above).
+ *
+ * Start-up: the actor connects (REDIS_SERVER, REDIS_PASSWORD, REDIS_DB). A
+ * refused password or a DB index Redis rejects makes start() fail with a
+ * clear error; an unreachable Redis does not: the actor retries with
+ * backoff and jitter while the daemon runs.
+ */
+#ifndef M3S_STORE_H
+#define M3S_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "m3s/actor.h"
+
+enum {
+  M3S_STORE_WRITE = M3S_MSG_USER + 200,
+  M3S_STORE_WRITTEN,
+  M3S_STORE_LOAD,
+  M3S_STORE_LOADED,
+  M3S_STORE_STATUS,
+};
+
+typedef enum m3s_store_op_kind { M3S_STORE_SET, M3S_STORE_DEL } m3s_store_op_kind_t;
+
+typedef struct m3s_store_op {
+  m3s_store_op_kind_t kind;
+  char *key;    /* full key, prefix included */
+  char *value;  /* SET only */
+} m3s_store_op_t;
+
+typedef struct m3s_store_batch {
+  m3s_store_op_t *ops;
+  size_t n, cap;
+  m3s_actor_t *notify; /* may be NULL */
+  int64_t tag;
+} m3s_store_batch_t;
+
+typedef struct m3s_store_load {
+  char *match;          /* pattern after "<fw>:", e.g. "*" or "framework" */
+  m3s_actor_t *notify;
+  int64_t tag;          /* copied into the arg of M3S_STORE_LOADED */
+} m3s_store_load_t;
+
+/* Batch building (owner of the batch only). Keys and values are copied. */
+m3s_store_batch_t *m3s_store_batch_new(m3s_actor_t *notify, int64_t tag);
+void m3s_store_batch_set(m3s_store_batch_t *b, const char *key, const char *value);
+void m3s_store_batch_del(m3s_store_batch_t *b, const char *key);
+void m3s_store_batch_free(void *b);   /* drop hook of M3S_STORE_WRITE */
+
+m3s_store_load_t *m3s_store_load_new(const char *match, m3s_actor_t *notify, int64_t tag);
+void m3s_store_load_free(void *l);    /* drop hook of M3S_STORE_LOAD */
+
+extern const m3s_actor_ops_t m3s_store_ops;
+
+#endif

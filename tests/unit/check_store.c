@@ -1,0 +1,903 @@
+/* The store actor (src/actors/store.c) against a real redis-server.
+ *
+ * Each test starts its own redis-server on a free loopback port with a
+ * throwaway directory (never the system's 6379), talks to the store through
+ * the actor system like the daemon does, receives M3S_STORE_WRITTEN and
+ * M3S_STORE_LOADED in a small probe actor, and checks Redis's content with
+ * its own hiredis connection. Every server is stopped by the PID this file
+ * started. Waits are for conditions with generous deadlines.
+ */
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "m3s/actor.h"
+#include "m3s/config.h"
+#include "m3s/log.h"
+#include "m3s/store.h"
+#include "check_main.h"
+
+#define LONG_WAIT_MS 20000
+#define FW "m3stest"
+
+/* ---- time ---------------------------------------------------------------- */
+
+static int64_t now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+  struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+  nanosleep(&ts, NULL);
+}
+
+/* ---- redis-server fixture ------------------------------------------------ */
+
+typedef struct redis_fixture {
+  pid_t pid;
+  int port;
+  char dir[64];
+  char password[64];
+  bool aof;
+} redis_fixture_t;
+
+static int free_port(void)
+{
+  struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+  socklen_t len = sizeof(a);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_ne(fd, -1);
+  ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+  ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+static void find_redis(char *out, size_t len)
+{
+  const char *path = getenv("PATH");
+  char *copy = strdup(path ? path : "/usr/bin:/bin");
+  char *save = NULL;
+  out[0] = '\0';
+  for(char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+    snprintf(out, len, "%s/redis-server", d);
+    if(access(out, X_OK) == 0)
+      break;
+    out[0] = '\0';
+  }
+  free(copy);
+  if(!out[0])
+    snprintf(out, len, "/usr/bin/redis-server");
+}
+
+/* Connects to the fixture as a client of the test (NULL if not up). */
+static redisContext *fixture_connect(const redis_fixture_t *r)
+{
+  struct timeval tv = { 1, 0 };
+  redisContext *c = redisConnectWithTimeout("127.0.0.1", r->port, tv);
+  if(!c || c->err) {
+    if(c)
+      redisFree(c);
+    return NULL;
+  }
+  redisSetTimeout(c, tv);
+  return c;
+}
+
+/* Starts redis-server on r->port in r->dir (both set by the caller) and waits
+ * until it answers PING with PONG (or NOAUTH when it has a password). */
+static void fixture_start(redis_fixture_t *r)
+{
+  char exe[512], port[16];
+  snprintf(port, sizeof(port), "%d", r->port);
+  find_redis(exe, sizeof(exe));
+  const char *argv[24];
+  int n = 0;
+  argv[n++] = exe;
+  argv[n++] = "--port";
+  argv[n++] = port;
+  argv[n++] = "--bind";
+  argv[n++] = "127.0.0.1";
+  argv[n++] = "--save";
+  argv[n++] = "";
+  argv[n++] = "--dir";
+  argv[n++] = r->dir;
+  argv[n++] = "--appendonly";
+  argv[n++] = r->aof ? "yes" : "no";
+  if(r->aof) {
+    argv[n++] = "--appendfsync";
+    argv[n++] = "always";
+  }
+  if(r->password[0]) {
+    argv[n++] = "--requirepass";
+    argv[n++] = r->password;
+  }
+  argv[n] = NULL;
+
+  /* Opened before the fork: the child only calls dup2 and execv. */
+  char logpath[128];
+  snprintf(logpath, sizeof(logpath), "%s/redis.log", r->dir);
+  int logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  ck_assert_int_ne(logfd, -1);
+  pid_t pid = fork();
+  ck_assert_int_ne(pid, -1);
+  if(pid == 0) {
+    dup2(logfd, 1);
+    dup2(logfd, 2);
+    execv(exe, (char *const *)argv);
+    _exit(127);
+  }
+  close(logfd);
+  r->pid = pid;
+
+  int64_t deadline = now_ms() + 10000;
+  for(;;) {
+    redisContext *c = fixture_connect(r);
+    if(c) {
+      redisReply *rep = redisCommand(c, "PING");
+      bool up = rep && (rep->type == REDIS_REPLY_STATUS ||
+                        (rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "NOAUTH", 6)));
+      if(rep)
+        freeReplyObject(rep);
+      redisFree(c);
+      if(up)
+        return;
+    }
+    int status;
+    ck_assert_msg(waitpid(pid, &status, WNOHANG) == 0, "redis-server exited (see %s)", logpath);
+    ck_assert_msg(now_ms() < deadline, "redis-server did not answer within 10 s");
+    sleep_ms(20);
+  }
+}
+
+static void fixture_stop(redis_fixture_t *r)
+{
+  if(r->pid <= 0)
+    return;
+  kill(r->pid, SIGTERM);
+  int status;
+  while(waitpid(r->pid, &status, 0) == -1 && errno == EINTR)
+    ;
+  r->pid = 0;
+}
+
+static void fixture_init(redis_fixture_t *r, const char *password, bool aof)
+{
+  memset(r, 0, sizeof(*r));
+  snprintf(r->dir, sizeof(r->dir), "/tmp/m3s-check-store-XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(r->dir));
+  snprintf(r->password, sizeof(r->password), "%s", password ? password : "");
+  r->aof = aof;
+  r->port = free_port();
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+  return remove(path);
+}
+
+static void fixture_free(redis_fixture_t *r)
+{
+  fixture_stop(r);
+  nftw(r->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The test's own connection, authenticated and on the right DB. */
+static redisContext *admin(const redis_fixture_t *r, int db)
+{
+  redisContext *c = fixture_connect(r);
+  ck_assert_ptr_nonnull(c);
+  redisReply *rep;
+  if(r->password[0]) {
+    rep = redisCommand(c, "AUTH %s", r->password);
+    ck_assert_int_eq(rep->type, REDIS_REPLY_STATUS);
+    freeReplyObject(rep);
+  }
+  rep = redisCommand(c, "SELECT %d", db);
+  ck_assert_int_eq(rep->type, REDIS_REPLY_STATUS);
+  freeReplyObject(rep);
+  return c;
+}
+
+/* GET key with the admin connection; NULL when missing (caller frees). */
+static char *admin_get(redisContext *c, const char *key)
+{
+  redisReply *rep = redisCommand(c, "GET %s", key);
+  ck_assert_ptr_nonnull(rep);
+  char *v = rep->type == REDIS_REPLY_STRING ? strdup(rep->str) : NULL;
+  freeReplyObject(rep);
+  return v;
+}
+
+static void admin_cmd(redisContext *c, const char *fmt, const char *a, const char *b)
+{
+  redisReply *rep = redisCommand(c, fmt, a, b);
+  ck_assert_ptr_nonnull(rep);
+  ck_assert_msg(rep->type != REDIS_REPLY_ERROR, "%s", rep->str);
+  freeReplyObject(rep);
+}
+
+/* ---- the probe actor: records what the store sends ----------------------- */
+
+#define MAX_WRITTEN 8192
+#define MAX_LOADS 8
+
+typedef struct record {
+  _Atomic size_t nwritten;        /* release by the probe, acquire by the test */
+  int64_t written[MAX_WRITTEN];
+  _Atomic(json_t *) loaded[MAX_LOADS];
+  _Atomic int unexpected;
+} record_t;
+
+typedef struct probe {
+  m3s_actor_t base;
+  record_t *rec;
+} probe_t;
+
+static void probe_handle(m3s_actor_t *self, m3s_msg_t *m)
+{
+  record_t *rec = ((probe_t *)self)->rec;
+  switch(m->type) {
+  case M3S_STORE_WRITTEN: {
+    size_t n = atomic_load_explicit(&rec->nwritten, memory_order_relaxed);
+    if(n < MAX_WRITTEN && !m->payload) {
+      rec->written[n] = m->arg;
+      atomic_store_explicit(&rec->nwritten, n + 1, memory_order_release);
+    }
+    else {
+      atomic_fetch_add(&rec->unexpected, 1);
+    }
+    break;
+  }
+  case M3S_STORE_LOADED:
+    if(m->arg >= 0 && m->arg < MAX_LOADS && m->payload &&
+       json_is_object((json_t *)m->payload)) {
+      /* Taken: the runtime's drop hook no longer owns it. */
+      json_t *j = m3s_msg_take(m);
+      atomic_store_explicit(&rec->loaded[m->arg], j, memory_order_release);
+    }
+    else {
+      atomic_fetch_add(&rec->unexpected, 1);
+    }
+    break;
+  default:
+    atomic_fetch_add(&rec->unexpected, 1);
+    break;
+  }
+}
+
+static const m3s_actor_ops_t probe_ops = {
+  .name = "probe",
+  .size = sizeof(probe_t),
+  .handle = probe_handle,
+};
+
+/* ---- harness ------------------------------------------------------------- */
+
+static const char *fake_getenv(const char *name, void *ctx)
+{
+  const char *const *kv = ctx;
+  for(; kv[0]; kv += 2)
+    if(strcmp(kv[0], name) == 0)
+      return kv[1];
+  return NULL;
+}
+
+typedef struct harness {
+  m3s_config_t cfg;
+  m3s_system_t *sys;
+  m3s_actor_t *store, *probe;
+  record_t *rec;
+  int start_rc;
+} harness_t;
+
+/* Loads a config for the fixture and starts probe + store. */
+static void harness_start(harness_t *h, const redis_fixture_t *r, const char *password,
+                          const char *db)
+{
+  char server[64];
+  snprintf(server, sizeof(server), "127.0.0.1:%d", r->port);
+  const char *kv[] = { "FRAMEWORK_HOSTNAME", "localhost", "FRAMEWORK_NAME", "test",
+                       "REDIS_SERVER", server, "REDIS_DB", db,
+                       "REDIS_PASSWORD", password ? password : r->password, NULL, NULL };
+  char err[512];
+  memset(h, 0, sizeof(*h));
+  ck_assert_msg(m3s_config_load(&h->cfg, fake_getenv, (void *)kv, err, sizeof(err)) == 0, "%s",
+                err);
+  ck_assert_str_eq(h->cfg.fw, FW);
+  h->rec = calloc(1, sizeof(*h->rec));
+  h->sys = m3s_system_new(&h->cfg);
+  h->probe = m3s_system_add(h->sys, &probe_ops);
+  ((probe_t *)h->probe)->rec = h->rec;
+  h->store = m3s_system_add(h->sys, &m3s_store_ops);
+  ck_assert_ptr_nonnull(h->store);
+  h->start_rc = m3s_system_start(h->sys);
+}
+
+static void harness_free(harness_t *h)
+{
+  if(h->start_rc == 0)
+    m3s_system_stop(h->sys);
+  m3s_system_free(h->sys);
+  for(int i = 0; i < MAX_LOADS; i++)
+    json_decref(atomic_load(&h->rec->loaded[i]));
+  ck_assert_int_eq(atomic_load(&h->rec->unexpected), 0);
+  free(h->rec);
+  m3s_config_free(&h->cfg);
+}
+
+static void send_batch(harness_t *h, m3s_store_batch_t *b)
+{
+  m3s_send(h->store, m3s_msg_new(M3S_STORE_WRITE, 0, b, m3s_store_batch_free));
+}
+
+static void set1(harness_t *h, int64_t tag, const char *key, const char *value)
+{
+  m3s_store_batch_t *b = m3s_store_batch_new(h->probe, tag);
+  m3s_store_batch_set(b, key, value);
+  send_batch(h, b);
+}
+
+static void send_load(harness_t *h, const char *match, int64_t tag)
+{
+  m3s_send(h->store, m3s_msg_new(M3S_STORE_LOAD, 0, m3s_store_load_new(match, h->probe, tag),
+                                 m3s_store_load_free));
+}
+
+static size_t nwritten(harness_t *h)
+{
+  return atomic_load_explicit(&h->rec->nwritten, memory_order_acquire);
+}
+
+static void wait_written(harness_t *h, size_t n)
+{
+  int64_t deadline = now_ms() + LONG_WAIT_MS;
+  while(nwritten(h) < n) {
+    ck_assert_msg(now_ms() < deadline, "only %zu of %zu writes confirmed", nwritten(h), n);
+    sleep_ms(2);
+  }
+}
+
+/* Waits for LOADED with this tag; the harness keeps ownership. */
+static json_t *wait_loaded(harness_t *h, int tag)
+{
+  int64_t deadline = now_ms() + LONG_WAIT_MS;
+  json_t *j;
+  while(!(j = atomic_load_explicit(&h->rec->loaded[tag], memory_order_acquire))) {
+    ck_assert_msg(now_ms() < deadline, "load %d not answered", tag);
+    sleep_ms(2);
+  }
+  return j;
+}
+
+static json_t *status(harness_t *h)
+{
+  m3s_msg_t *ans = NULL;
+  int rc;
+  int64_t deadline = now_ms() + LONG_WAIT_MS;
+  /* -EAGAIN: the mailbox is over its soft limit (a burst of writes). */
+  while((rc = m3s_call(h->store, m3s_msg_new(M3S_STORE_STATUS, 0, NULL, NULL), 5000, &ans)) ==
+          -EAGAIN && now_ms() < deadline)
+    sleep_ms(10);
+  ck_assert_int_eq(rc, 0);
+  json_t *j = json_incref(ans->payload);
+  m3s_msg_free(ans);
+  return j;
+}
+
+static json_int_t status_int(harness_t *h, const char *field)
+{
+  json_t *j = status(h);
+  json_int_t v = json_integer_value(json_object_get(j, field));
+  json_decref(j);
+  return v;
+}
+
+static void assert_value(json_t *obj, const char *key, const char *value)
+{
+  const char *v = json_string_value(json_object_get(obj, key));
+  ck_assert_msg(v != NULL, "%s missing from the load", key);
+  ck_assert_str_eq(v, value);
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+START_TEST(round_trip)
+{
+  redis_fixture_t r;
+  harness_t h;
+  fixture_init(&r, NULL, false);
+  fixture_start(&r);
+  harness_start(&h, &r, NULL, "3");
+  ck_assert_int_eq(h.start_rc, 0);
+
+  set1(&h, 1, FW ":framework", "{\"id\":\"fw-1\"}");
+  m3s_store_batch_t *b = m3s_store_batch_new(h.probe, 2);
+  m3s_store_batch_set(b, FW ":agent:a1", "{\"TaskID\":\"a1\"}");
+  m3s_store_batch_set(b, FW ":server:s1", "{\"TaskID\":\"s1\"}");
+  m3s_store_batch_set(b, FW ":agent:gone", "{}");
+  m3s_store_batch_del(b, FW ":agent:gone");
+  send_batch(&h, b);
+  set1(&h, 3, FW ":kubernetes_config", "apiVersion: v1\nclusters: []\n");
+  b = m3s_store_batch_new(h.probe, 4);
+  m3s_store_batch_del(b, FW ":server:s1");
+  send_batch(&h, b);
+  b = m3s_store_batch_new(NULL, 5); /* nobody to notify */
+  m3s_store_batch_set(b, FW ":datastore:d1", "{\"TaskID\":\"d1\"}");
+  send_batch(&h, b);
+  set1(&h, 6, "other:key", "not ours");
+  send_load(&h, "*", 0);
+  send_load(&h, "agent:*", 1);
+
+  json_t *all = wait_loaded(&h, 0);
+  wait_written(&h, 5);
+  for(int64_t i = 0; i < 5; i++)
+    ck_assert_int_eq(h.rec->written[i], i < 4 ? i + 1 : 6);
+  ck_assert_int_eq(json_object_size(all), 4);
+  assert_value(all, FW ":framework", "{\"id\":\"fw-1\"}");
+  assert_value(all, FW ":agent:a1", "{\"TaskID\":\"a1\"}");
+  assert_value(all, FW ":kubernetes_config", "apiVersion: v1\nclusters: []\n");
+  assert_value(all, FW ":datastore:d1", "{\"TaskID\":\"d1\"}");
+  json_t *agents = wait_loaded(&h, 1);
+  ck_assert_int_eq(json_object_size(agents), 1);
+  assert_value(agents, FW ":agent:a1", "{\"TaskID\":\"a1\"}");
+
+  /* What Redis itself holds, in DB 3 and not in DB 0. */
+  redisContext *c = admin(&r, 3);
+  char *v = admin_get(c, FW ":agent:a1");
+  ck_assert_str_eq(v, "{\"TaskID\":\"a1\"}");
+  free(v);
+  ck_assert_ptr_null(admin_get(c, FW ":server:s1"));
+  ck_assert_ptr_null(admin_get(c, FW ":agent:gone"));
+  v = admin_get(c, "other:key");
+  ck_assert_str_eq(v, "not ours");
+  free(v);
+  redisFree(c);
+  c = admin(&r, 0);
+  ck_assert_ptr_null(admin_get(c, FW ":agent:a1"));
+  redisFree(c);
+
+  json_t *st = status(&h);
+  ck_assert(json_is_true(json_object_get(st, "connected")));
+  ck_assert_int_eq(json_integer_value(json_object_get(st, "queued")), 0);
+  ck_assert_int_eq(json_integer_value(json_object_get(st, "errors")), 0);
+  ck_assert_int_eq(json_integer_value(json_object_get(st, "reconnects")), 0);
+  json_decref(st);
+
+  harness_free(&h);
+  fixture_free(&r);
+}
+END_TEST
+
+START_TEST(ordering)
+{
+  enum { N = 3000 };
+  redis_fixture_t r;
+  harness_t h;
+  char val[32];
+  fixture_init(&r, NULL, false);
+  fixture_start(&r);
+  harness_start(&h, &r, NULL, "1");
+  ck_assert_int_eq(h.start_rc, 0);
+
+  for(int i = 0; i < N; i++) {
+    snprintf(val, sizeof(val), "{\"v\":%d}", i);
+    if(i % 3 == 0) {
+      m3s_store_batch_t *b = m3s_store_batch_new(h.probe, i);
+      m3s_store_batch_del(b, FW ":agent:same");
+      m3s_store_batch_set(b, FW ":agent:same", val);
+      send_batch(&h, b);
+    }
+    else {
+      set1(&h, i, FW ":agent:same", val);
+    }
+  }
+  wait_written(&h, N);
+  for(int i = 0; i < N; i++)
+    ck_assert_int_eq(h.rec->written[i], i);
+  redisContext *c = admin(&r, 1);
+  char *v = admin_get(c, FW ":agent:same");
+  snprintf(val, sizeof(val), "{\"v\":%d}", N - 1);
+  ck_assert_str_eq(v, val);
+  free(v);
+  redisFree(c);
+
+  harness_free(&h);
+  fixture_free(&r);
+}
+END_TEST
+
+START_TEST(outage)
+{
+  enum { BEFORE = 20, DURING = 50 };
+  redis_fixture_t r;
+  harness_t h;
+  char key[64], val[64];
+  fixture_init(&r, NULL, true);
+  fixture_start(&r);
+  harness_start(&h, &r, NULL, "1");
+  ck_assert_int_eq(h.start_rc, 0);
+
+  for(int i = 0; i < BEFORE; i++) {
+    snprintf(key, sizeof(key), FW ":agent:t%d", i % 7);
+    snprintf(val, sizeof(val), "{\"n\":%d}", i);
+    set1(&h, i, key, val);
+  }
+  wait_written(&h, BEFORE);
+
+  fixture_stop(&r);
+  for(int i = BEFORE; i < BEFORE + DURING; i++) {
+    snprintf(key, sizeof(key), FW ":agent:t%d", i % 7);
+    snprintf(val, sizeof(val), "{\"n\":%d}", i);
+    if(i % 10 == 0) {
+      m3s_store_batch_t *b = m3s_store_batch_new(h.probe, i);
+      m3s_store_batch_del(b, key);
+      m3s_store_batch_set(b, FW ":framework", val);
+      send_batch(&h, b);
+    }
+    else {
+      set1(&h, i, key, val);
+    }
+  }
+  send_load(&h, "*", 0);
+  sleep_ms(400);
+  ck_assert_int_eq(nwritten(&h), BEFORE);
+  ck_assert_ptr_null(atomic_load(&h.rec->loaded[0]));
+  json_t *st = status(&h);
+  ck_assert(json_is_false(json_object_get(st, "connected")));
+  ck_assert_int_eq(json_integer_value(json_object_get(st, "queued")), DURING + 1);
+  ck_assert_int_ge(json_integer_value(json_object_get(st, "reconnects")), 1);
+  json_decref(st);
+
+  fixture_start(&r); /* same port, same dir: the AOF brings the data back */
+  json_t *all = wait_loaded(&h, 0);
+  wait_written(&h, BEFORE + DURING);
+  for(int i = 0; i < BEFORE + DURING; i++)
+    ck_assert_int_eq(h.rec->written[i], i);
+
+  /* The expected content: the same operations applied without an outage. */
+  json_t *model = json_object();
+  for(int i = 0; i < BEFORE + DURING; i++) {
+    snprintf(key, sizeof(key), FW ":agent:t%d", i % 7);
+    snprintf(val, sizeof(val), "{\"n\":%d}", i);
+    if(i >= BEFORE && i % 10 == 0) {
+      json_object_del(model, key);
+      json_object_set_new(model, FW ":framework", json_string(val));
+    }
+    else {
+      json_object_set_new(model, key, json_string(val));
+    }
+  }
+  ck_assert_msg(json_equal(model, all), "the load after the outage differs from the model");
+  redisContext *c = admin(&r, 1);
+  const char *k;
+  json_t *mv;
+  json_object_foreach(model, k, mv) {
+    char *v = admin_get(c, k);
+    ck_assert_str_eq(v, json_string_value(mv));
+    free(v);
+  }
+  redisFree(c);
+  json_decref(model);
+
+  harness_free(&h);
+  fixture_free(&r);
+}
+END_TEST
+
+START_TEST(corrupt_set_aside)
+{
+  redis_fixture_t r;
+  harness_t h;
+  fixture_init(&r, NULL, false);
+  fixture_start(&r);
+  redisContext *c = admin(&r, 1);
+  const char *yaml = "apiVersion: v1\nkind: Config\n{not json\n";
+  admin_cmd(c, "SET %s %s", FW ":agent:x", "{broken");
+  admin_cmd(c, "SET %s %s", FW ":agent:ok", "{\"TaskID\":\"ok\"}");
+  admin_cmd(c, "SET %s %s", FW ":framework_config", "[1,2");
+  admin_cmd(c, "SET %s %s", FW ":kubernetes_config", yaml);
+  admin_cmd(c, "SET %s %s", FW ":kubernetes:node1", "{\"kind\":\"Node\"}");
+  admin_cmd(c, "RPUSH %s %s", FW ":server:list", "{}");
+  admin_cmd(c, "SET %s %s", FW ":corrupt:agent:old:1", "{old");
+
+  harness_start(&h, &r, NULL, "1");
+  ck_assert_int_eq(h.start_rc, 0);
+  int64_t before = time(NULL);
+  send_load(&h, "*", 0);
+  json_t *all = wait_loaded(&h, 0);
+  int64_t after = time(NULL);
+  ck_assert_int_eq(json_object_size(all), 3);
+  assert_value(all, FW ":agent:ok", "{\"TaskID\":\"ok\"}");
+  assert_value(all, FW ":kubernetes_config", yaml);
+  assert_value(all, FW ":kubernetes:node1", "{\"kind\":\"Node\"}");
+
+  /* The bad records moved to <fw>:corrupt:<key>:<time>, values intact. */
+  ck_assert_ptr_null(admin_get(c, FW ":agent:x"));
+  bool found = false;
+  for(int64_t t = before; t <= after; t++) {
+    char key[128];
+    snprintf(key, sizeof(key), FW ":corrupt:agent:x:%lld", (long long)t);
+    char *v = admin_get(c, key);
+    if(v) {
+      ck_assert_str_eq(v, "{broken");
+      free(v);
+      found = true;
+    }
+  }
+  ck_assert_msg(found, "no " FW ":corrupt:agent:x:<time> key");
+  redisReply *rep = redisCommand(c, "KEYS %s", FW ":corrupt:*");
+  ck_assert_int_eq(rep->type, REDIS_REPLY_ARRAY);
+  ck_assert_int_eq(rep->elements, 4); /* agent:x, framework_config, server:list, the old one */
+  freeReplyObject(rep);
+  rep = redisCommand(c, "EXISTS %s", FW ":server:list");
+  ck_assert_int_eq(rep->integer, 0);
+  freeReplyObject(rep);
+  ck_assert_int_eq(status_int(&h, "corrupt"), 3);
+
+  /* A second load finds only the good ones, and moves nothing more. */
+  send_load(&h, "*", 1);
+  ck_assert_int_eq(json_object_size(wait_loaded(&h, 1)), 3);
+  ck_assert_int_eq(status_int(&h, "corrupt"), 3);
+
+  redisFree(c);
+  harness_free(&h);
+  fixture_free(&r);
+}
+END_TEST
+
+/* ---- start failures ---- */
+
+static redis_fixture_t *cap_fixture;
+static harness_t *cap_harness;
+static const char *cap_password;
+static const char *cap_db;
+
+static void start_captured(void)
+{
+  harness_start(cap_harness, cap_fixture, cap_password, cap_db);
+}
+
+/* Runs harness_start with stderr redirected; returns what it wrote. */
+static char *capture_start(harness_t *h, redis_fixture_t *r, const char *password, const char *db)
+{
+  char path[] = "/tmp/m3s-check-store-log-XXXXXX";
+  int fd = mkstemp(path);
+  ck_assert_int_ne(fd, -1);
+  unlink(path);
+  cap_fixture = r;
+  cap_harness = h;
+  cap_password = password;
+  cap_db = db;
+  int saved = dup(2);
+  dup2(fd, 2);
+  start_captured();
+  dup2(saved, 2);
+  close(saved);
+  off_t len = lseek(fd, 0, SEEK_END);
+  char *buf = calloc(1, (size_t)len + 1);
+  ck_assert_int_eq(pread(fd, buf, (size_t)len, 0), len);
+  close(fd);
+  return buf;
+}
+
+START_TEST(start_failures)
+{
+  redis_fixture_t r;
+  harness_t h;
+  fixture_init(&r, "right-horse-battery", false);
+  fixture_start(&r);
+
+  char *log = capture_start(&h, &r, "wrong-staple-XYZ", "1");
+  ck_assert_int_eq(h.start_rc, -EACCES);
+  ck_assert_ptr_nonnull(strstr(log, "REDIS_SERVER"));
+  ck_assert_ptr_nonnull(strstr(log, "password"));
+  ck_assert_ptr_null(strstr(log, "wrong-staple-XYZ"));
+  ck_assert_ptr_null(strstr(log, "right-horse-battery"));
+  free(log);
+  harness_free(&h);
+
+  /* No password at all against a server that needs one. */
+  log = capture_start(&h, &r, "", "1");
+  ck_assert_int_eq(h.start_rc, -EACCES);
+  ck_assert_ptr_nonnull(strstr(log, "REDIS_PASSWORD"));
+  free(log);
+  harness_free(&h);
+
+  log = capture_start(&h, &r, NULL, "9999");
+  ck_assert_int_eq(h.start_rc, -EINVAL);
+  ck_assert_ptr_nonnull(strstr(log, "REDIS_DB"));
+  ck_assert_ptr_null(strstr(log, "right-horse-battery"));
+  free(log);
+  harness_free(&h);
+
+  /* The right password works, and the store writes with it. */
+  harness_start(&h, &r, NULL, "2");
+  ck_assert_int_eq(h.start_rc, 0);
+  set1(&h, 7, FW ":framework", "{}");
+  wait_written(&h, 1);
+  ck_assert_int_eq(h.rec->written[0], 7);
+  harness_free(&h);
+
+  fixture_free(&r);
+}
+END_TEST
+
+START_TEST(unreachable_at_start)
+{
+  redis_fixture_t r;
+  harness_t h;
+  fixture_init(&r, NULL, false);
+  harness_start(&h, &r, NULL, "1"); /* nothing listens on r.port yet */
+  ck_assert_int_eq(h.start_rc, 0);
+  set1(&h, 1, FW ":agent:early", "{\"e\":1}");
+  send_load(&h, "*", 0);
+  sleep_ms(300);
+  ck_assert_int_eq(nwritten(&h), 0);
+  ck_assert_ptr_null(atomic_load(&h.rec->loaded[0]));
+  json_t *st = status(&h);
+  ck_assert(json_is_false(json_object_get(st, "connected")));
+  ck_assert_int_eq(json_integer_value(json_object_get(st, "queued")), 2);
+  json_decref(st);
+
+  fixture_start(&r);
+  json_t *all = wait_loaded(&h, 0);
+  ck_assert_int_eq(nwritten(&h), 1); /* confirmed before the load ran */
+  ck_assert_int_eq(json_object_size(all), 1);
+  assert_value(all, FW ":agent:early", "{\"e\":1}");
+  st = status(&h);
+  ck_assert(json_is_true(json_object_get(st, "connected")));
+  json_decref(st);
+
+  harness_free(&h);
+  fixture_free(&r);
+}
+END_TEST
+
+START_TEST(queue_bound)
+{
+  enum { CAP = 100000, EXTRA = 5 };
+  redis_fixture_t r;
+  harness_t h;
+  fixture_init(&r, NULL, false);
+  harness_start(&h, &r, NULL, "1"); /* Redis down: everything queues */
+  ck_assert_int_eq(h.start_rc, 0);
+  for(int i = 0; i < CAP + EXTRA; i++) {
+    m3s_store_batch_t *b = m3s_store_batch_new(NULL, i);
+    m3s_store_batch_set(b, FW ":agent:q", "{}");
+    send_batch(&h, b);
+    if(i % 5000 == 0)
+      (void)status_int(&h, "queued"); /* keeps the mailbox under its soft limit */
+  }
+  json_t *st = status(&h);
+  ck_assert_int_eq(json_integer_value(json_object_get(st, "queued")), CAP);
+  ck_assert_int_eq(json_integer_value(json_object_get(st, "refused")), EXTRA);
+  ck_assert_int_eq(json_integer_value(json_object_get(st, "errors")), EXTRA);
+  json_decref(st);
+  harness_free(&h);
+  fixture_free(&r);
+}
+END_TEST
+
+START_TEST(error_reply_drops_batch)
+{
+  redis_fixture_t r;
+  harness_t h;
+  fixture_init(&r, NULL, false);
+  fixture_start(&r);
+  harness_start(&h, &r, NULL, "1");
+  ck_assert_int_eq(h.start_rc, 0);
+  redisContext *c = admin(&r, 1);
+
+  /* With maxmemory reached, Redis refuses SET with an OOM error reply. */
+  admin_cmd(c, "CONFIG SET %s %s", "maxmemory-policy", "noeviction");
+  admin_cmd(c, "CONFIG SET %s %s", "maxmemory", "1");
+  set1(&h, 1, FW ":agent:single", "{}");
+  m3s_store_batch_t *b = m3s_store_batch_new(h.probe, 2);
+  m3s_store_batch_set(b, FW ":agent:m1", "{}");
+  m3s_store_batch_set(b, FW ":agent:m2", "{}");
+  send_batch(&h, b);
+  int64_t deadline = now_ms() + LONG_WAIT_MS;
+  while(status_int(&h, "errors") < 2) {
+    ck_assert_msg(now_ms() < deadline, "the refused writes were not counted");
+    sleep_ms(5);
+  }
+  admin_cmd(c, "CONFIG SET %s %s", "maxmemory", "0");
+  set1(&h, 3, FW ":agent:after", "{}");
+  wait_written(&h, 1);
+  sleep_ms(100);
+  ck_assert_int_eq(nwritten(&h), 1); /* neither failed batch was confirmed */
+  ck_assert_int_eq(h.rec->written[0], 3);
+  ck_assert_ptr_null(admin_get(c, FW ":agent:single"));
+  ck_assert_ptr_null(admin_get(c, FW ":agent:m1"));
+  ck_assert_int_eq(status_int(&h, "reconnects"), 0);
+
+  redisFree(c);
+  harness_free(&h);
+  fixture_free(&r);
+}
+END_TEST
+
+START_TEST(scan_many_pages)
+{
+  enum { N = 3000 };
+  redis_fixture_t r;
+  harness_t h;
+  char key[64], val[64];
+  fixture_init(&r, NULL, false);
+  fixture_start(&r);
+  redisContext *c = admin(&r, 1);
+  for(int i = 0; i < N; i++) {
+    snprintf(key, sizeof(key), FW ":%s:task-%d", i % 3 == 0 ? "agent" : "server", i);
+    snprintf(val, sizeof(val), "{\"TaskID\":\"task-%d\"}", i);
+    redisAppendCommand(c, "SET %s %s", key, val);
+  }
+  for(int i = 0; i < N; i++) {
+    void *rep = NULL;
+    ck_assert_int_eq(redisGetReply(c, &rep), REDIS_OK);
+    freeReplyObject(rep);
+  }
+  redisFree(c);
+
+  harness_start(&h, &r, NULL, "1");
+  ck_assert_int_eq(h.start_rc, 0);
+  send_load(&h, "*", 0);
+  send_load(&h, "agent:*", 1);
+  json_t *all = wait_loaded(&h, 0);
+  ck_assert_int_eq(json_object_size(all), N);
+  for(int i = 0; i < N; i++) {
+    snprintf(key, sizeof(key), FW ":%s:task-%d", i % 3 == 0 ? "agent" : "server", i);
+    snprintf(val, sizeof(val), "{\"TaskID\":\"task-%d\"}", i);
+    assert_value(all, key, val);
+  }
+  ck_assert_int_eq(json_object_size(wait_loaded(&h, 1)), N / 3);
+
+  harness_free(&h);
+  fixture_free(&r);
+}
+END_TEST
+
+static Suite *store_suite(void)
+{
+  Suite *s = suite_create("store");
+  TCase *tc = tcase_create("redis");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, round_trip);
+  tcase_add_test(tc, ordering);
+  tcase_add_test(tc, outage);
+  tcase_add_test(tc, corrupt_set_aside);
+  tcase_add_test(tc, start_failures);
+  tcase_add_test(tc, unreachable_at_start);
+  tcase_add_test(tc, queue_bound);
+  tcase_add_test(tc, error_reply_drops_batch);
+  tcase_add_test(tc, scan_many_pages);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void)
+{
+  /* The store blocks SIGPIPE on its own thread; the test's own hiredis
+   * connections are on this thread. */
+  signal(SIGPIPE, SIG_IGN);
+  return m3s_check_run(store_suite());
+}
