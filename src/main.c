@@ -2,7 +2,8 @@
  * stop the actors in reverse order, exit 0.
  *
  * Exit codes: 0 clean stop; 2 bad command line or configuration (one line on
- * stderr says what); 1 an actor could not start.
+ * stderr says what), including credentials Redis refuses; 1 an actor could
+ * not start for another reason.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include "m3s/config.h"
 #include "m3s/log.h"
 #include "m3s/mesos.h"
+#include "m3s/store.h"
 
 #define MAX_SECRETS 32
 
@@ -107,6 +109,7 @@ int main(int argc, char **argv)
 
   /* Actors in dependency order: each may send to those added before it. */
   m3s_system_t *sys = m3s_system_new(&cfg);
+  m3s_system_add(sys, &m3s_store_ops);
   m3s_system_add(sys, &m3s_mesos_ops);
   rc = m3s_system_start(sys);
   if(rc == 0) {
@@ -123,5 +126,7 @@ int main(int argc, char **argv)
   m3s_config_free(&cfg);
   m3s_log_shutdown();
   curl_global_cleanup();
-  return rc == 0 ? 0 : 1;
+  /* A refused Redis password or DB index is a configuration the daemon
+   * cannot run with, like a bad value: exit code 2. */
+  return rc == 0 ? 0 : (rc == -EACCES || rc == -EINVAL) ? 2 : 1;
 }

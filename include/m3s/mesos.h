@@ -14,6 +14,10 @@
  *                      dropped (their offers and updates die with it; the
  *                      master re-sends unacknowledged updates), the others
  *                      are kept for the next one.
+ *   M3S_STORE_LOADED   from the store: the framework record; the actor
+ *                      subscribes only after it (with the stored id, if any).
+ *   M3S_STORE_WRITTEN  from the store: the framework record is in Redis;
+ *                      ACCEPT calls wait for it after a new registration.
  *   M3S_MESOS_STATUS   request (m3s_call) with no payload; answered with a
  *                      message whose payload is a json_t * status object
  *                      (state, framework_id, master, counters).
@@ -33,6 +37,9 @@
  *                                    reconcile.
  * Without an offers sink the actor declines every offer itself (nothing is
  * hoarded); without an update sink it acknowledges each update at once.
+ * It sends the store (the actor named "store", when there is one) a
+ * M3S_STORE_LOAD at start and a M3S_STORE_WRITE of <fw>:framework whenever
+ * the framework id changes.
  */
 #ifndef M3S_MESOS_H
 #define M3S_MESOS_H

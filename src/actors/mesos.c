@@ -33,6 +33,7 @@
 #include "m3s/mesos-event.h"
 #include "m3s/mesos.h"
 #include "m3s/recordio.h"
+#include "m3s/store.h"
 #include "m3s/xalloc.h"
 
 enum {
@@ -51,13 +52,17 @@ enum {
 #define BODY_KEEP 1024          /* bytes of an error body kept for the log */
 
 typedef enum sub_state {
+  SUB_LOADING,     /* waiting for the framework record from the store */
   SUB_WAITING,     /* no transfer; a reconnect timer is armed */
   SUB_CONNECTING,  /* SUBSCRIBE sent, response headers not complete */
   SUB_STREAMING,   /* 200 received, SUBSCRIBED not yet read */
   SUB_SUBSCRIBED,  /* SUBSCRIBED read: calls may flow */
 } sub_state_t;
 
-static const char *const state_names[] = { "waiting", "connecting", "streaming", "subscribed" };
+static const char *const state_names[] = { "loading", "waiting", "connecting", "streaming",
+                                           "subscribed" };
+
+enum { TAG_FRAMEWORK_RECORD = 1 }; /* tag of our M3S_STORE_WRITE batches */
 
 typedef struct call_queue {
   json_t **items;
@@ -67,6 +72,8 @@ typedef struct call_queue {
 typedef struct mesos {
   m3s_actor_t base;
   m3s_actor_t *offers_sink, *update_sink;
+  m3s_actor_t *store;         /* NULL: nothing is persisted (unit setups) */
+  bool fw_persisted;          /* the framework id in use is in Redis */
   CURLM *multi;
 
   /* subscription */
@@ -316,12 +323,86 @@ static void forget_offer(mesos_t *m, const char *offer_id)
   }
 }
 
+/* The framework record <fw>:framework, in the original's layout (the fields
+ * it reads back are FrameworkInfo.id and MesosStreamID; enums are numbers
+ * there: 5 = PARTITION_AWARE, 6 = MULTI_ROLE). Unlike the original it holds
+ * no credentials. */
+static char *framework_record(const mesos_t *m)
+{
+  const m3s_config_t *cfg = m->base.cfg;
+  char webui[400];
+  snprintf(webui, sizeof(webui), "%s://%s:%d", cfg->ssl_crt_pem[0] ? "https" : "http",
+           cfg->framework_hostname, cfg->framework_port);
+  json_t *rec = json_pack(
+    "{s:s, s:i, s:s, s:s, s:s, s:{s:s, s:s, s:{s:s}, s:f, s:b, s:[s], s:s, s:s, s:s, s:[{s:i},{s:i}]},"
+    " s:i, s:i, s:s, s:b, s:s}",
+    "FrameworkHostname", cfg->framework_hostname, "FrameworkPort", cfg->framework_port,
+    "FrameworkUser", cfg->framework_user, "FrameworkName", cfg->fw,
+    "FrameworkRole", cfg->framework_role,
+    "FrameworkInfo", "user", cfg->framework_user, "name", cfg->fw, "id", "value", m->framework_id,
+    "failover_timeout", (double)cfg->mesos_failover_timeout_ms / 1000.0, "checkpoint", 1,
+    "roles", cfg->framework_role, "hostname", cfg->framework_hostname,
+    "principal", cfg->mesos_principal, "webui_url", webui,
+    "capabilities", "type", 6, "type", 5,
+    "PortRangeFrom", cfg->portrange_from, "PortRangeTo", cfg->portrange_to,
+    "MesosMasterServer", cfg->mesos_master, "MesosSSL", cfg->mesos_ssl,
+    "MesosStreamID", m->stream_id);
+  char *text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
+  json_decref(rec);
+  return text;
+}
+
+static void persist_framework(mesos_t *m)
+{
+  if(!m->store) {
+    m->fw_persisted = true;
+    return;
+  }
+  char key[300];
+  snprintf(key, sizeof(key), "%s:framework", m->base.cfg->fw);
+  m3s_store_batch_t *b = m3s_store_batch_new(&m->base, TAG_FRAMEWORK_RECORD);
+  if(m->framework_id) {
+    char *rec = framework_record(m);
+    m3s_store_batch_set(b, key, rec ? rec : "{}");
+    free(rec);
+  }
+  else {
+    m3s_store_batch_del(b, key);
+  }
+  m->fw_persisted = false;
+  m3s_send(m->store, m3s_msg_new(M3S_STORE_WRITE, 0, b, m3s_store_batch_free));
+}
+
+/* M3S_STORE_LOADED for "<fw>:framework": the id to subscribe with. */
+static void on_framework_loaded(mesos_t *m, json_t *records)
+{
+  char key[300];
+  json_error_t err;
+  snprintf(key, sizeof(key), "%s:framework", m->base.cfg->fw);
+  const char *text = json_string_value(json_object_get(records, key));
+  json_t *rec = text ? json_loads(text, 0, &err) : NULL;
+  const char *id = json_string_value(
+    json_object_get(json_object_get(json_object_get(rec, "FrameworkInfo"), "id"), "value"));
+  free(m->framework_id);
+  m->framework_id = id && id[0] ? m3s_xstrdup(id) : NULL;
+  m->fw_persisted = true;
+  if(m->framework_id)
+    m3s_info("framework id %s restored from Redis", m->framework_id);
+  else
+    m3s_info("no framework id in Redis: registering as a new framework");
+  json_decref(rec);
+  if(m->state == SUB_LOADING)
+    subscribe_now(m);
+}
+
 static void on_subscribed(mesos_t *m, const m3s_event_t *ev)
 {
   bool fresh = !m->framework_id || strcmp(m->framework_id, ev->framework_id) != 0;
   free(m->framework_id);
   m->framework_id = m3s_xstrdup(ev->framework_id);
   m->framework_removed = false;
+  if(fresh || !m->fw_persisted)
+    persist_framework(m);
   m->heartbeat_s = ev->heartbeat_interval_s > 0 ? ev->heartbeat_interval_s : DEFAULT_HEARTBEAT_S;
   m->state = SUB_SUBSCRIBED;
   m->subscriptions++;
@@ -368,6 +449,7 @@ static void on_error_event(mesos_t *m, const char *message)
     free(m->framework_id);
     m->framework_id = NULL;
     m->framework_removed = true;
+    persist_framework(m);
   }
   else if(strstr(message, "failed over")) {
     m3s_error("the master says framework %s failed over: another scheduler subscribed with "
@@ -639,6 +721,10 @@ static void pump_calls(mesos_t *m)
   char sid[160];
   if(m->state != SUB_SUBSCRIBED || m->call || m->retry_armed || !m->queue.n)
     return;
+  /* Nothing is launched under a framework id that Redis does not hold yet:
+   * a restarted daemon must find its tasks again. */
+  if(!m->fw_persisted && !strcmp(m3s_call_type(m->queue.items[m->queue.head]), "ACCEPT"))
+    return;
   m->inflight = queue_pop(&m->queue);
   m3s_call_set_framework_id(m->inflight, m->framework_id);
   m->call_body = m3s_call_dump(m->inflight);
@@ -779,7 +865,7 @@ static void watchdog(mesos_t *m)
   int64_t silent = now_ms() - m->last_event_ms;
   double hb = m->heartbeat_s > 0 ? m->heartbeat_s : DEFAULT_HEARTBEAT_S;
   int64_t limit = (int64_t)(hb * 1000.0 * HEARTBEAT_MISSES);
-  if(m->state == SUB_WAITING || silent <= limit)
+  if(m->state == SUB_WAITING || m->state == SUB_LOADING || silent <= limit)
     return;
   snprintf(m->drop_reason, sizeof(m->drop_reason),
            "no event from the master for %.1fs (%d heartbeat intervals)", (double)silent / 1000.0,
@@ -822,6 +908,15 @@ static void mesos_handle(m3s_actor_t *self, m3s_msg_t *msg)
       pump_calls(m);
     }
     break;
+  case M3S_STORE_LOADED:
+    on_framework_loaded(m, msg->payload);
+    break;
+  case M3S_STORE_WRITTEN:
+    if(msg->arg == TAG_FRAMEWORK_RECORD) {
+      m->fw_persisted = true;
+      pump_calls(m);
+    }
+    break;
   case M3S_MESOS_STATUS:
     m3s_msg_reply(msg, m3s_msg_new(M3S_MESOS_STATUS, 0, status_json(m), json_drop));
     break;
@@ -844,7 +939,18 @@ static int mesos_start(m3s_actor_t *self)
   m->heartbeat_s = DEFAULT_HEARTBEAT_S;
   m->rng = (unsigned)now_ms() ^ (unsigned)(uintptr_t)m;
   m3s_timer_start(self, T_WATCHDOG, WATCHDOG_PERIOD_MS, WATCHDOG_PERIOD_MS);
-  subscribe_now(m);
+  /* The framework id comes from Redis before the first SUBSCRIBE: one
+   * without it would register a second framework and orphan the tasks. */
+  m->store = m3s_system_find(self->sys, "store");
+  if(m->store) {
+    m->state = SUB_LOADING;
+    m3s_send(m->store, m3s_msg_new(M3S_STORE_LOAD, 0,
+                                   m3s_store_load_new("framework", self, 0), m3s_store_load_free));
+  }
+  else {
+    m->fw_persisted = true;
+    subscribe_now(m);
+  }
   return 0;
 }
 

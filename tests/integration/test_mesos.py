@@ -11,7 +11,9 @@ printed, for the closing note and the README.
 Run: M3S_BIN=build/m3s python3 tests/integration/test_mesos.py -v
 """
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +30,42 @@ BOUND = 30.0             # generous: a correct daemon needs a few seconds at mos
 SLOW = os.environ.get("M3S_SANITIZER") == "thread"
 
 measured = []            # (fault, seconds to re-subscribe)
+
+
+class Redis:
+    """A throwaway redis-server on a free loopback port, stopped by PID."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="m3s-redis-")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while not self.ping():
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("redis-server did not start on port %d" % self.port)
+            time.sleep(0.05)
+
+    def command(self, *args, db=1):
+        """One command through redis-cli (DB 1 is REDIS_DB's default)."""
+        out = subprocess.run(["redis-cli", "-p", str(self.port), "-n", str(db)] + list(args),
+                             capture_output=True, timeout=10)
+        return out.stdout
+
+    def ping(self):
+        try:
+            return self.command("PING").startswith(b"PONG")
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Daemon:
@@ -105,7 +143,14 @@ class MesosTest(unittest.TestCase):
         self.sims.append(s)
         return s
 
+    def redis(self):
+        if not hasattr(self, "_redis"):
+            self._redis = Redis()
+            self.addCleanup(self._redis.stop)
+        return self._redis
+
     def daemon(self, sim, **env):
+        env.setdefault("REDIS_SERVER", "127.0.0.1:%d" % self.redis().port)
         d = Daemon("127.0.0.1:%d" % sim.port, **env)
         self.daemons.append(d)
         return d
@@ -352,6 +397,26 @@ class MesosTest(unittest.TestCase):
                   "certificate" in strict.text().lower())
         self.assertEqual(sim.calls(since=since), [])
         self.assert_clean(sim, strict)
+
+    def test_sigkill_restart_keeps_framework_id(self):
+        # The framework id lives in Redis: a daemon killed without warning and
+        # started again subscribes with the same id, so Mesos hands it its
+        # tasks back.
+        sim = self.sim()
+        d = self.daemon(sim)
+        fw = self.daemon_subscribed(sim, d)
+        self.wait("the framework record in Redis",
+                  lambda: fw["id"].encode() in self.redis().command("GET", "m3s:framework"))
+        d.kill9()
+        d2 = self.daemon(sim)
+        self.wait("the id restored", lambda: "framework id %s restored from Redis" % fw["id"]
+                  in d2.text())
+        fw2 = self.daemon_subscribed(sim, d2)
+        self.assertEqual(fw2["id"], fw["id"])
+        self.assertEqual(len(sim.framework_ids()), 1, "a second framework was registered")
+        # Secrets never reach Redis.
+        self.assertNotIn(b"Password", self.redis().command("GET", "m3s:framework"))
+        self.assert_clean(sim, d2)
 
     def test_restart_keeps_framework_and_tasks(self):
         # The daemon stops and starts again while the master keeps its
