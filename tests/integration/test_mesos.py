@@ -193,7 +193,9 @@ class MesosTest(unittest.TestCase):
         """Injects a fault and waits for the daemon to be subscribed again;
         records the time it took."""
         fw = self.daemon_subscribed(sim, daemon)
+        before = daemon.subscribed_count(fw["id"])
         since = self.last_seq(sim)
+        self.faults = getattr(self, "faults", 0) + 1
         t0 = time.time()
         inject()
         self.wait("re-subscription after " + fault, lambda: self.subscribed(sim, since))
@@ -208,18 +210,30 @@ class MesosTest(unittest.TestCase):
                             lambda: (lambda f: f if f and f["id"] != fw["id"] else None)(
                                 self.connected_framework(sim)))
         self.wait("the daemon to read SUBSCRIBED again",
-                  lambda: daemon.subscribed_count(fw2["id"]) > (1 if same_id else 0))
+                  lambda: daemon.subscribed_count(fw2["id"]) > (before if same_id else 0))
         took = time.time() - t0
         measured.append((fault, took))
         if same_id:
             self.assertEqual(fw2["id"], fw["id"], "the framework id must survive " + fault)
         return fw, fw2, took
 
+    # A fault that ends a subscription can catch one call on the wire (the
+    # daemon sends one at a time): the master then answers 403 "not
+    # subscribed", 400 "wrong stream id" or, after a restart, 400 "cannot be
+    # found". That is a race no framework can avoid; more than one such call
+    # per fault would mean the daemon kept sending after it knew.
+    RACES = ("not_subscribed", "wrong_stream_id", "unknown_framework")
+
     def assert_clean(self, sim, daemon, expected=()):
         """The daemon stops with 0 and the simulator saw nothing wrong but
-        the `expected` kinds of violation the test provoked on purpose."""
+        the `expected` kinds of violation the test provoked on purpose and at
+        most one in-flight call per injected fault."""
         self.assertEqual(daemon.stop(), 0, "daemon exit code\n" + daemon.text()[-4000:])
-        v = [x for x in sim.violations() if x["kind"] not in expected]
+        races = [x for x in sim.violations() if x["kind"] in self.RACES]
+        self.assertLessEqual(len(races), getattr(self, "faults", 0),
+                             "calls sent after the subscription was lost: %s" % races)
+        v = [x for x in sim.violations()
+             if x["kind"] not in expected and x["kind"] not in self.RACES]
         self.assertEqual(v, [], "simulator recorded violations:\n" +
                          "\n".join("%s: %s" % (x["kind"], x["message"]) for x in v))
 
@@ -354,7 +368,7 @@ class MesosTest(unittest.TestCase):
         # a call the daemon sent before it learnt of the removal may have met
         # "Framework cannot be found".
         self.assertEqual(len(sim.violations(kind="subscribe_refused")), 1)
-        self.assert_clean(sim, d, expected=("subscribe_refused", "unknown_framework"))
+        self.assert_clean(sim, d, expected=("subscribe_refused",))
 
     def test_basic_auth(self):
         sim = self.sim(auth="m3s:s3cret-pw")
