@@ -40,9 +40,14 @@ class Redis:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
+        self.start()
+
+    def start(self):
+        """(Re)starts the server on the same port and directory; the
+        append-only file, synced on every write, keeps the data across."""
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir],
+             "--appendonly", "yes", "--appendfsync", "always", "--dir", self.dir],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while not self.ping():
@@ -62,9 +67,14 @@ class Redis:
         except (OSError, subprocess.TimeoutExpired):
             return False
 
-    def stop(self):
+    def kill(self):
+        """An outage: the server process goes away, its data stays on disk."""
         self.proc.terminate()
         self.proc.wait()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -431,6 +441,31 @@ class MesosTest(unittest.TestCase):
         # Secrets never reach Redis.
         self.assertNotIn(b"Password", self.redis().command("GET", "m3s:framework"))
         self.assert_clean(sim, d2)
+
+    def test_redis_outage(self):
+        # Redis goes away while the daemon runs and something must be
+        # persisted meanwhile (the master removes the framework, so a new id
+        # is registered): the daemon keeps running, and once Redis is back the
+        # record holds what it would have held without the outage.
+        sim = self.sim()
+        r = self.redis()
+        d = self.daemon(sim)
+        fw = self.daemon_subscribed(sim, d)
+        self.wait("the framework record in Redis",
+                  lambda: fw["id"].encode() in r.command("GET", "m3s:framework"))
+        r.kill()
+        sim.remove_framework()
+        self.faults = getattr(self, "faults", 0) + 1
+        fw2 = self.wait("a new framework", lambda: (lambda f: f if f and f["id"] != fw["id"]
+                                                     else None)(self.connected_framework(sim)))
+        self.wait("the daemon to read it", lambda: d.subscribed_count(fw2["id"]) > 0)
+        self.assertIsNone(d.proc.poll(), "the daemon died during the Redis outage")
+        self.wait("the outage noticed", lambda: "Redis connection to" in d.text())
+        r.start()
+        self.wait("the new id in Redis after the outage",
+                  lambda: fw2["id"].encode() in r.command("GET", "m3s:framework"), timeout=60)
+        self.assertEqual(len(sim.violations(kind="subscribe_refused")), 1)
+        self.assert_clean(sim, d, expected=("subscribe_refused",))
 
     def test_restart_keeps_framework_and_tasks(self):
         # The daemon stops and starts again while the master keeps its
