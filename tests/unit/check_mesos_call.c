@@ -18,9 +18,8 @@
 
 #include "m3s/config.h"
 #include "m3s/mesos-call.h"
-#include "check_main.h"
+#include "check_data.h"
 
-static const char *data_dir;
 
 #define FWID "82317765-6c51-4b5d-9b5d-eb9f972e545e-0000"
 #define AGENT0 "82317765-6c51-4b5d-9b5d-eb9f972e545e-S0"
@@ -442,15 +441,5 @@ static Suite *call_suite(void)
 
 int main(int argc, char **argv)
 {
-#ifdef M3S_TEST_DATA_DIR
-  data_dir = M3S_TEST_DATA_DIR;
-#endif
-  if(argc > 1)
-    data_dir = argv[1];
-  if(!data_dir) {
-    fprintf(stderr, "usage: %s <tests/data/mesos dir> (or build with -DM3S_TEST_DATA_DIR)\n",
-            argv[0]);
-    return EXIT_FAILURE;
-  }
-  return m3s_check_run(call_suite());
+  return m3s_check_run_data(argc, argv, call_suite());
 }

@@ -20,38 +20,14 @@
 
 #include "m3s/mesos-event.h"
 #include "m3s/recordio.h"
-#include "check_main.h"
+#include "check_data.h"
 
-static const char *data_dir;
 static char err[256];
 
 #define FWID "82317765-6c51-4b5d-9b5d-eb9f972e545e-0000"
 #define AGENT0 "82317765-6c51-4b5d-9b5d-eb9f972e545e-S0"
 #define AGENT1 "82317765-6c51-4b5d-9b5d-eb9f972e545e-S1"
 #define OFFER(n) "82317765-6c51-4b5d-9b5d-eb9f972e545e-O" #n
-
-static char *read_file(const char *name, size_t *len)
-{
-  char path[1024];
-  FILE *f;
-  char *buf;
-  long n;
-
-  snprintf(path, sizeof(path), "%s/%s", data_dir, name);
-  f = fopen(path, "rb");
-  ck_assert_msg(f, "cannot open %s", path);
-  ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-  n = ftell(f);
-  ck_assert(n >= 0);
-  rewind(f);
-  buf = malloc((size_t)n + 1);
-  ck_assert_ptr_nonnull(buf);
-  ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-  fclose(f);
-  buf[n] = '\0';
-  *len = (size_t)n;
-  return buf;
-}
 
 /* Parses events/<name>, asserting success and the type. */
 static void parse_sample(const char *name, m3s_event_type_t type, m3s_event_t *ev)
@@ -712,15 +688,5 @@ static Suite *event_suite(void)
 
 int main(int argc, char **argv)
 {
-#ifdef M3S_TEST_DATA_DIR
-  data_dir = M3S_TEST_DATA_DIR;
-#endif
-  if(argc > 1)
-    data_dir = argv[1];
-  if(!data_dir) {
-    fprintf(stderr, "usage: %s <tests/data/mesos dir> (or build with -DM3S_TEST_DATA_DIR)\n",
-            argv[0]);
-    return EXIT_FAILURE;
-  }
-  return m3s_check_run(event_suite());
+  return m3s_check_run_data(argc, argv, event_suite());
 }
