@@ -1,8 +1,9 @@
 /* Lock-free multi-producer single-consumer mailbox.
  *
- * Design: the rotating-stub queue with an IDLE tag bit in the producer end
+ * Design: a queue whose consumer end is a sentinel message that rotates (the
+ * one just popped), with an IDLE tag bit in the producer end
  * (as in Pony's message queue). Ends are named for who uses them: `in` is
- * where producers attach, `out` is the consumer's current stub.
+ * where producers attach, `out` is the consumer's current sentinel.
  *
  *   push(m):    m->next = NULL (relaxed); prev = xchg(in, m) (acq_rel);
  *               prev->next = m (release); return prev had IDLE.
@@ -57,7 +58,7 @@ typedef struct m3s_mailbox {
   _Atomic(uintptr_t) in;     /* producer end; bit 0 = IDLE */
   _Atomic(uint64_t) pushed;  /* producers' count */
   char pad_[64 - sizeof(uintptr_t) - sizeof(uint64_t)];
-  m3s_msg_t *out;            /* consumer end (current stub) */
+  m3s_msg_t *out;            /* consumer end (current sentinel) */
   _Atomic(uint64_t) popped;  /* consumer's count */
   /* Keeps what follows the mailbox in an enclosing struct (read by
    * producers) off the line the consumer writes on every pop. */
@@ -73,7 +74,7 @@ typedef enum m3s_idle {
 /* A fresh mailbox is IDLE: the first push returns true. */
 void m3s_mailbox_init(m3s_mailbox_t *mb);
 /* Consumer, after every producer is gone: retires all queued messages and the
- * stub through their drop hooks. */
+ * sentinel through their drop hooks. */
 void m3s_mailbox_destroy(m3s_mailbox_t *mb);
 
 /* Any thread. Takes m. Returns true when the mailbox was IDLE, in which case

@@ -26,7 +26,7 @@ typedef struct m3s_reply m3s_reply_t;
 typedef void (*m3s_drop_cb)(void *payload);
 
 enum {
-  M3S_MSG_NONE = 0,  /* the mailbox stub */
+  M3S_MSG_NONE = 0,  /* the mailbox sentinel */
   M3S_MSG_STOP = 1,  /* runtime: stop the actor (handled by the runtime) */
   M3S_MSG_USER = 16, /* first type an actor may define */
 };
@@ -57,7 +57,7 @@ void m3s_msg_free(m3s_msg_t *m);
 
 /* Runtime: retires what a message holds (drops the payload, completes an
  * unanswered reply slot as dropped) but keeps the message itself, which may
- * still be a mailbox's stub. The actor loop calls it as soon as handle()
+ * still be a mailbox's sentinel. The actor loop calls it as soon as handle()
  * returns, so a payload does not outlive its handling and an ignored request
  * is reported at once. */
 void m3s__msg_clear(m3s_msg_t *m);

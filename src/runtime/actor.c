@@ -168,7 +168,7 @@ static int run_batch(m3s_actor_t *a)
       return n;
     }
     a->ops->handle(a, m);
-    m3s__msg_clear(m); /* m stays the stub; what it held is retired now */
+    m3s__msg_clear(m); /* m stays the sentinel; what it held is retired now */
     if(a->stopping)
       return n;
   }

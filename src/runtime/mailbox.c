@@ -27,11 +27,11 @@ static void debug_yield(void)
 
 void m3s_mailbox_init(m3s_mailbox_t *mb)
 {
-  m3s_msg_t *stub = m3s_msg_new(M3S_MSG_NONE, 0, NULL, NULL);
-  mb->out = stub;
+  m3s_msg_t *sentinel = m3s_msg_new(M3S_MSG_NONE, 0, NULL, NULL);
+  mb->out = sentinel;
   /* Plain initialisation: no other thread can see the mailbox yet; whoever
    * starts the consumer thread publishes it (pthread_create). */
-  atomic_init(&mb->in, (uintptr_t)stub | IDLE);
+  atomic_init(&mb->in, (uintptr_t)sentinel | IDLE);
   atomic_init(&mb->pushed, 0);
   atomic_init(&mb->popped, 0);
 }
@@ -68,7 +68,7 @@ m3s_msg_t *m3s_mailbox_pop(m3s_mailbox_t *mb)
   atomic_store_explicit(&mb->popped,
                         atomic_load_explicit(&mb->popped, memory_order_relaxed) + 1,
                         memory_order_relaxed);
-  /* old was the stub (the previous message or the initial stub); the pop that
+  /* old was the sentinel (the previous message or the initial sentinel); the pop that
    * moves past it is the only one allowed to free it (invariant 5). */
   m3s_msg_free(old);
   return next;
@@ -97,7 +97,7 @@ void m3s_mailbox_destroy(m3s_mailbox_t *mb)
 {
   /* Every producer is gone (invariant 7), so every exchange's link store has
    * completed and the chain from out is complete. Pop retires each message in
-   * turn; the last one left is the stub. */
+   * turn; the last one left is the sentinel. */
   while(m3s_mailbox_pop(mb))
     ;
   m3s_msg_free(mb->out);
