@@ -73,7 +73,9 @@ typedef struct m3s_config {
   int64_t cleanup_wait_ms;
   int64_t k3s_node_timeout_ms;
   int64_t revive_wait_ms;          /* unused */
-  double refuse_offers;            /* unused */
+  double refuse_offers;            /* DECLINE filters.refuse_seconds */
+  int64_t restart_backoff_min_ms;
+  int64_t restart_backoff_max_ms;
 
   /* REST API and TLS */
   char *auth_username;
@@ -156,6 +158,7 @@ typedef struct m3s_config {
   double k3s_agent_disk;
   double k3s_agent_disk_limit;
   int k3s_agent_tcp_port;          /* 0 = none */
+  int k3s_max_per_agent;           /* per role; 0 = no limit */
   char *k3s_agent_labels;
   char *k3s_agent_node_env;
   m3s_kvlist_t k3s_agent_node_env_list;

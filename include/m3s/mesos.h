@@ -18,6 +18,9 @@
  *                      subscribes only after it (with the stored id, if any).
  *   M3S_STORE_WRITTEN  from the store: the framework record is in Redis;
  *                      ACCEPT calls wait for it after a new registration.
+ *   M3S_MESOS_READY    from the offers sink: the roles know their tasks.
+ *                      With an offers sink set, the actor subscribes only
+ *                      after both this and the framework record.
  *   M3S_MESOS_STATUS   request (m3s_call) with no payload; answered with a
  *                      message whose payload is a json_t * status object
  *                      (state, framework_id, master, counters).
@@ -55,6 +58,7 @@ enum {
   M3S_MESOS_RESCIND,
   M3S_MESOS_UPDATE,
   M3S_MESOS_SUBSCRIBED,
+  M3S_MESOS_READY,
 };
 
 typedef struct m3s_mesos_update {

@@ -67,4 +67,11 @@ void m3s__msg_clear(m3s_msg_t *m);
  * (answer is retired then). Owner of the message (its handler) only. */
 int m3s_msg_reply(m3s_msg_t *request, m3s_msg_t *answer);
 
+/* Moves the request's reply slot out of the message (NULL when it has none),
+ * for a handler that answers later, e.g. once Redis has confirmed a write.
+ * The handler then owns that reference and must end it with
+ * m3s_reply_finish() exactly once, also when it gives up (answer NULL), so
+ * the caller never waits out its timeout for an answer that cannot come. */
+m3s_reply_t *m3s_msg_take_reply(m3s_msg_t *request);
+
 #endif

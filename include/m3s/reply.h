@@ -36,6 +36,10 @@ void m3s_reply_unref(m3s_reply_t *r);
  * was already completed. Any thread. */
 bool m3s_reply_post(m3s_reply_t *r, m3s_msg_t *answer);
 
+/* Completes the slot with answer (taken; NULL = dropped) and releases the
+ * reference: the end of a slot taken with m3s_msg_take_reply. NULL-safe. */
+void m3s_reply_finish(m3s_reply_t *r, m3s_msg_t *answer);
+
 /* Waits up to timeout_ms (< 0: without limit) for completion. Returns 0 and moves the answer into
  * *answer (the caller owns it: m3s_msg_free), -ETIMEDOUT, or -ECANCELED when
  * the request was retired without an answer. Any thread but an actor's own

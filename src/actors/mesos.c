@@ -74,6 +74,8 @@ typedef struct mesos {
   m3s_actor_t *offers_sink, *update_sink;
   m3s_actor_t *store;         /* NULL: nothing is persisted (unit setups) */
   bool fw_persisted;          /* the framework id in use is in Redis */
+  bool fw_loaded;             /* the framework record has been read */
+  bool ready;                 /* the offers sink said READY (or there is none) */
   CURLM *multi;
 
   /* subscription */
@@ -391,7 +393,8 @@ static void on_framework_loaded(mesos_t *m, json_t *records)
   else
     m3s_info("no framework id in Redis: registering as a new framework");
   json_decref(rec);
-  if(m->state == SUB_LOADING)
+  m->fw_loaded = true;
+  if(m->state == SUB_LOADING && m->ready)
     subscribe_now(m);
 }
 
@@ -911,6 +914,11 @@ static void mesos_handle(m3s_actor_t *self, m3s_msg_t *msg)
   case M3S_STORE_LOADED:
     on_framework_loaded(m, msg->payload);
     break;
+  case M3S_MESOS_READY:
+    m->ready = true;
+    if(m->state == SUB_LOADING && m->fw_loaded)
+      subscribe_now(m);
+    break;
   case M3S_STORE_WRITTEN:
     if(msg->arg == TAG_FRAMEWORK_RECORD) {
       m->fw_persisted = true;
@@ -941,6 +949,7 @@ static int mesos_start(m3s_actor_t *self)
   m3s_timer_start(self, T_WATCHDOG, WATCHDOG_PERIOD_MS, WATCHDOG_PERIOD_MS);
   /* The framework id comes from Redis before the first SUBSCRIBE: one
    * without it would register a second framework and orphan the tasks. */
+  m->ready = !m->offers_sink;
   m->store = m3s_system_find(self->sys, "store");
   if(m->store) {
     m->state = SUB_LOADING;
@@ -948,8 +957,11 @@ static int mesos_start(m3s_actor_t *self)
                                    m3s_store_load_new("framework", self, 0), m3s_store_load_free));
   }
   else {
-    m->fw_persisted = true;
-    subscribe_now(m);
+    m->fw_persisted = m->fw_loaded = true;
+    if(m->ready)
+      subscribe_now(m);
+    else
+      m->state = SUB_LOADING;
   }
   return 0;
 }

@@ -288,6 +288,15 @@ static const struct var vars[] = {
     .help = "Seconds Mesos withholds a declined offer's resources from m3s "
             "(filters.refuse_seconds of DECLINE). The original ignored it and "
             "always refused for 120 s." },
+  { .name = "RESTART_BACKOFF_MIN", .type = T_DURATION, .group = G_TIMERS,
+    .flags = F_POSITIVE, .off = O_MS(restart_backoff_min_ms), .def = "1s",
+    .help = "Delay before replacing a failed task of a role; it doubles with "
+            "each failure in a row, so a crash-looping container does not "
+            "hammer the cluster. A task that ran for ten times this long "
+            "resets it (new)." },
+  { .name = "RESTART_BACKOFF_MAX", .type = T_DURATION, .group = G_TIMERS,
+    .flags = F_POSITIVE, .off = O_MS(restart_backoff_max_ms), .def = "5m",
+    .help = "Longest delay before replacing a failed task (new)." },
 
   /* REST API and TLS */
   { .name = "AUTH_USERNAME", .type = T_STRING, .group = G_API,
@@ -521,6 +530,10 @@ static const struct var vars[] = {
     .off = O_INT(k3s_agent_tcp_port), .def = "0", .min = 0, .max = 65535,
     .help = "When not 0, an extra TCP port of every agent published on a host "
             "port." },
+  { .name = "K3S_MAX_PER_AGENT", .type = T_INT, .group = G_AGENT,
+    .off = O_INT(k3s_max_per_agent), .def = "1", .min = 0, .max = 10000,
+    .help = "At most this many tasks of one role (K3s agents, servers, "
+            "datastores) on one Mesos agent; 0 = no limit (new)." },
   { .name = "K3S_AGENT_LABELS", .type = T_JSON, .group = G_AGENT,
     .flags = F_RAW, .off = O_STR(k3s_agent_labels), .check = check_labels,
     .help = "Mesos task labels of agents: a JSON array of "

@@ -216,3 +216,10 @@ int m3s_msg_reply(m3s_msg_t *request, m3s_msg_t *answer)
   m3s_reply_unref(r);
   return rc;
 }
+
+m3s_reply_t *m3s_msg_take_reply(m3s_msg_t *request)
+{
+  m3s_reply_t *r = request->reply;
+  request->reply = NULL;
+  return r;
+}

@@ -96,3 +96,13 @@ int m3s_reply_wait(m3s_reply_t *r, int timeout_ms, m3s_msg_t **answer)
   pthread_mutex_unlock(&r->lock);
   return rc;
 }
+
+void m3s_reply_finish(m3s_reply_t *r, m3s_msg_t *answer)
+{
+  if(!r) {
+    m3s_msg_free(answer);
+    return;
+  }
+  m3s_reply_post(r, answer);
+  m3s_reply_unref(r);
+}

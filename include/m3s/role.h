@@ -1,0 +1,114 @@
+/* The role actors ("datastore", "server", "agent"): one per K3s role, same
+ * code. Each owns its role's desired and restore counts, its resource
+ * settings and its task records; nothing else changes them. It creates tasks
+ * up to the desired count once its upstream role is healthy (datastore ->
+ * server -> agent), persists every record through the store before acting
+ * on it, replaces terminal tasks with new ones (new ids) after a per-role
+ * restart backoff, kills surplus tasks (newest first) and reconciles.
+ *
+ * Task life in a role actor:
+ *   created   record "__NEW" written; handed to the offers actor
+ *             (M3S_OFFERS_PENDING) once Redis confirmed it;
+ *   launched  the offers actor placed it (M3S_ROLE_LAUNCHED): agent, ports
+ *             and TaskInfo fields written to the record;
+ *   active    Mesos reported a non-terminal state; the record follows;
+ *   killing   surplus or unwanted: KILL sent, kept until a terminal state;
+ *   gone      terminal state: record deleted (with the acknowledgement sent
+ *             only after Redis confirmed), replacement after the backoff.
+ * A record loaded in "__NEW" without an agent may or may not have reached
+ * Mesos (the previous daemon died around the ACCEPT): it is reconciled
+ * first and replaced by a task with a new id only when Mesos says it does
+ * not know it, so no task id is ever launched twice.
+ *
+ * Messages it accepts:
+ *   M3S_STORE_LOADED    the framework_config record (tag TAG_LOAD_CONFIG)
+ *                       and the role's task records (TAG_LOAD_TASKS).
+ *   M3S_STORE_WRITTEN   its own writes confirmed, in order (tag = write
+ *                       sequence); the offers actor's framework_config
+ *                       writes for this role carry M3S_ROLE_CONFIG_TAG | seq.
+ *   M3S_ROLE_UPSTREAM   arg 1/0: the upstream role is healthy (from the
+ *                       previous role; the datastore has none).
+ *   M3S_ROLE_SUBSCRIBED from the offers actor after each subscription:
+ *                       explicit reconciliation of the role's tasks.
+ *   M3S_ROLE_LAUNCHED   payload m3s_role_launch_t * (taken): a pending task
+ *                       was placed and its ACCEPT sent.
+ *   M3S_MESOS_UPDATE    payload m3s_mesos_update_t * (taken), routed by the
+ *                       offers actor; acknowledged once the new state is in
+ *                       Redis. Updates of a task the role does not know:
+ *                       killed if not terminal, acknowledged.
+ *   M3S_ROLE_SCALE      request (m3s_call or plain send), arg = new desired
+ *                       count (0 .. M3S_ROLE_MAX_COUNT); flags
+ *                       M3S_ROLE_SAVE_RESTORE (remember the current count
+ *                       as the restore count first, if it is not 0) or
+ *                       M3S_ROLE_FROM_RESTORE (arg ignored: scale to the
+ *                       restore count). Answered, once the new count is in
+ *                       Redis, with arg = new - old; arg < 0 as -errno when
+ *                       refused (-EINVAL out of range) is flagged with
+ *                       M3S_ROLE_ERROR in flags.
+ *   M3S_ROLE_SET_RESOURCE request, payload m3s_role_resource_t * (taken):
+ *                       changes one resource setting for tasks launched
+ *                       from now on; answered (arg 0 or -EINVAL with
+ *                       M3S_ROLE_ERROR) once persisted.
+ *   M3S_ROLE_STATUS     request without payload; answered with a json_t *
+ *                       {"role","desired","restore","upstream_healthy",
+ *                       "healthy","backoff_ms","resources":{...},
+ *                       "tasks":{id:{"state","agent","hostname","since",
+ *                       "healthy","phase"}}}.
+ * Messages it sends: M3S_OFFERS_PENDING / _CANCEL / _FORGET / _ROLE_STATE
+ * to "offers"; M3S_MESOS_CALL (KILL, RECONCILE, ACKNOWLEDGE) to "mesos";
+ * M3S_STORE_WRITE / _LOAD to "store"; M3S_ROLE_UPSTREAM to the next role.
+ */
+#ifndef M3S_ROLE_H
+#define M3S_ROLE_H
+
+#include <stdint.h>
+
+#include "m3s/actor.h"
+#include "m3s/records.h"
+
+enum {
+  M3S_ROLE_UPSTREAM = M3S_MSG_USER + 300,
+  M3S_ROLE_SUBSCRIBED,
+  M3S_ROLE_LAUNCHED,
+  M3S_ROLE_SCALE,
+  M3S_ROLE_SET_RESOURCE,
+  M3S_ROLE_STATUS,
+};
+
+/* flags of M3S_ROLE_SCALE requests and answers */
+#define M3S_ROLE_SAVE_RESTORE 1u
+#define M3S_ROLE_FROM_RESTORE 2u
+#define M3S_ROLE_ERROR 0x100u
+
+#define M3S_ROLE_MAX_COUNT 10000
+/* Store tags of framework_config writes done for a role by the offers
+ * actor: kept apart from the role's own write sequence. */
+#define M3S_ROLE_CONFIG_TAG ((int64_t)1 << 48)
+
+typedef struct m3s_role_launch {
+  char task_id[40];
+  char *agent_id;
+  char *hostname;        /* agent hostname */
+  json_t *taskinfo;      /* deep copy of the launched TaskInfo (owned) */
+} m3s_role_launch_t;
+void m3s_role_launch_free(void *p);
+
+typedef enum m3s_role_resource_kind {
+  M3S_RES_CPU, M3S_RES_CPU_LIMIT, M3S_RES_MEM, M3S_RES_MEM_LIMIT,
+  M3S_RES_DISK, M3S_RES_DISK_LIMIT,
+} m3s_role_resource_kind_t;
+
+typedef struct m3s_role_resource {
+  m3s_role_resource_kind_t kind;
+  double value;
+} m3s_role_resource_t;
+
+extern const m3s_actor_ops_t m3s_role_datastore_ops;
+extern const m3s_actor_ops_t m3s_role_server_ops;
+extern const m3s_actor_ops_t m3s_role_agent_ops;
+
+/* The ops of a role's actor (NULL for M3S_ROLE_NONE); its name is
+ * m3s_role_name(role). */
+const m3s_actor_ops_t *m3s_role_ops(m3s_role_t role);
+
+#endif
