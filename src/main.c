@@ -17,6 +17,8 @@
 #include "m3s/config.h"
 #include "m3s/log.h"
 #include "m3s/mesos.h"
+#include "m3s/offers.h"
+#include "m3s/role.h"
 #include "m3s/store.h"
 
 #define MAX_SECRETS 32
@@ -107,10 +109,17 @@ int main(int argc, char **argv)
   log_config(&cfg);
   m3s_signals_block(); /* before any thread exists: they all inherit it */
 
-  /* Actors in dependency order: each may send to those added before it. */
+  /* Actors start in this order and stop in the reverse one: the Mesos actor
+   * stops first (no more events), the store last (every write flushed).
+   * Messages to an actor that has not started yet wait in its mailbox. */
   m3s_system_t *sys = m3s_system_new(&cfg);
   m3s_system_add(sys, &m3s_store_ops);
-  m3s_system_add(sys, &m3s_mesos_ops);
+  m3s_actor_t *offers = m3s_system_add(sys, &m3s_offers_ops);
+  m3s_system_add(sys, &m3s_role_datastore_ops);
+  m3s_system_add(sys, &m3s_role_server_ops);
+  m3s_system_add(sys, &m3s_role_agent_ops);
+  m3s_actor_t *mesos = m3s_system_add(sys, &m3s_mesos_ops);
+  m3s_mesos_set_sinks(mesos, offers, offers);
   rc = m3s_system_start(sys);
   if(rc == 0) {
     m3s_info("m3s %s started as framework %s (pid %ld)", M3S_VERSION, cfg.fw, (long)getpid());

@@ -96,5 +96,10 @@ const char *m3s_event_type_name(m3s_event_type_t t);
  * "TASK_" prefix). False for the others (UNREACHABLE and UNKNOWN are not
  * terminal: the task may come back), for unknown names and for NULL. */
 bool m3s_task_state_terminal(const char *state);
+/* True for the states of a task that runs or is about to: TASK_STAGING,
+ * TASK_STARTING, TASK_RUNNING. Only such a task is worth a KILL: killing
+ * one the master reports lost, unknown or unreachable just makes it report
+ * that again. */
+bool m3s_task_state_live(const char *state);
 
 #endif

@@ -76,6 +76,12 @@ bool m3s_task_state_terminal(const char *state)
   return false;
 }
 
+bool m3s_task_state_live(const char *state)
+{
+  return state && (!strcmp(state, "TASK_STAGING") || !strcmp(state, "TASK_STARTING") ||
+                   !strcmp(state, "TASK_RUNNING"));
+}
+
 void m3s_event_free(m3s_event_t *ev)
 {
   json_decref(ev->root);

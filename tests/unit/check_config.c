@@ -83,7 +83,8 @@ static const char *const original_names[] = {
 /* Variables m3s adds to the original's (documented in the README). */
 static const char *const added_names[] = {
   "MESOS_FAILOVER_TIMEOUT", "MESOS_BACKOFF_MIN", "MESOS_BACKOFF_MAX",
-  "MESOS_CALL_TIMEOUT", "MESOS_MAX_EVENT_SIZE",
+  "MESOS_CALL_TIMEOUT", "MESOS_MAX_EVENT_SIZE", "RESTART_BACKOFF_MIN",
+  "RESTART_BACKOFF_MAX", "K3S_MAX_PER_AGENT",
 };
 #define NADDED (sizeof(added_names) / sizeof(added_names[0]))
 

@@ -1,0 +1,985 @@
+/* The role actors (datastore, server, agent). See m3s/role.h. */
+#include "m3s/role.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "m3s/idmap.h"
+#include "m3s/log.h"
+#include "m3s/mesos-call.h"
+#include "m3s/mesos-event.h"
+#include "m3s/mesos.h"
+#include "m3s/offers.h"
+#include "m3s/reply.h"
+#include "m3s/store.h"
+#include "m3s/taskinfo.h"
+#include "m3s/xalloc.h"
+
+enum {
+  T_BACKOFF = M3S_MSG_USER + 1,
+  TAG_LOAD_CONFIG = 1,
+  TAG_LOAD_TASKS = 2,
+};
+
+/* A failure of a task that ran this many backoff minimums resets the
+ * backoff: the role was healthy in between. */
+#define STABLE_FACTOR 10
+#define RECONCILE_CHUNK 1000
+
+typedef enum phase {
+  PH_PERSIST,   /* record being written; not yet offered */
+  PH_PENDING,   /* waiting in the offers actor */
+  PH_LAUNCHED,  /* ACCEPT sent, no update yet */
+  PH_ACTIVE,    /* Mesos reported a non-terminal state */
+  PH_KILLING,   /* KILL sent; kept until terminal */
+  PH_UNCERTAIN, /* loaded "__NEW" without agent: did it reach Mesos? */
+} phase_t;
+
+static const char *const phase_names[] = { "persisting", "pending", "launched",
+                                           "active", "killing", "uncertain" };
+
+typedef struct rtask {
+  m3s_task_record_t rec;
+  phase_t phase;
+  int64_t wait_tag;        /* PH_PERSIST: offered once this write is confirmed */
+  int64_t created_ms;      /* monotonic; order for "newest first" */
+  int64_t running_ms;      /* monotonic time of the first TASK_RUNNING, 0 = not */
+  int healthy;             /* -1 unknown, 0, 1 (Mesos health checks) */
+} rtask_t;
+
+typedef struct pending_ack {
+  int64_t tag;
+  json_t *ack;
+  char *uuid;              /* for dropping a duplicate of a queued update */
+  char task_id[40];
+} pending_ack_t;
+
+typedef struct deferred {
+  int64_t tag;             /* a config tag (M3S_ROLE_CONFIG_TAG | seq) */
+  m3s_reply_t *reply;
+  uint32_t type;
+  int64_t arg;
+} deferred_t;
+
+typedef struct role_actor {
+  m3s_actor_t base;
+  m3s_role_t role;
+  m3s_actor_t *store, *mesos, *offers, *next;
+  char *config_key;
+
+  bool cfg_loaded, tasks_loaded, ready;
+  int desired, restore;
+  m3s_task_resources_t res;
+  bool upstream;           /* the previous role is healthy */
+  bool healthy;            /* sent downstream */
+
+  rtask_t **tasks;         /* creation order */
+  size_t n, cap;
+  m3s_idmap_t by_id;
+
+  int64_t wseq, written;   /* own writes: sequence and last confirmed */
+  int64_t cseq;            /* config writes asked of the offers actor */
+  pending_ack_t *acks;
+  size_t nacks, capacks;
+  deferred_t *defer;
+  size_t ndefer, capdefer;
+
+  int failures;            /* consecutive, for the restart backoff */
+  int64_t backoff_until;   /* monotonic ms */
+  uint64_t backoff_timer;
+
+  m3s_offers_role_state_t last_state;
+  bool state_sent;
+} role_actor_t;
+
+static int64_t now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void now_rfc3339(char *buf, size_t len)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  m3s_record_format_time(&ts, buf, len);
+}
+
+static void json_drop(void *p)
+{
+  json_decref(p);
+}
+
+void m3s_role_launch_free(void *p)
+{
+  m3s_role_launch_t *l = p;
+  if(!l)
+    return;
+  free(l->agent_id);
+  free(l->hostname);
+  json_decref(l->taskinfo);
+  free(l);
+}
+
+static void call(role_actor_t *a, json_t *c)
+{
+  if(c)
+    m3s_send(a->mesos, m3s_msg_new(M3S_MESOS_CALL, 0, c, json_drop));
+}
+
+/* Gone for a role: anything but a live state or TASK_KILLING. That is
+ * Mesos' terminal states, TASK_UNKNOWN (the master does not know it) and
+ * TASK_UNREACHABLE (PARTITION_AWARE): such a task is replaced now; if it
+ * comes back it is unknown and killed. */
+static bool state_terminal(const char *s)
+{
+  return !m3s_task_state_live(s) && strcmp(s, "TASK_KILLING") != 0;
+}
+
+/* ---- persistence ------------------------------------------------------------ */
+
+static int64_t write_task(role_actor_t *a, rtask_t *t, bool del)
+{
+  char *key = m3s_key_task(a->base.cfg->fw, a->role, t->rec.task_id);
+  m3s_store_batch_t *b = m3s_store_batch_new(&a->base, ++a->wseq);
+  if(del) {
+    m3s_store_batch_del(b, key);
+  }
+  else {
+    char *text = m3s_task_record_to_json(&t->rec);
+    if(text)
+      m3s_store_batch_set(b, key, text);
+    else
+      m3s_error("task %s: record cannot be encoded", t->rec.task_id);
+    free(text);
+  }
+  free(key);
+  m3s_send(a->store, m3s_msg_new(M3S_STORE_WRITE, 0, b, m3s_store_batch_free));
+  return a->wseq;
+}
+
+/* ---- state reports ----------------------------------------------------------- */
+
+static bool compute_health(role_actor_t *a)
+{
+  for(size_t i = 0; i < a->n; i++) {
+    const rtask_t *t = a->tasks[i];
+    if(t->phase != PH_ACTIVE || strcmp(t->rec.state, "TASK_RUNNING") != 0)
+      continue;
+    /* A task with a Mesos health check counts once the check passed. */
+    if(t->rec.health ? t->healthy == 1 : t->healthy != 0)
+      return true;
+  }
+  return false;
+}
+
+static void report(role_actor_t *a, bool persist)
+{
+  m3s_offers_role_state_t s;
+  memset(&s, 0, sizeof(s)); /* padding too: states are compared bytewise */
+  s.role = a->role;
+  s.desired = a->desired;
+  s.restore = a->restore;
+  s.res = a->res;
+  /* Tasks being killed still hold resources: a restart waits for them. */
+  s.live = (int)a->n;
+  for(size_t i = 0; i < a->n; i++)
+    if(a->tasks[i]->phase == PH_ACTIVE && strcmp(a->tasks[i]->rec.state, "TASK_RUNNING") == 0)
+      s.running++;
+  s.healthy = compute_health(a);
+  if(s.healthy != a->healthy) {
+    a->healthy = s.healthy;
+    m3s_info("%s role is %s", m3s_role_name(a->role), s.healthy ? "healthy" : "not healthy");
+    if(a->next)
+      m3s_send(a->next, m3s_msg_new(M3S_ROLE_UPSTREAM, s.healthy, NULL, NULL));
+  }
+  if(persist)
+    s.seq = ++a->cseq;
+  if(!persist && a->state_sent && memcmp(&s, &a->last_state, sizeof(s)) == 0)
+    return;
+  a->last_state = s;
+  a->state_sent = true;
+  m3s_offers_role_state_t *p = m3s_xmalloc(sizeof(*p));
+  *p = s;
+  m3s_send(a->offers, m3s_msg_new(M3S_OFFERS_ROLE_STATE, 0, p, NULL));
+}
+
+/* ---- task set ------------------------------------------------------------------ */
+
+static void task_add(role_actor_t *a, rtask_t *t)
+{
+  if(a->n == a->cap) {
+    a->cap = a->cap ? a->cap * 2 : 16;
+    a->tasks = m3s_xrealloc(a->tasks, a->cap * sizeof(*a->tasks));
+  }
+  a->tasks[a->n++] = t;
+  m3s_idmap_put(&a->by_id, t->rec.task_id, t);
+}
+
+static void task_free(rtask_t *t)
+{
+  m3s_task_record_free(&t->rec);
+  free(t);
+}
+
+/* Removes t from the set (frees it). */
+static void task_remove(role_actor_t *a, rtask_t *t)
+{
+  m3s_idmap_del(&a->by_id, t->rec.task_id);
+  for(size_t i = 0; i < a->n; i++)
+    if(a->tasks[i] == t) {
+      memmove(&a->tasks[i], &a->tasks[i + 1], (a->n - i - 1) * sizeof(*a->tasks));
+      a->n--;
+      break;
+    }
+  task_free(t);
+}
+
+static void offer_task(role_actor_t *a, rtask_t *t)
+{
+  m3s_offers_pending_t *p = m3s_xcalloc(1, sizeof(*p));
+  snprintf(p->task_id, sizeof(p->task_id), "%s", t->rec.task_id);
+  p->role = a->role;
+  p->res = a->res;
+  t->phase = PH_PENDING;
+  m3s_send(a->offers, m3s_msg_new(M3S_OFFERS_PENDING, 0, p, NULL));
+}
+
+static void create_task(role_actor_t *a)
+{
+  const m3s_config_t *cfg = a->base.cfg;
+  rtask_t *t = m3s_xcalloc(1, sizeof(*t));
+  char id[37], ts[40];
+  m3s_task_id_new(id);
+  now_rfc3339(ts, sizeof(ts));
+  m3s_task_record_t *r = &t->rec;
+  r->task_id = m3s_xstrdup(id);
+  size_t nl = strlen(cfg->fw) + 16;
+  r->task_name = m3s_xmalloc(nl);
+  snprintf(r->task_name, nl, "%s:%s", cfg->fw, m3s_role_name(a->role));
+  r->role = a->role;
+  r->state = m3s_xstrdup("__NEW");
+  r->state_time = m3s_xstrdup(ts);
+  r->agent_id = m3s_xstrdup("");
+  r->hostname = m3s_xstrdup("");
+  r->container_image = m3s_xstrdup("");
+  r->restart = m3s_xstrdup("");
+  r->cpu = a->res.cpu;
+  r->cpu_limit = a->res.cpu_limit;
+  r->memory = a->res.mem;
+  r->memory_limit = a->res.mem_limit;
+  r->disk = a->res.disk;
+  r->instances = a->desired;
+  r->health = a->role == M3S_ROLE_DATASTORE;
+  t->phase = PH_PERSIST;
+  t->created_ms = now_ms();
+  t->healthy = -1;
+  task_add(a, t);
+  /* Offered only once Redis has the record: a task Mesos runs is always
+   * one a restarted daemon finds. */
+  t->wait_tag = write_task(a, t, false);
+}
+
+static void forget(role_actor_t *a, rtask_t *t)
+{
+  m3s_send(a->offers, m3s_msg_new(M3S_OFFERS_FORGET, 0, m3s_xstrdup(t->rec.task_id), NULL));
+}
+
+static void kill_task(role_actor_t *a, rtask_t *t, const char *why)
+{
+  switch(t->phase) {
+  case PH_PERSIST:
+  case PH_PENDING:
+    /* Never launched: withdraw it. A placement already on its way ends as
+     * a LAUNCHED for an unknown task, which is killed. */
+    m3s_info("%s task %s withdrawn before launch (%s)", m3s_role_name(a->role), t->rec.task_id,
+             why);
+    m3s_send(a->offers, m3s_msg_new(M3S_OFFERS_CANCEL, 0, m3s_xstrdup(t->rec.task_id), NULL));
+    write_task(a, t, true);
+    task_remove(a, t);
+    return;
+  default:
+    m3s_info("killing %s task %s (%s)", m3s_role_name(a->role), t->rec.task_id, why);
+    t->phase = PH_KILLING;
+    call(a, m3s_call_kill(t->rec.task_id, t->rec.agent_id));
+    return;
+  }
+}
+
+/* ---- convergence ---------------------------------------------------------------- */
+
+static void converge(role_actor_t *a)
+{
+  if(!a->ready)
+    return;
+  int live = 0;
+  for(size_t i = 0; i < a->n; i++)
+    if(a->tasks[i]->phase != PH_KILLING)
+      live++;
+
+  /* Surplus: newest first (pending ones are the newest). */
+  for(size_t i = a->n; live > a->desired && i-- > 0;) {
+    if(a->tasks[i]->phase == PH_KILLING)
+      continue;
+    kill_task(a, a->tasks[i], "scale down");
+    live--;
+  }
+
+  if(live < a->desired) {
+    int64_t now = now_ms();
+    if(!a->upstream) {
+      /* waits for M3S_ROLE_UPSTREAM */
+    }
+    else if(now < a->backoff_until) {
+      if(!a->backoff_timer)
+        a->backoff_timer = m3s_timer_start(&a->base, T_BACKOFF, a->backoff_until - now, 0);
+    }
+    else {
+      int missing = a->desired - live;
+      m3s_info("%s role: creating %d task(s) (%d of %d live)", m3s_role_name(a->role), missing,
+               live, a->desired);
+      while(missing-- > 0)
+        create_task(a);
+    }
+  }
+  report(a, false);
+}
+
+/* ---- written confirmations --------------------------------------------------------- */
+
+static void on_written(role_actor_t *a, int64_t tag)
+{
+  if(tag & M3S_ROLE_CONFIG_TAG) {
+    size_t j = 0;
+    for(size_t i = 0; i < a->ndefer; i++) {
+      deferred_t *d = &a->defer[i];
+      if(d->tag <= tag) {
+        m3s_msg_t *ans = m3s_msg_new(d->type, d->arg, NULL, NULL);
+        m3s_reply_finish(d->reply, ans);
+      }
+      else {
+        a->defer[j++] = *d;
+      }
+    }
+    a->ndefer = j;
+    return;
+  }
+  if(tag > a->written)
+    a->written = tag;
+  size_t j = 0;
+  for(size_t i = 0; i < a->nacks; i++) {
+    pending_ack_t *p = &a->acks[i];
+    if(p->tag <= a->written) {
+      call(a, p->ack);
+      free(p->uuid);
+    }
+    else {
+      a->acks[j++] = *p;
+    }
+  }
+  a->nacks = j;
+  for(size_t i = 0; i < a->n; i++) {
+    rtask_t *t = a->tasks[i];
+    if(t->phase == PH_PERSIST && t->wait_tag <= a->written)
+      offer_task(a, t);
+  }
+}
+
+static void defer_reply(role_actor_t *a, m3s_msg_t *req, uint32_t type, int64_t arg)
+{
+  m3s_reply_t *r = m3s_msg_take_reply(req);
+  if(!r)
+    return;
+  if(a->ndefer == a->capdefer) {
+    a->capdefer = a->capdefer ? a->capdefer * 2 : 8;
+    a->defer = m3s_xrealloc(a->defer, a->capdefer * sizeof(*a->defer));
+  }
+  a->defer[a->ndefer++] = (deferred_t){ M3S_ROLE_CONFIG_TAG | a->cseq, r, type, arg };
+}
+
+static void answer_error(m3s_msg_t *req, uint32_t type, int err)
+{
+  m3s_msg_t *ans = m3s_msg_new(type, -err, NULL, NULL);
+  ans->flags = M3S_ROLE_ERROR;
+  m3s_msg_reply(req, ans);
+}
+
+/* ---- loading ----------------------------------------------------------------------- */
+
+static void load_config(role_actor_t *a, json_t *records)
+{
+  const m3s_config_t *cfg = a->base.cfg;
+  const char *text = json_string_value(json_object_get(records, a->config_key));
+  m3s_fw_config_record_t f;
+  char err[256];
+  m3s_task_resources_from_config(cfg, a->role, &a->res);
+  a->desired = a->role == M3S_ROLE_DATASTORE ? cfg->ds_count
+             : a->role == M3S_ROLE_SERVER    ? cfg->k3s_server_count
+                                             : cfg->k3s_agent_count;
+  if(!text || m3s_fw_config_record_from_json(text, strlen(text), &f, err, sizeof(err)) != 0)
+    return;
+  /* Redis wins over the environment for counts, as in the original; the
+   * resource settings too, since the API may have changed them. */
+  int desired, restore;
+  m3s_task_resources_t r;
+  switch(a->role) {
+  case M3S_ROLE_DATASTORE:
+    desired = f.ds_max, restore = f.ds_max_restore;
+    r = (m3s_task_resources_t){ f.ds_cpu, f.ds_cpu_limit, f.ds_mem, f.ds_mem_limit, f.ds_disk,
+                                f.ds_disk_limit };
+    break;
+  case M3S_ROLE_SERVER:
+    desired = f.k3s_server_max, restore = f.k3s_server_max_restore;
+    r = (m3s_task_resources_t){ f.k3s_server_cpu, f.k3s_server_cpu_limit, f.k3s_server_mem,
+                                f.k3s_server_mem_limit, f.k3s_server_disk,
+                                f.k3s_server_disk_limit };
+    break;
+  default:
+    desired = f.k3s_agent_max, restore = f.k3s_agent_max_restore;
+    r = (m3s_task_resources_t){ f.k3s_agent_cpu, f.k3s_agent_cpu_limit, f.k3s_agent_mem,
+                                f.k3s_agent_mem_limit, f.k3s_agent_disk,
+                                f.k3s_agent_disk_limit };
+    break;
+  }
+  if(desired >= 0 && desired <= M3S_ROLE_MAX_COUNT) {
+    if(desired != a->desired)
+      m3s_info("%s count %d restored from Redis (environment says %d)", m3s_role_name(a->role),
+               desired, a->desired);
+    a->desired = desired;
+  }
+  if(restore >= 0 && restore <= M3S_ROLE_MAX_COUNT)
+    a->restore = restore;
+  /* A record without resources (an older writer) keeps the configured ones. */
+  if(r.cpu > 0 && r.mem > 0 && r.cpu_limit >= r.cpu && r.mem_limit >= r.mem &&
+     r.disk_limit >= r.disk)
+    a->res = r;
+  m3s_fw_config_record_free(&f);
+}
+
+static void load_tasks(role_actor_t *a, json_t *records)
+{
+  const char *key;
+  json_t *val;
+  char err[256];
+  json_object_foreach(records, key, val) {
+    m3s_key_info_t ki;
+    if(m3s_key_parse(a->base.cfg->fw, key, &ki) != M3S_KEY_TASK || ki.role != a->role)
+      continue;
+    rtask_t *t = m3s_xcalloc(1, sizeof(*t));
+    const char *text = json_string_value(val);
+    if(m3s_task_record_from_json(text, strlen(text), &t->rec, err, sizeof(err)) != 0 ||
+       !t->rec.task_id[0] || strcmp(t->rec.task_id, ki.name) != 0) {
+      m3s_warn("%s: %s; left in Redis untouched", key,
+               t->rec.task_id ? "task id does not match the key" : err);
+      task_free(t);
+      continue;
+    }
+    t->created_ms = 0;
+    t->healthy = -1;
+    if(!strcmp(t->rec.state, "") || !strcmp(t->rec.state, "__NEW")) {
+      t->phase = t->rec.agent_id[0] ? PH_LAUNCHED : PH_UNCERTAIN;
+    }
+    else if(state_terminal(t->rec.state)) {
+      /* The previous daemon died between the update and the delete. */
+      write_task(a, t, true);
+      task_free(t);
+      continue;
+    }
+    else {
+      t->phase = strcmp(t->rec.state, "TASK_KILLING") ? PH_ACTIVE : PH_KILLING;
+    }
+    task_add(a, t);
+  }
+  /* Oldest first, so that "newest first" holds across restarts. */
+  for(size_t i = 1; i < a->n; i++) {
+    rtask_t *t = a->tasks[i];
+    size_t j = i;
+    while(j > 0 && strcmp(a->tasks[j - 1]->rec.state_time, t->rec.state_time) > 0) {
+      a->tasks[j] = a->tasks[j - 1];
+      j--;
+    }
+    a->tasks[j] = t;
+  }
+  for(size_t i = 0; i < a->n; i++)
+    a->tasks[i]->created_ms = -(int64_t)(a->n - i);
+  if(a->n)
+    m3s_info("%s role: %zu task record(s) loaded", m3s_role_name(a->role), a->n);
+}
+
+static void maybe_ready(role_actor_t *a)
+{
+  if(a->ready || !a->cfg_loaded || !a->tasks_loaded)
+    return;
+  a->ready = true;
+  m3s_offers_ready_t *r = m3s_xcalloc(1, sizeof(*r));
+  r->role = a->role;
+  r->tasks = m3s_xcalloc(a->n + 1, sizeof(*r->tasks));
+  for(size_t i = 0; i < a->n; i++) {
+    const m3s_task_record_t *rec = &a->tasks[i]->rec;
+    snprintf(r->tasks[i].task_id, sizeof(r->tasks[i].task_id), "%s", rec->task_id);
+    r->tasks[i].agent_id = m3s_xstrdup(rec->agent_id);
+    const char *host = json_string_value(
+      json_object_get(json_object_get(rec->extra, "MesosAgent"), "hostname"));
+    r->tasks[i].hostname = m3s_xstrdup(host ? host : "");
+  }
+  r->n = a->n;
+  m3s_send(a->offers, m3s_msg_new(M3S_OFFERS_ROLE_READY, 0, r, m3s_offers_ready_free));
+  m3s_info("%s role ready: %d wanted, %zu known task(s)", m3s_role_name(a->role), a->desired, a->n);
+  report(a, false);
+  converge(a);
+}
+
+/* ---- Mesos events ------------------------------------------------------------------ */
+
+static void reconcile(role_actor_t *a)
+{
+  json_t *list = json_array();
+  for(size_t i = 0; i < a->n; i++) {
+    rtask_t *t = a->tasks[i];
+    if(t->phase == PH_PERSIST || t->phase == PH_PENDING)
+      continue;
+    if(t->phase == PH_KILLING)
+      call(a, m3s_call_kill(t->rec.task_id, t->rec.agent_id));
+    json_array_append_new(list, json_pack("{s:s, s:s}", "task_id", t->rec.task_id, "agent_id",
+                                          t->rec.agent_id));
+    if(json_array_size(list) == RECONCILE_CHUNK) {
+      call(a, m3s_call_reconcile(list));
+      list = json_array();
+    }
+  }
+  if(json_array_size(list))
+    call(a, m3s_call_reconcile(list));
+  else
+    json_decref(list);
+}
+
+static void set_str(char **dst, const char *v)
+{
+  free(*dst);
+  *dst = m3s_xstrdup(v ? v : "");
+}
+
+static void on_launched(role_actor_t *a, m3s_role_launch_t *l)
+{
+  rtask_t *t = m3s_idmap_get(&a->by_id, l->task_id);
+  if(!t || t->phase != PH_PENDING) {
+    /* Withdrawn while its placement was on the way. */
+    m3s_info("%s task %s was launched after it was withdrawn: killing it",
+             m3s_role_name(a->role), l->task_id);
+    call(a, m3s_call_kill(l->task_id, l->agent_id));
+    return;
+  }
+  m3s_task_record_t *r = &t->rec;
+  json_t *ti = l->taskinfo, *c = json_object_get(ti, "container"), *d;
+  set_str(&r->agent_id, l->agent_id);
+  set_str(&r->hostname, json_string_value(json_object_get(c, "hostname")));
+  d = json_object_get(c, "docker");
+  set_str(&r->container_image, json_string_value(json_object_get(d, "image")));
+  json_t *pm = json_object_get(d, "port_mappings");
+  free(r->port_mappings);
+  r->n_port_mappings = json_array_size(pm);
+  r->port_mappings = m3s_xcalloc(r->n_port_mappings + 1, sizeof(*r->port_mappings));
+  for(size_t i = 0; i < r->n_port_mappings; i++) {
+    json_t *e = json_array_get(pm, i);
+    r->port_mappings[i].host_port = (int)json_integer_value(json_object_get(e, "host_port"));
+    r->port_mappings[i].container_port =
+      (int)json_integer_value(json_object_get(e, "container_port"));
+    const char *p = json_string_value(json_object_get(e, "protocol"));
+    r->port_mappings[i].protocol = m3s_xstrdup(p ? p : "");
+  }
+  json_t *dp = json_object_get(json_object_get(json_object_get(ti, "discovery"), "ports"), "ports");
+  for(size_t i = 0; i < r->n_discovery_ports; i++) {
+    free(r->discovery_ports[i].name);
+    free(r->discovery_ports[i].protocol);
+  }
+  free(r->discovery_ports);
+  r->n_discovery_ports = json_array_size(dp);
+  r->discovery_ports = m3s_xcalloc(r->n_discovery_ports + 1, sizeof(*r->discovery_ports));
+  for(size_t i = 0; i < r->n_discovery_ports; i++) {
+    json_t *e = json_array_get(dp, i);
+    const char *n = json_string_value(json_object_get(e, "name"));
+    const char *p = json_string_value(json_object_get(e, "protocol"));
+    r->discovery_ports[i].number = (int)json_integer_value(json_object_get(e, "number"));
+    r->discovery_ports[i].name = m3s_xstrdup(n ? n : "");
+    r->discovery_ports[i].protocol = m3s_xstrdup(p ? p : "");
+  }
+  if(!r->extra)
+    r->extra = json_object();
+  json_object_set_new(r->extra, "MesosAgent",
+                      json_pack("{s:s, s:s}", "id", l->agent_id, "hostname", l->hostname));
+  t->phase = PH_LAUNCHED;
+  write_task(a, t, false);
+}
+
+static void queue_ack(role_actor_t *a, m3s_mesos_update_t *u, const char *task_id,
+                      const char *uuid, int64_t tag)
+{
+  if(!u->ack)
+    return;
+  if(a->nacks == a->capacks) {
+    a->capacks = a->capacks ? a->capacks * 2 : 16;
+    a->acks = m3s_xrealloc(a->acks, a->capacks * sizeof(*a->acks));
+  }
+  pending_ack_t *p = &a->acks[a->nacks++];
+  p->tag = tag;
+  p->ack = u->ack;
+  u->ack = NULL;
+  p->uuid = m3s_xstrdup(uuid ? uuid : "");
+  snprintf(p->task_id, sizeof(p->task_id), "%s", task_id);
+}
+
+static bool ack_queued(role_actor_t *a, const char *task_id, const char *uuid)
+{
+  if(!uuid)
+    return false;
+  for(size_t i = 0; i < a->nacks; i++)
+    if(!strcmp(a->acks[i].uuid, uuid) && !strcmp(a->acks[i].task_id, task_id))
+      return true;
+  return false;
+}
+
+static void backoff_after_failure(role_actor_t *a, rtask_t *t)
+{
+  const m3s_config_t *cfg = a->base.cfg;
+  int64_t now = now_ms();
+  if(t->running_ms && now - t->running_ms >= STABLE_FACTOR * cfg->restart_backoff_min_ms)
+    a->failures = 0;
+  a->failures++;
+  int64_t delay = cfg->restart_backoff_min_ms;
+  for(int i = 1; i < a->failures && delay < cfg->restart_backoff_max_ms; i++)
+    delay *= 2;
+  if(delay > cfg->restart_backoff_max_ms)
+    delay = cfg->restart_backoff_max_ms;
+  if(now + delay > a->backoff_until)
+    a->backoff_until = now + delay;
+  m3s_info("%s role: failure %d in a row, next task in %lld ms", m3s_role_name(a->role),
+           a->failures, (long long)delay);
+}
+
+static void on_update(role_actor_t *a, m3s_mesos_update_t *u)
+{
+  json_t *st = u->status;
+  const char *id = json_string_value(json_object_get(json_object_get(st, "task_id"), "value"));
+  const char *state = json_string_value(json_object_get(st, "state"));
+  const char *agent = json_string_value(json_object_get(json_object_get(st, "agent_id"), "value"));
+  const char *uuid = json_string_value(json_object_get(st, "uuid"));
+  const char *reason = json_string_value(json_object_get(st, "reason"));
+  const char *message = json_string_value(json_object_get(st, "message"));
+  json_t *healthy = json_object_get(st, "healthy");
+  rtask_t *t = id ? m3s_idmap_get(&a->by_id, id) : NULL;
+
+  if(!id || !state)
+    return;
+  if(!t) {
+    if(m3s_task_state_live(state)) {
+      m3s_warn("%s task %s (%s) is not one we keep: killing it", m3s_role_name(a->role), id,
+               state);
+      call(a, m3s_call_kill(id, agent));
+    }
+    if(u->ack) {
+      call(a, u->ack);
+      u->ack = NULL;
+    }
+    return;
+  }
+  if(ack_queued(a, id, uuid)) {
+    /* The master re-sent an update whose new state is still on its way to
+     * Redis: its acknowledgement is already queued. */
+    return;
+  }
+  bool changed = strcmp(t->rec.state, state) != 0;
+  if(state_terminal(state)) {
+    bool wanted = t->phase == PH_KILLING;
+    /* TASK_UNKNOWN for a task that may never have reached Mesos is not a
+     * failure of the container. */
+    bool never_ran = !strcmp(state, "TASK_UNKNOWN") || !strcmp(state, "TASK_DROPPED");
+    if(wanted)
+      m3s_info("%s task %s ended: %s", m3s_role_name(a->role), id, state);
+    else
+      m3s_warn("%s task %s ended: %s%s%s%s%s", m3s_role_name(a->role), id, state,
+               reason ? " " : "", reason ? reason : "", message ? ": " : "",
+               message ? message : "");
+    if(!wanted && !never_ran)
+      backoff_after_failure(a, t);
+    int64_t tag = write_task(a, t, true);
+    queue_ack(a, u, id, uuid, tag);
+    forget(a, t);
+    task_remove(a, t);
+    converge(a);
+    return;
+  }
+
+  set_str(&t->rec.state, state);
+  if(agent && agent[0] && strcmp(agent, t->rec.agent_id) != 0)
+    set_str(&t->rec.agent_id, agent);
+  if(json_is_boolean(healthy))
+    t->healthy = json_is_true(healthy);
+  if(t->phase != PH_KILLING)
+    t->phase = PH_ACTIVE;
+  if(!strcmp(state, "TASK_RUNNING")) {
+    if(!t->running_ms)
+      t->running_ms = now_ms();
+    json_t *ni = json_object_get(json_object_get(st, "container_status"), "network_infos");
+    if(json_array_size(ni)) {
+      for(size_t i = 0; i < t->rec.n_network_infos; i++) {
+        free(t->rec.network_infos[i].name);
+        for(size_t k = 0; k < t->rec.network_infos[i].n_ip_addresses; k++)
+          free(t->rec.network_infos[i].ip_addresses[k]);
+        free(t->rec.network_infos[i].ip_addresses);
+      }
+      free(t->rec.network_infos);
+      t->rec.n_network_infos = json_array_size(ni);
+      t->rec.network_infos = m3s_xcalloc(t->rec.n_network_infos, sizeof(*t->rec.network_infos));
+      for(size_t i = 0; i < t->rec.n_network_infos; i++) {
+        json_t *e = json_array_get(ni, i), *ips = json_object_get(e, "ip_addresses");
+        m3s_network_info_t *n = &t->rec.network_infos[i];
+        const char *name = json_string_value(json_object_get(e, "name"));
+        n->name = m3s_xstrdup(name ? name : "");
+        n->ip_addresses = m3s_xcalloc(json_array_size(ips) + 1, sizeof(char *));
+        for(size_t k = 0; k < json_array_size(ips); k++) {
+          const char *ip = json_string_value(json_object_get(json_array_get(ips, k), "ip_address"));
+          if(ip)
+            n->ip_addresses[n->n_ip_addresses++] = m3s_xstrdup(ip);
+        }
+      }
+      changed = true;
+    }
+  }
+  /* StateTime stays the time the task was created, as in the original
+   * (its age gates node timeouts); an unchanged state is acknowledged once
+   * every earlier write (its own among them) is in. */
+  int64_t tag = changed ? write_task(a, t, false) : a->wseq;
+  if(u->ack) {
+    if(tag <= a->written) {
+      call(a, u->ack);
+      u->ack = NULL;
+    }
+    else {
+      queue_ack(a, u, id, uuid, tag);
+    }
+  }
+  converge(a);
+}
+
+/* ---- requests -------------------------------------------------------------------------- */
+
+static void on_scale(role_actor_t *a, m3s_msg_t *msg)
+{
+  int old = a->desired, want = (int)msg->arg;
+  if(msg->flags & M3S_ROLE_FROM_RESTORE)
+    want = a->restore > 0 ? a->restore : a->desired;
+  if(want < 0 || want > M3S_ROLE_MAX_COUNT) {
+    answer_error(msg, M3S_ROLE_SCALE, EINVAL);
+    return;
+  }
+  if((msg->flags & M3S_ROLE_SAVE_RESTORE) && a->desired > 0)
+    a->restore = a->desired;
+  a->desired = want;
+  if(want != old)
+    m3s_info("%s role scaled from %d to %d", m3s_role_name(a->role), old, want);
+  /* A new count is wanted again: a crash loop before it does not delay it. */
+  if(want > old) {
+    a->failures = 0;
+    a->backoff_until = 0;
+  }
+  report(a, true);
+  defer_reply(a, msg, M3S_ROLE_SCALE, want - old);
+  converge(a);
+}
+
+static void on_set_resource(role_actor_t *a, m3s_msg_t *msg)
+{
+  const m3s_role_resource_t *r = msg->payload;
+  m3s_task_resources_t n = a->res;
+  if(!r || !isfinite(r->value) || r->value < 0 || r->value > 1e9) {
+    answer_error(msg, M3S_ROLE_SET_RESOURCE, EINVAL);
+    return;
+  }
+  switch(r->kind) {
+  case M3S_RES_CPU:
+    n.cpu = r->value;
+    if(n.cpu_limit < n.cpu)
+      n.cpu_limit = n.cpu;
+    break;
+  case M3S_RES_CPU_LIMIT: n.cpu_limit = r->value; break;
+  case M3S_RES_MEM:
+    n.mem = r->value;
+    if(n.mem_limit < n.mem)
+      n.mem_limit = n.mem;
+    break;
+  case M3S_RES_MEM_LIMIT: n.mem_limit = r->value; break;
+  case M3S_RES_DISK:
+    n.disk = r->value;
+    if(n.disk_limit < n.disk)
+      n.disk_limit = n.disk;
+    break;
+  case M3S_RES_DISK_LIMIT: n.disk_limit = r->value; break;
+  default:
+    answer_error(msg, M3S_ROLE_SET_RESOURCE, EINVAL);
+    return;
+  }
+  if(n.cpu <= 0 || n.mem <= 0 || n.cpu_limit < n.cpu || n.mem_limit < n.mem ||
+     n.disk_limit < n.disk) {
+    answer_error(msg, M3S_ROLE_SET_RESOURCE, EINVAL);
+    return;
+  }
+  a->res = n;
+  m3s_info("%s resources: cpus %g (limit %g), mem %g MB (limit %g), disk %g MB (limit %g)",
+           m3s_role_name(a->role), n.cpu, n.cpu_limit, n.mem, n.mem_limit, n.disk, n.disk_limit);
+  report(a, true);
+  defer_reply(a, msg, M3S_ROLE_SET_RESOURCE, 0);
+}
+
+static json_t *status_json(role_actor_t *a)
+{
+  json_t *tasks = json_object();
+  int64_t now = now_ms();
+  for(size_t i = 0; i < a->n; i++) {
+    const rtask_t *t = a->tasks[i];
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "state", t->rec.state, "agent",
+                          t->rec.agent_id, "hostname", t->rec.hostname, "since",
+                          t->rec.state_time ? t->rec.state_time : "", "phase",
+                          phase_names[t->phase]);
+    const char *host = json_string_value(
+      json_object_get(json_object_get(t->rec.extra, "MesosAgent"), "hostname"));
+    json_object_set_new(o, "agent_hostname", json_string(host ? host : ""));
+    json_object_set_new(o, "healthy", t->healthy < 0 ? json_null() : json_boolean(t->healthy));
+    json_object_set_new(tasks, t->rec.task_id, o);
+  }
+  int64_t wait = a->backoff_until > now ? a->backoff_until - now : 0;
+  return json_pack("{s:s, s:i, s:i, s:b, s:b, s:I, s:i, s:{s:f, s:f, s:f, s:f, s:f, s:f}, s:o}",
+                   "role", m3s_role_name(a->role), "desired", a->desired, "restore", a->restore,
+                   "upstream_healthy", a->upstream, "healthy", a->healthy, "backoff_ms",
+                   (json_int_t)wait, "failures", a->failures, "resources", "cpus", a->res.cpu,
+                   "cpus_limit", a->res.cpu_limit, "mem", a->res.mem, "mem_limit",
+                   a->res.mem_limit, "disk", a->res.disk, "disk_limit", a->res.disk_limit,
+                   "tasks", tasks);
+}
+
+/* ---- actor --------------------------------------------------------------------------------- */
+
+static void role_handle(m3s_actor_t *self, m3s_msg_t *msg)
+{
+  role_actor_t *a = (role_actor_t *)self;
+  switch(msg->type) {
+  case M3S_STORE_LOADED:
+    if(msg->arg == TAG_LOAD_CONFIG) {
+      load_config(a, msg->payload);
+      a->cfg_loaded = true;
+    }
+    else if(msg->arg == TAG_LOAD_TASKS) {
+      load_tasks(a, msg->payload);
+      a->tasks_loaded = true;
+    }
+    maybe_ready(a);
+    break;
+  case M3S_STORE_WRITTEN:
+    on_written(a, msg->arg);
+    break;
+  case M3S_ROLE_UPSTREAM:
+    a->upstream = msg->arg != 0 || a->role == M3S_ROLE_DATASTORE;
+    converge(a);
+    break;
+  case M3S_ROLE_SUBSCRIBED:
+    reconcile(a);
+    break;
+  case M3S_ROLE_LAUNCHED:
+    on_launched(a, msg->payload);
+    report(a, false);
+    break;
+  case M3S_MESOS_UPDATE:
+    on_update(a, msg->payload);
+    break;
+  case T_BACKOFF:
+    a->backoff_timer = 0;
+    converge(a);
+    break;
+  case M3S_ROLE_SCALE:
+    on_scale(a, msg);
+    break;
+  case M3S_ROLE_SET_RESOURCE:
+    on_set_resource(a, msg);
+    break;
+  case M3S_ROLE_STATUS:
+    m3s_msg_reply(msg, m3s_msg_new(M3S_ROLE_STATUS, 0, status_json(a), json_drop));
+    break;
+  default:
+    m3s_warn("unexpected message type %u", msg->type);
+    break;
+  }
+}
+
+static int role_start(m3s_actor_t *self, m3s_role_t role)
+{
+  role_actor_t *a = (role_actor_t *)self;
+  a->role = role;
+  a->store = m3s_system_find(self->sys, "store");
+  a->mesos = m3s_system_find(self->sys, "mesos");
+  a->offers = m3s_system_find(self->sys, "offers");
+  if(role != M3S_ROLE_AGENT)
+    a->next = m3s_system_find(self->sys, m3s_role_name(role + 1));
+  if(!a->store || !a->mesos || !a->offers) {
+    m3s_error("the %s actor needs the store, mesos and offers actors", m3s_role_name(role));
+    return -EINVAL;
+  }
+  a->upstream = role == M3S_ROLE_DATASTORE;
+  a->config_key = m3s_key_framework_config(self->cfg->fw);
+  char match[32];
+  snprintf(match, sizeof(match), "%s:*", m3s_role_name(role));
+  m3s_send(a->store, m3s_msg_new(M3S_STORE_LOAD, 0,
+                                 m3s_store_load_new("framework_config", self, TAG_LOAD_CONFIG),
+                                 m3s_store_load_free));
+  m3s_send(a->store, m3s_msg_new(M3S_STORE_LOAD, 0,
+                                 m3s_store_load_new(match, self, TAG_LOAD_TASKS),
+                                 m3s_store_load_free));
+  return 0;
+}
+
+static int start_datastore(m3s_actor_t *self) { return role_start(self, M3S_ROLE_DATASTORE); }
+static int start_server(m3s_actor_t *self) { return role_start(self, M3S_ROLE_SERVER); }
+static int start_agent(m3s_actor_t *self) { return role_start(self, M3S_ROLE_AGENT); }
+
+static void role_stop(m3s_actor_t *self)
+{
+  role_actor_t *a = (role_actor_t *)self;
+  for(size_t i = 0; i < a->n; i++)
+    task_free(a->tasks[i]);
+  free(a->tasks);
+  m3s_idmap_free(&a->by_id);
+  for(size_t i = 0; i < a->nacks; i++) {
+    json_decref(a->acks[i].ack);
+    free(a->acks[i].uuid);
+  }
+  free(a->acks);
+  for(size_t i = 0; i < a->ndefer; i++)
+    m3s_reply_finish(a->defer[i].reply, NULL);
+  free(a->defer);
+  free(a->config_key);
+}
+
+const m3s_actor_ops_t m3s_role_datastore_ops = {
+  .name = "datastore", .size = sizeof(role_actor_t), .start = start_datastore,
+  .handle = role_handle, .stop = role_stop,
+};
+const m3s_actor_ops_t m3s_role_server_ops = {
+  .name = "server", .size = sizeof(role_actor_t), .start = start_server,
+  .handle = role_handle, .stop = role_stop,
+};
+const m3s_actor_ops_t m3s_role_agent_ops = {
+  .name = "agent", .size = sizeof(role_actor_t), .start = start_agent,
+  .handle = role_handle, .stop = role_stop,
+};
+
+const m3s_actor_ops_t *m3s_role_ops(m3s_role_t role)
+{
+  switch(role) {
+  case M3S_ROLE_DATASTORE: return &m3s_role_datastore_ops;
+  case M3S_ROLE_SERVER: return &m3s_role_server_ops;
+  case M3S_ROLE_AGENT: return &m3s_role_agent_ops;
+  default: return NULL;
+  }
+}
