@@ -8,7 +8,10 @@
  * Messages it accepts:
  *   M3S_MESOS_CALL     payload: json_t * call (taken), built with
  *                      mesos-call.h; the actor adds the framework id and the
- *                      stream id. Any actor may send it. Calls made before a
+ *                      stream id. Any actor may send it. arg 0, or for
+ *                      the ACCEPT/DECLINE of an OFFERS event that event's
+ *                      arg: such a call is dropped once that subscription
+ *                      is gone (its offers are). Calls made before a
  *                      subscription exists wait for it; on a lost
  *                      subscription ACCEPT, DECLINE and ACKNOWLEDGE are
  *                      dropped (their offers and updates die with it; the
@@ -27,8 +30,9 @@
  *
  * Messages it sends (to the sinks set with m3s_mesos_set_sinks before start):
  *   offers sink  M3S_MESOS_OFFERS    payload json_t * array of offers (taken
- *                                    by the receiver or dropped); the
- *                                    receiver must ACCEPT or DECLINE each.
+ *                                    by the receiver or dropped), arg = the
+ *                                    subscription (> 0); the receiver must
+ *                                    ACCEPT or DECLINE each, with that arg.
  *                M3S_MESOS_RESCIND   payload char * offer id.
  *   update sink  M3S_MESOS_UPDATE    payload m3s_mesos_update_t *: the
  *                                    TaskStatus and, when the update carries

@@ -398,6 +398,17 @@ static void on_framework_loaded(mesos_t *m, json_t *records)
     subscribe_now(m);
 }
 
+/* Moves root.<outer>.<inner> out of the event: the receiving actor gets the
+ * only reference, so no two threads ever touch one JSON value (jansson's
+ * reference counts would be shared otherwise). */
+static json_t *detach(json_t *root, const char *outer, const char *inner)
+{
+  json_t *parent = json_object_get(root, outer);
+  json_t *v = json_incref(json_object_get(parent, inner));
+  json_object_del(parent, inner);
+  return v;
+}
+
 static void on_subscribed(mesos_t *m, const m3s_event_t *ev)
 {
   bool fresh = !m->framework_id || strcmp(m->framework_id, ev->framework_id) != 0;
@@ -430,7 +441,9 @@ static void on_update(mesos_t *m, m3s_event_t *ev)
     else
       m3s_warn("update of task %s has a uuid but no agent id: it cannot be acknowledged", ev->task_id);
   }
-  u->status = json_incref(ev->status);
+  /* From here on ev->task_id and the other strings of the status belong to
+   * the receiver: not used below. */
+  u->status = detach(ev->root, "update", "status");
   if(m->update_sink) {
     m3s_send(m->update_sink, m3s_msg_new(M3S_MESOS_UPDATE, 0, u, m3s_mesos_update_free));
     return;
@@ -490,7 +503,8 @@ static int on_record(void *ctx, const char *rec, size_t len)
     break;
   case M3S_EV_OFFERS:
     if(m->offers_sink)
-      m3s_send(m->offers_sink, m3s_msg_new(M3S_MESOS_OFFERS, 0, json_incref(ev.offers), json_drop));
+      m3s_send(m->offers_sink, m3s_msg_new(M3S_MESOS_OFFERS, (int64_t)m->subscriptions,
+                                           detach(ev.root, "offers", "offers"), json_drop));
     else
       decline_offers(m, ev.offers);
     break;
@@ -906,6 +920,12 @@ static void mesos_handle(m3s_actor_t *self, m3s_msg_t *msg)
     pump_calls(m);
     break;
   case M3S_MESOS_CALL:
+    if(msg->arg && (msg->arg != (int64_t)m->subscriptions || m->state != SUB_SUBSCRIBED)) {
+      /* An answer to offers of an earlier subscription: they died with it. */
+      m3s_debug("%s for offers of an earlier subscription dropped",
+                m3s_call_type(msg->payload) ? m3s_call_type(msg->payload) : "call");
+      break;
+    }
     if(msg->payload) {
       queue_push(&m->queue, m3s_msg_take(msg), false);
       pump_calls(m);

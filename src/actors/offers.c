@@ -92,10 +92,15 @@ void m3s_offers_ready_free(void *p)
   free(r);
 }
 
-static void call(offers_t *o, json_t *c)
+static void call_for(offers_t *o, json_t *c, int64_t subscription)
 {
   if(c)
-    m3s_send(o->mesos, m3s_msg_new(M3S_MESOS_CALL, 0, c, json_drop));
+    m3s_send(o->mesos, m3s_msg_new(M3S_MESOS_CALL, subscription, c, json_drop));
+}
+
+static void call(offers_t *o, json_t *c)
+{
+  call_for(o, c, 0);
 }
 
 /* ---- routes ------------------------------------------------------------- */
@@ -260,7 +265,9 @@ static json_t *offer_ids_of(json_t *offers, const bool *used, bool want_used,
     if(agent &&
        strcmp(json_string_value(json_object_get(json_object_get(of, "agent_id"), "value")), agent))
       continue;
-    json_array_append(ids, json_object_get(json_object_get(of, "id"), "value"));
+    /* New strings: the call goes to the Mesos thread, the offers stay here. */
+    json_array_append_new(
+      ids, json_string(json_string_value(json_object_get(json_object_get(of, "id"), "value"))));
   }
   return ids;
 }
@@ -303,7 +310,7 @@ static void launch_server_address(offers_t *o, const char *hostname)
   write_config(o, NULL, 0);
 }
 
-static void on_offers(offers_t *o, json_t *offers)
+static void on_offers(offers_t *o, json_t *offers, int64_t subscription)
 {
   const m3s_config_t *cfg = o->base.cfg;
   size_t noffers = json_array_size(offers);
@@ -397,7 +404,7 @@ static void on_offers(offers_t *o, json_t *offers)
       else
         json_decref(infos);
       /* An ACCEPT without operations declines the offers, as DECLINE does. */
-      call(o, m3s_call_accept(ids, ops, cfg->refuse_offers));
+      call_for(o, m3s_call_accept(ids, ops, cfg->refuse_offers), subscription);
     }
     free(done);
     free(pend);
@@ -418,7 +425,7 @@ static void on_offers(offers_t *o, json_t *offers)
   json_t *decline = offer_ids_of(offers, used, false, NULL);
   if(json_array_size(decline)) {
     o->offers_declined += json_array_size(decline);
-    call(o, m3s_call_decline(decline, cfg->refuse_offers));
+    call_for(o, m3s_call_decline(decline, cfg->refuse_offers), subscription);
   }
   else {
     json_decref(decline);
@@ -663,7 +670,7 @@ static void offers_handle(m3s_actor_t *self, m3s_msg_t *msg)
     }
     break;
   case M3S_MESOS_OFFERS:
-    on_offers(o, msg->payload);
+    on_offers(o, msg->payload, msg->arg);
     break;
   case M3S_MESOS_RESCIND:
     /* Offers are answered in the round they arrive in; nothing to drop. */

@@ -50,9 +50,11 @@ typedef struct rtask {
   int healthy;             /* -1 unknown, 0, 1 (Mesos health checks) */
 } rtask_t;
 
-typedef struct pending_ack {
+typedef struct pending_ack {   /* things that wait for a write */
   int64_t tag;
-  json_t *ack;
+  json_t *ack;             /* ACKNOWLEDGE to send, or NULL */
+  bool forget;             /* then tell the offers actor the task is gone:
+                              until then it routes re-sent updates here */
   char *uuid;              /* for dropping a duplicate of a queued update */
   char task_id[40];
 } pending_ack_t;
@@ -284,11 +286,6 @@ static void create_task(role_actor_t *a)
   t->wait_tag = write_task(a, t, false);
 }
 
-static void forget(role_actor_t *a, rtask_t *t)
-{
-  m3s_send(a->offers, m3s_msg_new(M3S_OFFERS_FORGET, 0, m3s_xstrdup(t->rec.task_id), NULL));
-}
-
 static void kill_task(role_actor_t *a, rtask_t *t, const char *why)
 {
   switch(t->phase) {
@@ -375,6 +372,8 @@ static void on_written(role_actor_t *a, int64_t tag)
     pending_ack_t *p = &a->acks[i];
     if(p->tag <= a->written) {
       call(a, p->ack);
+      if(p->forget)
+        m3s_send(a->offers, m3s_msg_new(M3S_OFFERS_FORGET, 0, m3s_xstrdup(p->task_id), NULL));
       free(p->uuid);
     }
     else {
@@ -615,10 +614,10 @@ static void on_launched(role_actor_t *a, m3s_role_launch_t *l)
   write_task(a, t, false);
 }
 
-static void queue_ack(role_actor_t *a, m3s_mesos_update_t *u, const char *task_id,
-                      const char *uuid, int64_t tag)
+static void queue_after(role_actor_t *a, m3s_mesos_update_t *u, const char *task_id,
+                        const char *uuid, int64_t tag, bool forget)
 {
-  if(!u->ack)
+  if(!(u && u->ack) && !forget)
     return;
   if(a->nacks == a->capacks) {
     a->capacks = a->capacks ? a->capacks * 2 : 16;
@@ -626,10 +625,18 @@ static void queue_ack(role_actor_t *a, m3s_mesos_update_t *u, const char *task_i
   }
   pending_ack_t *p = &a->acks[a->nacks++];
   p->tag = tag;
-  p->ack = u->ack;
-  u->ack = NULL;
+  p->ack = u ? u->ack : NULL;
+  if(u)
+    u->ack = NULL;
+  p->forget = forget;
   p->uuid = m3s_xstrdup(uuid ? uuid : "");
   snprintf(p->task_id, sizeof(p->task_id), "%s", task_id);
+}
+
+static void queue_ack(role_actor_t *a, m3s_mesos_update_t *u, const char *task_id,
+                      const char *uuid, int64_t tag)
+{
+  queue_after(a, u, task_id, uuid, tag, false);
 }
 
 static bool ack_queued(role_actor_t *a, const char *task_id, const char *uuid)
@@ -638,6 +645,14 @@ static bool ack_queued(role_actor_t *a, const char *task_id, const char *uuid)
     return false;
   for(size_t i = 0; i < a->nacks; i++)
     if(!strcmp(a->acks[i].uuid, uuid) && !strcmp(a->acks[i].task_id, task_id))
+      return true;
+  return false;
+}
+
+static bool task_ack_pending(role_actor_t *a, const char *task_id)
+{
+  for(size_t i = 0; i < a->nacks; i++)
+    if(!strcmp(a->acks[i].task_id, task_id))
       return true;
   return false;
 }
@@ -674,6 +689,14 @@ static void on_update(role_actor_t *a, m3s_mesos_update_t *u)
 
   if(!id || !state)
     return;
+  if(ack_queued(a, id, uuid))
+    return; /* a re-sent update whose acknowledgement waits for Redis */
+  if(!t && task_ack_pending(a, id)) {
+    /* Gone, its end not yet in Redis: a later update of it is
+     * acknowledged after that. */
+    queue_ack(a, u, id, uuid, a->wseq);
+    return;
+  }
   if(!t) {
     if(m3s_task_state_live(state)) {
       m3s_warn("%s task %s (%s) is not one we keep: killing it", m3s_role_name(a->role), id,
@@ -684,11 +707,6 @@ static void on_update(role_actor_t *a, m3s_mesos_update_t *u)
       call(a, u->ack);
       u->ack = NULL;
     }
-    return;
-  }
-  if(ack_queued(a, id, uuid)) {
-    /* The master re-sent an update whose new state is still on its way to
-     * Redis: its acknowledgement is already queued. */
     return;
   }
   bool changed = strcmp(t->rec.state, state) != 0;
@@ -706,8 +724,7 @@ static void on_update(role_actor_t *a, m3s_mesos_update_t *u)
     if(!wanted && !never_ran)
       backoff_after_failure(a, t);
     int64_t tag = write_task(a, t, true);
-    queue_ack(a, u, id, uuid, tag);
-    forget(a, t);
+    queue_after(a, u, id, uuid, tag, true);
     task_remove(a, t);
     converge(a);
     return;

@@ -1,0 +1,364 @@
+#!/usr/bin/env python3
+"""K3s orchestration end to end: the real daemon, the Mesos simulator and a
+real redis-server, all on loopback.
+
+Every test ends with the simulator's verdict: no violation (duplicate task
+ids, resources beyond an offer, hoarded offers, updates never or twice
+acknowledged, ...) but the ones a test provokes on purpose.
+
+Run: M3S_BIN=build/m3s python3 tests/integration/test_orchestra.py -v
+"""
+import base64
+import json
+import os
+import random
+import re
+import sys
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import test_mesos  # noqa: E402  (the module: its MesosTest must not run here)
+
+BOUND, SLOW = test_mesos.BOUND, test_mesos.SLOW
+
+ROLES = ("datastore", "server", "agent")
+FW = "m3s"
+LONG = BOUND * (3 if SLOW else 1)
+
+
+class OrchestraTest(test_mesos.MesosCase):
+    # -- setup -----------------------------------------------------------
+
+    def cluster(self, agents=4, sim_kw=None, **env):
+        kw = {"agents": agents, "task_start_delay": 0.05, "health_delay": 0.1}
+        kw.update(sim_kw or {})
+        sim = self.sim(**kw)
+        env.setdefault("RESTART_BACKOFF_MIN", "200ms")
+        env.setdefault("RESTART_BACKOFF_MAX", "2s")
+        env.setdefault("RECONCILE_WAIT", "3s")
+        env.setdefault("REFUSE_OFFERS", "1")
+        d = self.daemon(sim, **env)
+        return sim, d
+
+    # -- views -------------------------------------------------------------
+
+    @staticmethod
+    def role_of(name):
+        return name.rsplit(":", 1)[-1]
+
+    def active(self, sim, role=None, state=None):
+        """The simulator's live tasks: [(task_id, role, agent_id, state)]."""
+        out = []
+        for t in sim.state(include_agents=False)["tasks"]:
+            if t["where"] != "active":
+                continue
+            r = self.role_of(t["name"])
+            if (role is None or r == role) and (state is None or t["state"] == state):
+                out.append((t["task_id"], r, t["agent_id"], t["state"]))
+        return out
+
+    def records(self, role=None):
+        """Task records in Redis: {task_id: record}."""
+        out = {}
+        keys = self.redis().command("--scan", "--pattern", "%s:*" % FW).decode().split()
+        for k in keys:
+            parts = k.split(":")
+            if len(parts) != 3 or parts[1] not in ROLES or (role and parts[1] != role):
+                continue
+            raw = self.redis().command("GET", k)
+            if raw.strip():     # not deleted since the scan
+                out[parts[2]] = json.loads(raw)
+        return out
+
+    def launched(self, sim):
+        """Every TaskInfo the daemon sent in an ACCEPT, in order:
+        [(call seq, time, agent_id, taskinfo)]."""
+        out = []
+        for c in sim.calls(type="ACCEPT"):
+            if c["status"] != 202 or not isinstance(c["body"], dict):
+                continue
+            for op in c["body"]["accept"].get("operations", []):
+                for ti in op.get("launch", {}).get("task_infos", []):
+                    out.append((c["seq"], c["time"], ti["agent_id"]["value"], ti))
+        return out
+
+    @staticmethod
+    def updates(sim):
+        """[(event entry, TaskStatus)] of every UPDATE sent."""
+        return [(e, e["event"]["update"]["status"]) for e in sim.events(type="UPDATE")
+                if "event" in e]
+
+    def converged(self, sim, ds, sv, ag):
+        want = {"datastore": ds, "server": sv, "agent": ag}
+        act = self.active(sim)
+        for r in ROLES:
+            running = [t for t in act if t[1] == r and t[3] == "TASK_RUNNING"]
+            if len(running) != want[r] or len([t for t in act if t[1] == r]) != want[r]:
+                return False
+        recs = self.records()
+        if set(recs) != {t[0] for t in act}:
+            return False
+        return all(recs[t[0]]["State"] == "TASK_RUNNING" for t in act)
+
+    def wait_converged(self, sim, ds, sv, ag, timeout=None):
+        self.wait("the cluster at %d/%d/%d" % (ds, sv, ag),
+                  lambda: self.converged(sim, ds, sv, ag), timeout or LONG)
+
+    def assert_clean(self, sim, daemon, expected=()):
+        sim.check_unacked(older_than=3.0)
+        sim.check_offers(older_than=5.0)
+        ids = [ti["task_id"]["value"] for _, _, _, ti in self.launched(sim)]
+        self.assertEqual(len(ids), len(set(ids)), "a task id was launched twice")
+        super().assert_clean(sim, daemon, expected)
+
+    # -- tests ----------------------------------------------------------------
+
+    def test_bring_up_order_and_taskinfo(self):
+        labels = [{"key": "traefik.enable", "value": "true"}]
+        sim, d = self.cluster(
+            agents=4, K3S_AGENT_COUNT="3", K3S_TOKEN="tok-secret-1", DOMAIN=".test",
+            DOCKER_CNI="k3snet", BOOTSTRAP_URL="http://127.0.0.1:1/bootstrap.sh",
+            K3S_AGENT_TCP_PORT="9000", K3S_AGENT_LABELS=json.dumps(labels),
+            K3S_AGENT_CPU="1.5", K3S_AGENT_MEM="1500", K3S_AGENT_DISK="2000",
+            IMAGE_K3S="example/k3s:1", DS_MYSQL_PASSWORD="dbpw")
+        self.wait_converged(sim, 1, 1, 3)
+        launches = self.launched(sim)
+        by_role = {r: [x for x in launches if self.role_of(x[3]["name"]) == r] for r in ROLES}
+        self.assertEqual([len(by_role[r]) for r in ROLES], [1, 1, 3])
+
+        # Order and gating: the server is launched after the datastore was
+        # reported healthy, the agents after the server ran.
+        ds_id = by_role["datastore"][0][3]["task_id"]["value"]
+        sv_id = by_role["server"][0][3]["task_id"]["value"]
+        healthy = [e for e, st in self.updates(sim)
+                   if st["task_id"]["value"] == ds_id and st.get("healthy") is True]
+        running = [e for e, st in self.updates(sim)
+                   if st["task_id"]["value"] == sv_id and st["state"] == "TASK_RUNNING"]
+        self.assertTrue(healthy and running)
+        self.assertLess(healthy[0]["time"], by_role["server"][0][1])
+        self.assertLess(running[0]["time"], min(x[1] for x in by_role["agent"]))
+        # All three agents in one offer round, each on its own Mesos agent.
+        self.assertEqual(len({x[0] for x in by_role["agent"]}) <= 3, True)
+        self.assertEqual(len({x[2] for x in by_role["agent"]}), 3)
+
+        for seq, _, agent, ti in launches:
+            role = self.role_of(ti["name"])
+            c = ti["container"]
+            dk = c["docker"]
+            self.assertEqual(ti["name"], "%s:%s" % (FW, role))
+            self.assertEqual(c["type"], "DOCKER")
+            self.assertEqual(c["hostname"], "%s%s.test" % (FW, role))
+            self.assertEqual(dk["network"], "USER")
+            self.assertEqual(c["network_infos"], [{"name": "k3snet"}])
+            self.assertTrue(dk["force_pull_image"])
+            env = {v["name"]: v.get("value") for v in
+                   ti["command"].get("environment", {}).get("variables", [])}
+            ports = [p["host_port"] for p in dk["port_mappings"]]
+            self.assertEqual(len(ports), len(set(ports)))
+            for p in ports:
+                self.assertTrue(31000 <= p <= 32000, p)
+            res = {r["name"]: r for r in ti["resources"]}
+            offered_ports = set()
+            for r in ti["resources"]:
+                if r["name"] == "ports":
+                    for rg in r["ranges"]["range"]:
+                        offered_ports.update(range(rg["begin"], rg["end"] + 1))
+            self.assertEqual(offered_ports, set(ports))
+            disc = [p["name"] for p in ti["discovery"]["ports"]["ports"]]
+            if role == "agent":
+                self.assertEqual(dk["image"], "example/k3s:1")
+                self.assertTrue(dk["privileged"])
+                self.assertEqual(res["cpus"]["scalar"]["value"], 1.5)
+                self.assertEqual(res["mem"]["scalar"]["value"], 1500)
+                self.assertEqual(res["disk"]["scalar"]["value"], 2000)
+                self.assertEqual([m["container_port"] for m in dk["port_mappings"]],
+                                 [80, 443, 9000])
+                self.assertEqual(disc, ["m3s-http", "m3s-https", "m3s-tcp"])
+                self.assertEqual(ti["labels"]["labels"], labels)
+                self.assertEqual(env["K3S_TOKEN"], "tok-secret-1")
+                self.assertEqual(env["K3S_URL"], "https://m3sserver.test:6443")
+                self.assertEqual(env["K3SFRAMEWORK_TYPE"], "agent")
+                self.assertNotIn("REDIS_PASSWORD", env)
+                self.assertEqual(ti["command"]["uris"][0]["value"],
+                                 "http://127.0.0.1:1/bootstrap.sh")
+                self.assertEqual(ti["command"]["value"], "/mnt/mesos/sandbox/bootstrap")
+            elif role == "server":
+                self.assertEqual(dk["port_mappings"][0], {"host_port": 31000,
+                                                          "container_port": 6443,
+                                                          "protocol": "tcp"})
+                self.assertEqual(disc, ["kubernetes", "http"])
+                self.assertEqual(env["K3SFRAMEWORK_TYPE"], "server")
+                self.assertIn("dbpw", env["K3S_DATASTORE_ENDPOINT"])
+                self.assertEqual(c["volumes"][0]["container_path"], "/var/lib/rancher/k3s")
+            else:
+                self.assertEqual(dk["image"], "docker.io/mariadb:10.8.3")
+                self.assertEqual(ti["health_check"]["type"], "COMMAND")
+                self.assertEqual(env["MYSQL_ROOT_PASSWORD"], "dbpw")
+                self.assertEqual(disc, ["datastore"])
+
+        # The Redis records say what runs where, in the original's format.
+        recs = self.records()
+        for tid, role, agent, _ in self.active(sim):
+            r = recs[tid]
+            self.assertEqual(r["TaskID"], tid)
+            self.assertEqual(r["task_name"], "%s:%s" % (FW, role))
+            self.assertEqual(r["Agent"], agent)
+            self.assertEqual(r["State"], "TASK_RUNNING")
+            self.assertTrue(r["port_mappings"])
+        cfg = json.loads(self.redis().command("GET", "%s:framework_config" % FW))
+        self.assertEqual((cfg["DSMax"], cfg["K3SServerMax"], cfg["K3SAgentMax"]), (1, 1, 3))
+        self.assertTrue(cfg["K3SServerHostname"].startswith("agent-"))
+        self.assertNotIn("tok-secret-1", self.redis().command("GET", "%s:framework_config" % FW)
+                         .decode())
+        # Nothing pending: offers suppressed.
+        fw = self.connected_framework(sim)
+        self.assertEqual(fw["suppressed_roles"], ["m3s"])
+        self.assert_clean(sim, d)
+
+    def test_failures_are_replaced_with_new_ids(self):
+        sim, d = self.cluster(agents=5, K3S_AGENT_COUNT="2")
+        self.wait_converged(sim, 1, 1, 2)
+        # A container exits with an error.
+        victim = self.active(sim, "agent")[0][0]
+        sim.fail_task(victim)
+        self.wait("a replacement agent", lambda: victim not in self.records()
+                  and len(self.active(sim, "agent", "TASK_RUNNING")) == 2)
+        self.wait_converged(sim, 1, 1, 2)
+        # The master loses track of a task (PARTITION_AWARE: unreachable).
+        victim2 = self.active(sim, "agent")[0][0]
+        sim.lose_task(victim2)
+        self.wait("a replacement after TASK_UNREACHABLE",
+                  lambda: victim2 not in self.records() and
+                  len(self.active(sim, "agent", "TASK_RUNNING")) == 2)
+        # A whole Mesos agent goes away with the server on it.
+        server_agent = self.active(sim, "server")[0][2]
+        old = {t[0] for t in self.active(sim) if t[2] == server_agent}
+        sim.lose_agent(server_agent)
+        self.wait("replacements for the lost agent's tasks",
+                  lambda: not (old & set(self.records())) and
+                  self.converged(sim, 1, 1, 2), LONG)
+        for t in self.active(sim):
+            self.assertNotEqual(t[2], server_agent)
+        ids = [ti["task_id"]["value"] for _, _, _, ti in self.launched(sim)]
+        self.assertEqual(len(ids), len(set(ids)))
+        self.assert_clean(sim, d)
+
+    def test_crash_loop_backs_off(self):
+        sim, d = self.cluster(agents=3, K3S_AGENT_COUNT="1", RESTART_BACKOFF_MIN="300ms",
+                              RESTART_BACKOFF_MAX="5s")
+        self.wait_converged(sim, 1, 1, 1)
+        sim.add_task_behavior(r":agent$", state="TASK_FAILED", after=0.05)
+        sim.fail_task(self.active(sim, "agent")[0][0])
+        self.wait("five crashed agents", lambda: len(
+            [x for x in self.launched(sim) if x[3]["name"].endswith(":agent")]) >= 6, LONG * 2)
+        times = [x[1] for x in self.launched(sim) if x[3]["name"].endswith(":agent")][1:]
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        # 0.3, 0.6, 1.2, 2.4 s plus offer and task timing: each gap well
+        # above the previous one, the last one at least 2 s.
+        self.assertGreater(gaps[-1], 2.0, gaps)
+        for a, b in zip(gaps, gaps[1:]):
+            self.assertGreater(b, a * 1.4, gaps)
+        self.assertIn("failure 4 in a row", d.text())
+        sim.clear_task_behaviors()
+        self.wait_converged(sim, 1, 1, 1, LONG * 2)
+        self.assert_clean(sim, d)
+
+    def test_not_enough_resources_waits(self):
+        # Two Mesos agents with 2 cpus each: the datastore (1 cpu) and the
+        # server (1 cpu) fit, four agents of 2 cpus each do not.
+        sim, d = self.cluster(agents=2, sim_kw={"cpus": 2, "mem": 8192},
+                              K3S_AGENT_COUNT="4", K3S_MAX_PER_AGENT="0")
+        self.wait("datastore and server running", lambda: len(
+            self.active(sim, state="TASK_RUNNING")) >= 2)
+        time.sleep(2.0)
+        launches = self.launched(sim)
+        agents = [x for x in launches if x[3]["name"].endswith(":agent")]
+        # Whatever fits is launched (an agent needs 2 cpus, 1 cpu left on
+        # each Mesos agent at most): nothing beyond the offers.
+        self.assertEqual(agents, [])
+        self.assertEqual(sim.violations(kind="resources_exceed_offer"), [])
+        recs = self.records("agent")
+        self.assertEqual(len(recs), 4)
+        self.assertTrue(all(r["State"] == "__NEW" for r in recs.values()))
+        self.assertIn("still waiting for resources", d.text())
+        # Offers keep being declined, never hoarded.
+        self.assertTrue(sim.calls(type="DECLINE"))
+        self.assert_clean(sim, d)
+
+    def test_unknown_task_is_killed(self):
+        sim, d = self.cluster(agents=3, K3S_AGENT_COUNT="1")
+        self.wait_converged(sim, 1, 1, 1)
+        fid = self.connected_framework(sim)["id"]
+        stray = sim.launch_task(framework_id=fid, name="stray", cpus=0.1, mem=32)
+        self.wait("the stray task killed", lambda: stray not in
+                  [t[0] for t in self.active(sim)], LONG)
+        self.wait_converged(sim, 1, 1, 1)
+        self.assert_clean(sim, d)
+
+    def test_restart_adopts_tasks(self):
+        sim, d = self.cluster(agents=4, K3S_AGENT_COUNT="2")
+        self.wait_converged(sim, 1, 1, 2)
+        before = {t[0] for t in self.active(sim)}
+        n = len(self.launched(sim))
+        self.assertEqual(d.stop(), 0)
+        d2 = self.daemon(sim, RECONCILE_WAIT="3s", REFUSE_OFFERS="1")
+        self.daemon_subscribed(sim, d2)
+        time.sleep(2.0)
+        self.wait_converged(sim, 1, 1, 2)
+        self.assertEqual({t[0] for t in self.active(sim)}, before)
+        self.assertEqual(len(self.launched(sim)), n, "a restarted daemon launched tasks again")
+        self.assert_clean(sim, d2)
+
+    def test_kill9_during_scale_up(self):
+        """SIGKILL at random moments while the cluster comes up; each new
+        daemon continues from Redis. Afterwards: exactly the desired tasks,
+        no id launched twice, every update acknowledged exactly once."""
+        rng = random.Random(int(os.environ.get("M3S_TEST_SEED", "7")))
+        sim = self.sim(agents=8, task_start_delay=0.05, health_delay=0.1)
+        env = {"K3S_AGENT_COUNT": "6", "RECONCILE_WAIT": "3s", "REFUSE_OFFERS": "1",
+               "RESTART_BACKOFF_MIN": "200ms", "MESOS_FAILOVER_TIMEOUT": "1h"}
+        rounds = int(os.environ.get("M3S_KILL9_ROUNDS", "8"))
+        for i in range(rounds):
+            d = self.daemon(sim, **env)
+            time.sleep(rng.uniform(0.05, 1.2 if not SLOW else 3.0))
+            d.kill9()
+        d = self.daemon(sim, **env)
+        self.wait_converged(sim, 1, 1, 6, LONG * 2)
+        # Stable: nothing more launched, nothing pending in Mesos.
+        n = len(self.launched(sim))
+        time.sleep(2.0)
+        self.assertEqual(len(self.launched(sim)), n)
+        self.assertTrue(self.converged(sim, 1, 1, 6))
+        self.assertEqual(len([fw for fw in sim.state(include_agents=False)["frameworks"]
+                              if fw["active"]]), 1)
+        self.assert_clean(sim, d)
+
+    def test_redis_outage_during_activity(self):
+        sim, d = self.cluster(agents=5, K3S_AGENT_COUNT="3")
+        self.wait_converged(sim, 1, 1, 3)
+        self.redis().kill()
+        # Work while Redis is away: a task fails and is replaced.
+        victim = self.active(sim, "agent")[0][0]
+        sim.fail_task(victim)
+        time.sleep(1.5)
+        self.assertIsNone(d.proc.poll(), "the daemon died during the Redis outage")
+        # The replacement is not launched before its record is in Redis.
+        self.assertEqual(len(self.active(sim, "agent", "TASK_RUNNING")), 2)
+        failed = {st["uuid"] for _, st in self.updates(sim)
+                  if st["task_id"]["value"] == victim and st["state"] == "TASK_FAILED"}
+        self.assertTrue(failed)
+        acked = [c for c in sim.calls(type="ACKNOWLEDGE")
+                 if isinstance(c["body"], dict) and c["body"]["acknowledge"]["uuid"] in failed]
+        self.assertEqual(acked, [], "the failure was acknowledged before it was persisted")
+        self.redis().start()
+        self.wait_converged(sim, 1, 1, 3)
+        self.assertNotIn(victim, self.records())
+        self.assert_clean(sim, d)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
