@@ -17,10 +17,19 @@
  *   M3S_STORE_LOAD   payload m3s_store_load_t * (taken): SCANs every key
  *                    matching <fw>:<match> and sends M3S_STORE_LOADED to
  *                    load->notify with a json_t * object {key: value} (values
- *                    are strings as stored). Records under a JSON key that do
+ *                    are strings as stored), in chunks: every message but
+ *                    the last has M3S_STORE_MORE in its flags, and the
+ *                    receiver asks for the next one with M3S_STORE_NEXT
+ *                    (arg = the tag); until then the store serves nothing
+ *                    else (start-up only: writes queue behind). A load cut
+ *                    short by a lost connection runs again from the start,
+ *                    so a chunk may repeat keys already delivered. Records
+ *                    under a JSON key that do
  *                    not parse are renamed to <fw>:corrupt:<key>:<unix time>
  *                    with a warning and left out. If Redis is down, the load
  *                    waits for it.
+ *   M3S_STORE_NEXT   arg = a load's tag: its receiver is ready for the next
+ *                    chunk.
  *   M3S_STORE_STATUS request (m3s_call) without payload; answered with a
  *                    json_t * {"connected": bool, "queued": n, "errors": n,
  *                    "reconnects": n}.
@@ -35,6 +44,7 @@
 #define M3S_STORE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,7 +56,10 @@ enum {
   M3S_STORE_LOAD,
   M3S_STORE_LOADED,
   M3S_STORE_STATUS,
+  M3S_STORE_NEXT,
 };
+
+#define M3S_STORE_MORE 1u /* flags of a M3S_STORE_LOADED chunk that is not the last */
 
 typedef enum m3s_store_op_kind { M3S_STORE_SET, M3S_STORE_DEL } m3s_store_op_kind_t;
 
@@ -67,6 +80,10 @@ typedef struct m3s_store_load {
   char *match;          /* pattern after "<fw>:", e.g. "*" or "framework" */
   m3s_actor_t *notify;
   int64_t tag;          /* copied into the arg of M3S_STORE_LOADED */
+  /* the store's own progress */
+  char **keys;
+  size_t nkeys, pos;
+  bool waiting;         /* a chunk is out; waits for M3S_STORE_NEXT */
 } m3s_store_load_t;
 
 /* Batch building (owner of the batch only). Keys and values are copied. */

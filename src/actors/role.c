@@ -44,10 +44,14 @@ static const char *const phase_names[] = { "persisting", "pending", "launched",
 typedef struct rtask {
   m3s_task_record_t rec;
   phase_t phase;
-  int64_t wait_tag;        /* PH_PERSIST: offered once this write is confirmed */
   int64_t created_ms;      /* monotonic; order for "newest first" */
   int64_t running_ms;      /* monotonic time of the first TASK_RUNNING, 0 = not */
   int healthy;             /* -1 unknown, 0, 1 (Mesos health checks) */
+  bool reconciling;        /* asked about; no answer yet */
+  char *agent_host;        /* hostname of the Mesos agent, "" unknown */
+  char *extra;             /* the record's unmodelled fields as compact JSON
+                              text (NULL = none): a parsed tree per task
+                              would cost ten times the memory */
 } rtask_t;
 
 typedef struct pending_ack {   /* things that wait for a write */
@@ -80,6 +84,10 @@ typedef struct role_actor {
 
   rtask_t **tasks;         /* creation order */
   size_t n, cap;
+  /* Kept in step by account(), so no message costs a walk over all tasks. */
+  int n_killing, n_running, n_healthy;
+  struct waiting { int64_t tag; char task_id[40]; } *waiting; /* PH_PERSIST, by tag */
+  size_t nwait_head, nwait, capwait;
   m3s_idmap_t by_id;
 
   int64_t wseq, written;   /* own writes: sequence and last confirmed */
@@ -89,6 +97,8 @@ typedef struct role_actor {
   deferred_t *defer;
   size_t ndefer, capdefer;
 
+  size_t reconciling;      /* tasks asked about, not yet answered */
+  int64_t reconcile_ms;    /* when they were asked */
   int failures;            /* consecutive, for the restart backoff */
   int64_t backoff_until;   /* monotonic ms */
   uint64_t backoff_timer;
@@ -152,7 +162,11 @@ static int64_t write_task(role_actor_t *a, rtask_t *t, bool del)
     m3s_store_batch_del(b, key);
   }
   else {
+    json_error_t jerr;
+    t->rec.extra = t->extra ? json_loads(t->extra, 0, &jerr) : NULL;
     char *text = m3s_task_record_to_json(&t->rec);
+    json_decref(t->rec.extra);
+    t->rec.extra = NULL;
     if(text)
       m3s_store_batch_set(b, key, text);
     else
@@ -166,19 +180,6 @@ static int64_t write_task(role_actor_t *a, rtask_t *t, bool del)
 
 /* ---- state reports ----------------------------------------------------------- */
 
-static bool compute_health(role_actor_t *a)
-{
-  for(size_t i = 0; i < a->n; i++) {
-    const rtask_t *t = a->tasks[i];
-    if(t->phase != PH_ACTIVE || strcmp(t->rec.state, "TASK_RUNNING") != 0)
-      continue;
-    /* A task with a Mesos health check counts once the check passed. */
-    if(t->rec.health ? t->healthy == 1 : t->healthy != 0)
-      return true;
-  }
-  return false;
-}
-
 static void report(role_actor_t *a, bool persist)
 {
   m3s_offers_role_state_t s;
@@ -189,10 +190,8 @@ static void report(role_actor_t *a, bool persist)
   s.res = a->res;
   /* Tasks being killed still hold resources: a restart waits for them. */
   s.live = (int)a->n;
-  for(size_t i = 0; i < a->n; i++)
-    if(a->tasks[i]->phase == PH_ACTIVE && strcmp(a->tasks[i]->rec.state, "TASK_RUNNING") == 0)
-      s.running++;
-  s.healthy = compute_health(a);
+  s.running = a->n_running;
+  s.healthy = a->n_healthy > 0;
   if(s.healthy != a->healthy) {
     a->healthy = s.healthy;
     m3s_info("%s role is %s", m3s_role_name(a->role), s.healthy ? "healthy" : "not healthy");
@@ -212,6 +211,25 @@ static void report(role_actor_t *a, bool persist)
 
 /* ---- task set ------------------------------------------------------------------ */
 
+static bool task_running(const rtask_t *t)
+{
+  return t->phase == PH_ACTIVE && strcmp(t->rec.state, "TASK_RUNNING") == 0;
+}
+
+/* Adds (sign 1) or removes (-1) t's share of the counters: call with -1
+ * before changing a task's phase, state or health and with 1 after. */
+static void account(role_actor_t *a, const rtask_t *t, int sign)
+{
+  if(t->phase == PH_KILLING)
+    a->n_killing += sign;
+  if(task_running(t)) {
+    a->n_running += sign;
+    /* A task with a Mesos health check counts once the check passed. */
+    if(t->rec.health ? t->healthy == 1 : t->healthy != 0)
+      a->n_healthy += sign;
+  }
+}
+
 static void task_add(role_actor_t *a, rtask_t *t)
 {
   if(a->n == a->cap) {
@@ -220,17 +238,23 @@ static void task_add(role_actor_t *a, rtask_t *t)
   }
   a->tasks[a->n++] = t;
   m3s_idmap_put(&a->by_id, t->rec.task_id, t);
+  account(a, t, 1);
 }
 
 static void task_free(rtask_t *t)
 {
   m3s_task_record_free(&t->rec);
+  free(t->agent_host);
+  free(t->extra);
   free(t);
 }
 
 /* Removes t from the set (frees it). */
 static void task_remove(role_actor_t *a, rtask_t *t)
 {
+  account(a, t, -1);
+  if(t->reconciling)
+    a->reconciling--;
   m3s_idmap_del(&a->by_id, t->rec.task_id);
   for(size_t i = 0; i < a->n; i++)
     if(a->tasks[i] == t) {
@@ -277,13 +301,21 @@ static void create_task(role_actor_t *a)
   r->disk = a->res.disk;
   r->instances = a->desired;
   r->health = a->role == M3S_ROLE_DATASTORE;
+  t->agent_host = m3s_xstrdup("");
   t->phase = PH_PERSIST;
   t->created_ms = now_ms();
   t->healthy = -1;
   task_add(a, t);
   /* Offered only once Redis has the record: a task Mesos runs is always
    * one a restarted daemon finds. */
-  t->wait_tag = write_task(a, t, false);
+  int64_t tag = write_task(a, t, false);
+  if(a->nwait == a->capwait) {
+    a->capwait = a->capwait ? a->capwait * 2 : 16;
+    a->waiting = m3s_xrealloc(a->waiting, a->capwait * sizeof(*a->waiting));
+  }
+  a->waiting[a->nwait].tag = tag;
+  snprintf(a->waiting[a->nwait].task_id, sizeof(a->waiting[0].task_id), "%s", t->rec.task_id);
+  a->nwait++;
 }
 
 static void kill_task(role_actor_t *a, rtask_t *t, const char *why)
@@ -301,7 +333,9 @@ static void kill_task(role_actor_t *a, rtask_t *t, const char *why)
     return;
   default:
     m3s_info("killing %s task %s (%s)", m3s_role_name(a->role), t->rec.task_id, why);
+    account(a, t, -1);
     t->phase = PH_KILLING;
+    account(a, t, 1);
     call(a, m3s_call_kill(t->rec.task_id, t->rec.agent_id));
     return;
   }
@@ -313,10 +347,7 @@ static void converge(role_actor_t *a)
 {
   if(!a->ready)
     return;
-  int live = 0;
-  for(size_t i = 0; i < a->n; i++)
-    if(a->tasks[i]->phase != PH_KILLING)
-      live++;
+  int live = (int)a->n - a->n_killing;
 
   /* Surplus: newest first (pending ones are the newest). */
   for(size_t i = a->n; live > a->desired && i-- > 0;) {
@@ -381,11 +412,13 @@ static void on_written(role_actor_t *a, int64_t tag)
     }
   }
   a->nacks = j;
-  for(size_t i = 0; i < a->n; i++) {
-    rtask_t *t = a->tasks[i];
-    if(t->phase == PH_PERSIST && t->wait_tag <= a->written)
+  while(a->nwait_head < a->nwait && a->waiting[a->nwait_head].tag <= a->written) {
+    rtask_t *t = m3s_idmap_get(&a->by_id, a->waiting[a->nwait_head++].task_id);
+    if(t && t->phase == PH_PERSIST)
       offer_task(a, t);
   }
+  if(a->nwait_head == a->nwait)
+    a->nwait_head = a->nwait = 0;
 }
 
 static void defer_reply(role_actor_t *a, m3s_msg_t *req, uint32_t type, int64_t arg)
@@ -459,7 +492,13 @@ static void load_config(role_actor_t *a, json_t *records)
   m3s_fw_config_record_free(&f);
 }
 
-static void load_tasks(role_actor_t *a, json_t *records)
+static int by_state_time(const void *x, const void *y)
+{
+  const rtask_t *a = *(rtask_t *const *)x, *b = *(rtask_t *const *)y;
+  return strcmp(a->rec.state_time, b->rec.state_time);
+}
+
+static void load_tasks(role_actor_t *a, json_t *records, bool last)
 {
   const char *key;
   json_t *val;
@@ -477,6 +516,17 @@ static void load_tasks(role_actor_t *a, json_t *records)
       task_free(t);
       continue;
     }
+    if(m3s_idmap_get(&a->by_id, t->rec.task_id)) {
+      task_free(t); /* a chunk repeated after a reconnection */
+      continue;
+    }
+    const char *host = json_string_value(
+      json_object_get(json_object_get(t->rec.extra, "MesosAgent"), "hostname"));
+    t->agent_host = m3s_xstrdup(host ? host : "");
+    if(json_object_size(t->rec.extra))
+      t->extra = json_dumps(t->rec.extra, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(t->rec.extra);
+    t->rec.extra = NULL;
     t->created_ms = 0;
     t->healthy = -1;
     if(!strcmp(t->rec.state, "") || !strcmp(t->rec.state, "__NEW")) {
@@ -493,16 +543,10 @@ static void load_tasks(role_actor_t *a, json_t *records)
     }
     task_add(a, t);
   }
+  if(!last)
+    return;
   /* Oldest first, so that "newest first" holds across restarts. */
-  for(size_t i = 1; i < a->n; i++) {
-    rtask_t *t = a->tasks[i];
-    size_t j = i;
-    while(j > 0 && strcmp(a->tasks[j - 1]->rec.state_time, t->rec.state_time) > 0) {
-      a->tasks[j] = a->tasks[j - 1];
-      j--;
-    }
-    a->tasks[j] = t;
-  }
+  qsort(a->tasks, a->n, sizeof(*a->tasks), by_state_time);
   for(size_t i = 0; i < a->n; i++)
     a->tasks[i]->created_ms = -(int64_t)(a->n - i);
   if(a->n)
@@ -521,9 +565,7 @@ static void maybe_ready(role_actor_t *a)
     const m3s_task_record_t *rec = &a->tasks[i]->rec;
     snprintf(r->tasks[i].task_id, sizeof(r->tasks[i].task_id), "%s", rec->task_id);
     r->tasks[i].agent_id = m3s_xstrdup(rec->agent_id);
-    const char *host = json_string_value(
-      json_object_get(json_object_get(rec->extra, "MesosAgent"), "hostname"));
-    r->tasks[i].hostname = m3s_xstrdup(host ? host : "");
+    r->tasks[i].hostname = m3s_xstrdup(a->tasks[i]->agent_host);
   }
   r->n = a->n;
   m3s_send(a->offers, m3s_msg_new(M3S_OFFERS_ROLE_READY, 0, r, m3s_offers_ready_free));
@@ -537,12 +579,17 @@ static void maybe_ready(role_actor_t *a)
 static void reconcile(role_actor_t *a)
 {
   json_t *list = json_array();
+  a->reconcile_ms = now_ms();
   for(size_t i = 0; i < a->n; i++) {
     rtask_t *t = a->tasks[i];
     if(t->phase == PH_PERSIST || t->phase == PH_PENDING)
       continue;
     if(t->phase == PH_KILLING)
       call(a, m3s_call_kill(t->rec.task_id, t->rec.agent_id));
+    if(!t->reconciling) {
+      t->reconciling = true;
+      a->reconciling++;
+    }
     json_array_append_new(list, json_pack("{s:s, s:s}", "task_id", t->rec.task_id, "agent_id",
                                           t->rec.agent_id));
     if(json_array_size(list) == RECONCILE_CHUNK) {
@@ -606,10 +653,18 @@ static void on_launched(role_actor_t *a, m3s_role_launch_t *l)
     r->discovery_ports[i].name = m3s_xstrdup(n ? n : "");
     r->discovery_ports[i].protocol = m3s_xstrdup(p ? p : "");
   }
-  if(!r->extra)
-    r->extra = json_object();
-  json_object_set_new(r->extra, "MesosAgent",
+  /* The original keeps the agent object from /slaves here; its id and
+   * hostname are what readers use. */
+  json_error_t jerr;
+  json_t *x = t->extra ? json_loads(t->extra, 0, &jerr) : NULL;
+  if(!x)
+    x = json_object();
+  json_object_set_new(x, "MesosAgent",
                       json_pack("{s:s, s:s}", "id", l->agent_id, "hostname", l->hostname));
+  free(t->extra);
+  t->extra = json_dumps(x, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  json_decref(x);
+  set_str(&t->agent_host, l->hostname);
   t->phase = PH_LAUNCHED;
   write_task(a, t, false);
 }
@@ -697,6 +752,12 @@ static void on_update(role_actor_t *a, m3s_mesos_update_t *u)
     queue_ack(a, u, id, uuid, a->wseq);
     return;
   }
+  if(t && t->reconciling) {
+    t->reconciling = false;
+    if(--a->reconciling == 0)
+      m3s_info("%s role: every task reconciled with the master (%zu known, %lld ms)",
+               m3s_role_name(a->role), a->n, (long long)(now_ms() - a->reconcile_ms));
+  }
   if(!t) {
     if(m3s_task_state_live(state)) {
       m3s_warn("%s task %s (%s) is not one we keep: killing it", m3s_role_name(a->role), id,
@@ -730,6 +791,7 @@ static void on_update(role_actor_t *a, m3s_mesos_update_t *u)
     return;
   }
 
+  account(a, t, -1);
   set_str(&t->rec.state, state);
   if(agent && agent[0] && strcmp(agent, t->rec.agent_id) != 0)
     set_str(&t->rec.agent_id, agent);
@@ -737,6 +799,7 @@ static void on_update(role_actor_t *a, m3s_mesos_update_t *u)
     t->healthy = json_is_true(healthy);
   if(t->phase != PH_KILLING)
     t->phase = PH_ACTIVE;
+  account(a, t, 1);
   if(!strcmp(state, "TASK_RUNNING")) {
     if(!t->running_ms)
       t->running_ms = now_ms();
@@ -861,9 +924,7 @@ static json_t *status_json(role_actor_t *a)
                           t->rec.agent_id, "hostname", t->rec.hostname, "since",
                           t->rec.state_time ? t->rec.state_time : "", "phase",
                           phase_names[t->phase]);
-    const char *host = json_string_value(
-      json_object_get(json_object_get(t->rec.extra, "MesosAgent"), "hostname"));
-    json_object_set_new(o, "agent_hostname", json_string(host ? host : ""));
+    json_object_set_new(o, "agent_hostname", json_string(t->agent_host));
     json_object_set_new(o, "healthy", t->healthy < 0 ? json_null() : json_boolean(t->healthy));
     json_object_set_new(tasks, t->rec.task_id, o);
   }
@@ -889,8 +950,10 @@ static void role_handle(m3s_actor_t *self, m3s_msg_t *msg)
       a->cfg_loaded = true;
     }
     else if(msg->arg == TAG_LOAD_TASKS) {
-      load_tasks(a, msg->payload);
-      a->tasks_loaded = true;
+      load_tasks(a, msg->payload, !(msg->flags & M3S_STORE_MORE));
+      if(msg->flags & M3S_STORE_MORE)
+        m3s_send(a->store, m3s_msg_new(M3S_STORE_NEXT, TAG_LOAD_TASKS, NULL, NULL));
+      a->tasks_loaded = !(msg->flags & M3S_STORE_MORE);
     }
     maybe_ready(a);
     break;
@@ -972,6 +1035,7 @@ static void role_stop(m3s_actor_t *self)
     free(a->acks[i].uuid);
   }
   free(a->acks);
+  free(a->waiting);
   for(size_t i = 0; i < a->ndefer; i++)
     m3s_reply_finish(a->defer[i].reply, NULL);
   free(a->defer);

@@ -22,6 +22,7 @@
  *
  * Values are never logged (they hold credentials and keys), only keys.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
@@ -142,11 +143,22 @@ m3s_store_load_t *m3s_store_load_new(const char *match, m3s_actor_t *notify, int
   return l;
 }
 
+static void load_reset(m3s_store_load_t *l)
+{
+  for(size_t i = 0; i < l->nkeys; i++)
+    free(l->keys[i]);
+  free(l->keys);
+  l->keys = NULL;
+  l->nkeys = l->pos = 0;
+  l->waiting = false;
+}
+
 void m3s_store_load_free(void *p)
 {
   m3s_store_load_t *l = p;
   if(!l)
     return;
+  load_reset(l);
   free(l->match);
   free(l);
 }
@@ -524,14 +536,152 @@ static bool must_be_json(const char *rest)
          !strncmp(rest, "server:", 7) || !strncmp(rest, "agent:", 6);
 }
 
+/* A JSON syntax check that builds nothing (RFC 8259, one value, nesting at
+ * most JSON_MAX_DEPTH): loads check every record, and a parse per record
+ * only to throw the tree away cost more than the load itself. UTF-8 is
+ * checked by json_stringn when the value is kept. */
+#define JSON_MAX_DEPTH 512
+
+typedef struct jscan {
+  const unsigned char *p, *end;
+  int depth;
+} jscan_t;
+
+static void js_ws(jscan_t *j)
+{
+  while(j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+    j->p++;
+}
+
+static bool js_lit(jscan_t *j, const char *lit)
+{
+  size_t n = strlen(lit);
+  if((size_t)(j->end - j->p) < n || memcmp(j->p, lit, n) != 0)
+    return false;
+  j->p += n;
+  return true;
+}
+
+static bool js_digits(jscan_t *j)
+{
+  const unsigned char *start = j->p;
+  while(j->p < j->end && *j->p >= '0' && *j->p <= '9')
+    j->p++;
+  return j->p > start;
+}
+
+static bool js_number(jscan_t *j)
+{
+  if(j->p < j->end && *j->p == '-')
+    j->p++;
+  if(j->p < j->end && *j->p == '0')
+    j->p++;
+  else if(!js_digits(j))
+    return false;
+  if(j->p < j->end && *j->p == '.') {
+    j->p++;
+    if(!js_digits(j))
+      return false;
+  }
+  if(j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+    j->p++;
+    if(j->p < j->end && (*j->p == '+' || *j->p == '-'))
+      j->p++;
+    if(!js_digits(j))
+      return false;
+  }
+  return true;
+}
+
+static bool js_string(jscan_t *j)
+{
+  j->p++; /* the opening quote */
+  while(j->p < j->end) {
+    unsigned char c = *j->p++;
+    if(c == '"')
+      return true;
+    if(c < 0x20)
+      return false;
+    if(c != '\\')
+      continue;
+    if(j->p >= j->end)
+      return false;
+    c = *j->p++;
+    if(c == 'u') {
+      for(int i = 0; i < 4; i++, j->p++)
+        if(j->p >= j->end || !isxdigit(*j->p))
+          return false;
+    }
+    else if(!strchr("\"\\/bfnrt", c) || c == 0) {
+      return false;
+    }
+  }
+  return false;
+}
+
+static bool js_value(jscan_t *j)
+{
+  js_ws(j);
+  if(j->p >= j->end)
+    return false;
+  switch(*j->p) {
+  case '"':
+    return js_string(j);
+  case '{':
+  case '[': {
+    bool obj = *j->p == '{';
+    char close = obj ? '}' : ']';
+    if(++j->depth > JSON_MAX_DEPTH)
+      return false;
+    j->p++;
+    js_ws(j);
+    if(j->p < j->end && *j->p == close) {
+      j->p++;
+      j->depth--;
+      return true;
+    }
+    for(;;) {
+      if(obj) {
+        js_ws(j);
+        if(j->p >= j->end || *j->p != '"' || !js_string(j))
+          return false;
+        js_ws(j);
+        if(j->p >= j->end || *j->p++ != ':')
+          return false;
+      }
+      if(!js_value(j))
+        return false;
+      js_ws(j);
+      if(j->p >= j->end)
+        return false;
+      if(*j->p == ',') {
+        j->p++;
+        continue;
+      }
+      if(*j->p++ != close)
+        return false;
+      j->depth--;
+      return true;
+    }
+  }
+  case 't':
+    return js_lit(j, "true");
+  case 'f':
+    return js_lit(j, "false");
+  case 'n':
+    return js_lit(j, "null");
+  default:
+    return js_number(j);
+  }
+}
+
 static bool valid_json(const char *v, size_t len)
 {
-  json_error_t jerr;
-  json_t *j = json_loadb(v, len, 0, &jerr);
-  if(!j)
+  jscan_t j = { (const unsigned char *)v, (const unsigned char *)v + len, 0 };
+  if(!js_value(&j))
     return false;
-  json_decref(j);
-  return true;
+  js_ws(&j);
+  return j.p == j.end;
 }
 
 /* Moves a bad record out of the way. Returns IO_LOST or IO_OK (a refused
@@ -616,82 +766,107 @@ out:
   return rc;
 }
 
-/* Runs the load at the head of the queue. Returns false when the connection
- * was lost (the load stays queued and runs again after the reconnect). */
+/* Runs the load at the head of the queue: SCANs the keys once, then GETs
+ * them a chunk at a time; after each chunk but the last it waits for the
+ * receiver's M3S_STORE_NEXT (load->waiting), so a large load never piles up
+ * in the receiver's mailbox. Returns false when it stops: waiting, or the
+ * connection was lost (then the load runs again from the start after the
+ * reconnect). */
 static bool run_load(store_t *s)
 {
   m3s_store_load_t *l = queue_at(&s->queue, 0)->load;
   const char *fw = s->base.cfg->fw;
   size_t plen = strlen(fw) + 1;
-  char *pattern = NULL, *corrupt = NULL;
-  char *cursor = m3s_xstrdup("0");
-  char **keys = NULL;
-  size_t nkeys = 0, capkeys = 0;
-  json_t *result = json_object();
+  char *pattern = NULL, *corrupt = NULL, *cursor = NULL;
+  json_t *result = NULL;
   bool ok = false;
 
+  if(l->waiting)
+    return false;
   size_t need = plen + strlen(l->match) + 1;
   pattern = m3s_xmalloc(need);
   snprintf(pattern, need, "%s:%s", fw, l->match);
-  need = plen + strlen("corrupt:") + 1;
-  corrupt = m3s_xmalloc(need);
-  snprintf(corrupt, need, "%s:corrupt:", fw);
-
-  do {
-    redisReply *r = NULL;
-    redisAppendCommand(s->c, "SCAN %s MATCH %b COUNT " SCAN_COUNT, cursor, pattern,
-                       strlen(pattern));
-    if(read_reply(s, &r) != IO_OK)
-      goto out;
-    if(r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-       r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
-      char why[300];
-      snprintf(why, sizeof(why), "unexpected SCAN reply%s%s",
-               r->type == REDIS_REPLY_ERROR ? ": " : "",
-               r->type == REDIS_REPLY_ERROR ? r->str : "");
-      freeReplyObject(r);
-      connection_lost(s, why);
-      goto out;
-    }
-    free(cursor);
-    cursor = m3s_xstrdup(r->element[0]->str);
-    for(size_t i = 0; i < r->element[1]->elements; i++) {
-      const redisReply *k = r->element[1]->element[i];
-      if(k->type != REDIS_REPLY_STRING || !strncmp(k->str, corrupt, strlen(corrupt)))
-        continue;
-      if(nkeys == capkeys) {
-        capkeys = capkeys ? capkeys * 2 : 256;
-        keys = m3s_xrealloc(keys, capkeys * sizeof(*keys));
+  if(!l->keys) {
+    size_t capkeys = 0;
+    need = plen + strlen("corrupt:") + 1;
+    corrupt = m3s_xmalloc(need);
+    snprintf(corrupt, need, "%s:corrupt:", fw);
+    cursor = m3s_xstrdup("0");
+    l->keys = m3s_xmalloc(sizeof(*l->keys));
+    do {
+      redisReply *r = NULL;
+      redisAppendCommand(s->c, "SCAN %s MATCH %b COUNT " SCAN_COUNT, cursor, pattern,
+                         strlen(pattern));
+      if(read_reply(s, &r) != IO_OK)
+        goto lost;
+      if(r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+         r->element[0]->type != REDIS_REPLY_STRING ||
+         r->element[1]->type != REDIS_REPLY_ARRAY) {
+        char why[300];
+        snprintf(why, sizeof(why), "unexpected SCAN reply%s%s",
+                 r->type == REDIS_REPLY_ERROR ? ": " : "",
+                 r->type == REDIS_REPLY_ERROR ? r->str : "");
+        freeReplyObject(r);
+        connection_lost(s, why);
+        goto lost;
       }
-      keys[nkeys++] = m3s_xstrdup(k->str);
-    }
-    freeReplyObject(r);
-  } while(strcmp(cursor, "0") != 0);
+      free(cursor);
+      cursor = m3s_xstrdup(r->element[0]->str);
+      for(size_t i = 0; i < r->element[1]->elements; i++) {
+        const redisReply *k = r->element[1]->element[i];
+        if(k->type != REDIS_REPLY_STRING || !strncmp(k->str, corrupt, strlen(corrupt)))
+          continue;
+        if(l->nkeys == capkeys) {
+          capkeys = capkeys ? capkeys * 2 : 256;
+          l->keys = m3s_xrealloc(l->keys, capkeys * sizeof(*l->keys));
+        }
+        l->keys[l->nkeys++] = m3s_xstrdup(k->str);
+      }
+      freeReplyObject(r);
+    } while(strcmp(cursor, "0") != 0);
+  }
 
-  /* SCAN may return a key twice; the result object keeps one. */
-  for(size_t i = 0; i < nkeys; i += GET_CHUNK) {
-    size_t n = nkeys - i < GET_CHUNK ? nkeys - i : GET_CHUNK;
-    if(load_values(s, keys + i, n, plen, result) != IO_OK)
+  /* SCAN may return a key twice; a chunk keeps one (and the receiver sees a
+   * repeated key as the same record). */
+  result = json_object();
+  while(l->pos < l->nkeys) {
+    size_t n = l->nkeys - l->pos < GET_CHUNK ? l->nkeys - l->pos : GET_CHUNK;
+    if(load_values(s, l->keys + l->pos, n, plen, result) != IO_OK)
+      goto lost;
+    l->pos += n;
+    if(l->pos < l->nkeys && json_object_size(result) && l->notify) {
+      m3s_msg_t *m = m3s_msg_new(M3S_STORE_LOADED, l->tag, result, json_drop);
+      m->flags = M3S_STORE_MORE;
+      m3s_send(l->notify, m);
+      result = NULL;
+      l->waiting = true;
       goto out;
+    }
   }
   ok = true;
   s->loads++;
-  m3s_debug("loaded %zu record(s) matching %s", json_object_size(result), pattern);
+  m3s_debug("loaded %zu record(s) matching %s", l->nkeys, pattern);
   item_t it = queue_pop(&s->queue);
   if(it.load->notify) {
     m3s_send(it.load->notify, m3s_msg_new(M3S_STORE_LOADED, it.load->tag, result, json_drop));
     result = NULL;
   }
   item_free(it);
+  goto out;
+lost:
+  load_reset(l);
 out:
-  for(size_t i = 0; i < nkeys; i++)
-    free(keys[i]);
-  free(keys);
   free(cursor);
   free(pattern);
   free(corrupt);
   json_decref(result);
   return ok;
+}
+
+static bool head_waiting(store_t *s)
+{
+  item_t *it = s->queue.n ? queue_at(&s->queue, 0) : NULL;
+  return it && it->load && it->load->waiting;
 }
 
 /* Serves the queue in order while connected. */
@@ -709,7 +884,7 @@ static void pump(store_t *s)
 static void store_wait(m3s_actor_t *self, int wake_fd, int timeout_ms)
 {
   store_t *s = (store_t *)self;
-  if(s->c && s->queue.n) {
+  if(s->c && s->queue.n && !head_waiting(s)) {
     /* The mailbox is empty: everything queued meanwhile goes out together.
      * No sleep: the loop looks at the mailbox again right after. */
     pump(s);
@@ -802,6 +977,12 @@ static void store_handle(m3s_actor_t *self, m3s_msg_t *msg)
     break;
   case M3S_STORE_LOAD:
     on_load(s, msg);
+    break;
+  case M3S_STORE_NEXT:
+    if(head_waiting(s) && queue_at(&s->queue, 0)->load->tag == msg->arg) {
+      queue_at(&s->queue, 0)->load->waiting = false;
+      pump(s);
+    }
     break;
   case M3S_STORE_STATUS:
     m3s_msg_reply(msg, m3s_msg_new(M3S_STORE_STATUS, 0, status_json(s), json_drop));

@@ -245,12 +245,14 @@ typedef struct record {
   _Atomic size_t nwritten;        /* release by the probe, acquire by the test */
   int64_t written[MAX_WRITTEN];
   _Atomic(json_t *) loaded[MAX_LOADS];
+  _Atomic int chunks[MAX_LOADS];  /* messages per load, the last included */
   _Atomic int unexpected;
 } record_t;
 
 typedef struct probe {
   m3s_actor_t base;
   record_t *rec;
+  json_t *partial[MAX_LOADS];     /* probe thread only: chunks so far */
 } probe_t;
 
 static void probe_handle(m3s_actor_t *self, m3s_msg_t *m)
@@ -271,9 +273,24 @@ static void probe_handle(m3s_actor_t *self, m3s_msg_t *m)
   case M3S_STORE_LOADED:
     if(m->arg >= 0 && m->arg < MAX_LOADS && m->payload &&
        json_is_object((json_t *)m->payload)) {
-      /* Taken: the runtime's drop hook no longer owns it. */
+      /* Taken: the runtime's drop hook no longer owns it. Chunks are
+       * merged; the last one publishes the whole load. */
+      probe_t *p = (probe_t *)self;
       json_t *j = m3s_msg_take(m);
-      atomic_store_explicit(&rec->loaded[m->arg], j, memory_order_release);
+      atomic_fetch_add(&rec->chunks[m->arg], 1);
+      if(p->partial[m->arg]) {
+        json_object_update(p->partial[m->arg], j);
+        json_decref(j);
+        j = p->partial[m->arg];
+        p->partial[m->arg] = NULL;
+      }
+      if(m->flags & M3S_STORE_MORE) {
+        p->partial[m->arg] = j;
+        m3s_send(m3s_system_find(self->sys, "store"),
+                 m3s_msg_new(M3S_STORE_NEXT, m->arg, NULL, NULL));
+      }
+      else
+        atomic_store_explicit(&rec->loaded[m->arg], j, memory_order_release);
     }
     else {
       atomic_fetch_add(&rec->unexpected, 1);
@@ -285,10 +302,18 @@ static void probe_handle(m3s_actor_t *self, m3s_msg_t *m)
   }
 }
 
+static void probe_stop(m3s_actor_t *self)
+{
+  probe_t *p = (probe_t *)self;
+  for(int i = 0; i < MAX_LOADS; i++)
+    json_decref(p->partial[i]);
+}
+
 static const m3s_actor_ops_t probe_ops = {
   .name = "probe",
   .size = sizeof(probe_t),
   .handle = probe_handle,
+  .stop = probe_stop,
 };
 
 /* ---- harness ------------------------------------------------------------- */
@@ -864,6 +889,8 @@ START_TEST(scan_many_pages)
   send_load(&h, "agent:*", 1);
   json_t *all = wait_loaded(&h, 0);
   ck_assert_int_eq(json_object_size(all), N);
+  /* Delivered in chunks of at most 1,000 records. */
+  ck_assert_int_ge(atomic_load(&h.rec->chunks[0]), N / 1000);
   for(int i = 0; i < N; i++) {
     snprintf(key, sizeof(key), FW ":%s:task-%d", i % 3 == 0 ? "agent" : "server", i);
     snprintf(val, sizeof(val), "{\"TaskID\":\"task-%d\"}", i);

@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Recovery benchmark (issue 4): a daemon starting on a Redis that holds
+10,000 task records (the original's format) of tasks the master still runs.
+
+Measured per run, from the daemon's exec to its log line "agent role: every
+task reconciled with the master": loading every record, subscribing with the
+stored framework id and hearing back from the master about each task; and
+the daemon's peak RSS (VmHWM) at that moment. In the same run, as the
+baseline, the same daemon on an empty Redis from exec to SUBSCRIBED.
+
+Usage: python3 bench/recovery_bench.py [build/m3s] [--tasks N] [--runs R]
+"""
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "mesos_sim"))
+import test_mesos  # noqa: E402
+from mesos_sim import MesosSim  # noqa: E402
+
+TEMPLATE = os.path.join(HERE, "..", "tests", "data", "records", "task_agent_running.json")
+
+
+def resp(*args):
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
+
+
+def redis_pipe(port, commands, db=1):
+    """Sends RESP commands in one stream and reads all replies."""
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(resp("SELECT", db) + b"".join(commands))
+        want = len(commands) + 1
+        buf = b""
+        while buf.count(b"\r\n") < want:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            buf += chunk
+
+
+def wait_log(daemon, needle, timeout):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if needle in daemon.text():
+            return time.monotonic()
+        if daemon.proc.poll() is not None:
+            raise RuntimeError("daemon exited:\n" + daemon.text()[-3000:])
+        time.sleep(0.002)
+    raise RuntimeError("timed out waiting for %r\n%s" % (needle, daemon.text()[-3000:]))
+
+
+def vmhwm_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def thread_cpu(pid):
+    """{thread name: CPU seconds} of a process (user + system)."""
+    out = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                st = f.read()
+        except OSError:
+            continue
+        name = st[st.index("(") + 1:st.rindex(")")]
+        fields = st[st.rindex(")") + 2:].split()
+        out[name] = out.get(name, 0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("binary", nargs="?", default=os.path.join(HERE, "..", "build", "m3s"))
+    ap.add_argument("--tasks", type=int, default=10000)
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    test_mesos.M3S = os.path.abspath(args.binary)
+    env = {"LOGLEVEL": "info", **({"MALLOC_ARENA_MAX": os.environ["MALLOC_ARENA_MAX"]} if "MALLOC_ARENA_MAX" in os.environ else {}), "RECONCILE_WAIT": "1h", "DS_COUNT": "0",
+           "K3S_SERVER_COUNT": "0", "K3S_AGENT_COUNT": "0"}
+
+    agents = max(1, args.tasks // 200)
+    sim = MesosSim(agents=agents, cpus=10000, mem=10 ** 7, heartbeat=5, offer_interval=1,
+                   resend_interval=600)
+    sim.start()
+    redis = test_mesos.Redis()
+    try:
+        master = "127.0.0.1:%d" % sim.port
+        # Baseline: exec -> SUBSCRIBED on an empty Redis (framework registers).
+        base = []
+        for _ in range(args.runs):
+            redis_pipe(redis.port, [resp("FLUSHDB")])
+            d = test_mesos.Daemon(master, REDIS_SERVER="127.0.0.1:%d" % redis.port, **env)
+            t0 = time.monotonic()
+            t1 = wait_log(d, "] subscribed to ", 60)
+            base.append(t1 - t0)
+            d.stop()
+            d.cleanup()
+        fid = json.loads(redis.command("GET", "m3s:framework"))["FrameworkInfo"]["id"]["value"]
+
+        # The tasks the master runs for that framework, and their records.
+        with open(TEMPLATE) as f:
+            tmpl = json.load(f)
+        ids = ["%08x-0000-4000-8000-%012x" % (i, i) for i in range(args.tasks)]
+        agent_ids = [a["id"] for a in sim.state()["agents"]]
+        t0 = time.monotonic()
+        for i, tid in enumerate(ids):
+            sim.launch_task(framework_id=fid, task_id=tid, agent=agent_ids[i % len(agent_ids)],
+                            cpus=0.01, mem=1, name="m3s:agent")
+        print("simulator: %d tasks started in %.1f s" % (len(ids), time.monotonic() - t0))
+        cmds = []
+        for i, tid in enumerate(ids):
+            rec = dict(tmpl, TaskID=tid, task_name="m3s:agent", Agent=agent_ids[i % len(agent_ids)],
+                       State="TASK_RUNNING", Instances=args.tasks)
+            cmds.append(resp("SET", "m3s:agent:%s" % tid, json.dumps(rec)))
+        cfg = {"DSMax": 0, "K3SServerMax": 0, "K3SAgentMax": args.tasks}
+        cmds.append(resp("SET", "m3s:framework_config", json.dumps(cfg)))
+        redis_pipe(redis.port, cmds)
+        size = int(redis.command("DBSIZE").strip() or 0)
+        print("redis: %d keys" % size)
+
+        # The first start after those launches also acknowledges their
+        # 20,000 pending STARTING/RUNNING updates: a warm-up, reported apart.
+        times, rss, cpu = [], [], []
+        for run in range(args.runs + 1):
+            d = test_mesos.Daemon(master, REDIS_SERVER="127.0.0.1:%d" % redis.port, **env)
+            t0 = time.monotonic()
+            t1 = wait_log(d, "agent role: every task reconciled with the master", 120)
+            if run == 0:
+                print("warm-up start (also acknowledges %d pending updates): %.3f s, peak RSS "
+                      "%.1f MiB" % (2 * args.tasks, t1 - t0, vmhwm_kib(d.proc.pid) / 1024))
+            else:
+                times.append(t1 - t0)
+                rss.append(vmhwm_kib(d.proc.pid))
+                cpu.append(thread_cpu(d.proc.pid))
+            text = d.text()
+            d.stop()
+            d.cleanup()
+            launched = [c for c in sim.calls(type="ACCEPT")]
+            assert "%d task record(s) loaded" % args.tasks in text, text[-2000:]
+        print("baseline (empty Redis, exec -> SUBSCRIBED): median %.3f s of %s"
+              % (statistics.median(base), ["%.3f" % x for x in base]))
+        print("recovery (%d records, exec -> all reconciled): median %.3f s of %s"
+              % (args.tasks, statistics.median(times), ["%.3f" % x for x in times]))
+        print("peak RSS at that point: median %.1f MiB of %s"
+              % (statistics.median(rss) / 1024, ["%.1f" % (x / 1024) for x in rss]))
+        last = cpu[-1]
+        print("daemon CPU by thread (last run): %s; total %.2f s"
+              % (", ".join("%s %.2f" % kv for kv in sorted(last.items())), sum(last.values())))
+        print("ratio recovery / baseline: %.1fx" % (statistics.median(times) /
+                                                     statistics.median(base)))
+        print("ACCEPT calls during recovery runs: %d (0 = nothing relaunched)" % len(launched))
+        v = [x for x in sim.violations() if x["severity"] == "error"]
+        print("simulator violations: %d" % len(v))
+        for x in v[:5]:
+            print("  %s: %s" % (x["kind"], x["message"]))
+    finally:
+        sim.stop()
+        redis.stop()
+
+
+if __name__ == "__main__":
+    main()
