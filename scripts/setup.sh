@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config libcurl4-openssl-dev libhiredis-dev
           libjansson-dev libcivetweb-dev libssl-dev check redis-server curl
-          ca-certificates procps python3 openssl clang libclang-rt-14-dev
+          ca-certificates procps python3 openssl clang libclang-rt-14-dev wrk
           shellcheck python3-yaml jq)
 
 missing=()

@@ -38,6 +38,7 @@ typedef struct m3s_config {
                                       Mesos name and Redis key prefix */
   char *framework_role;
   int framework_port;
+  char *framework_bind;            /* "" = all interfaces */
   char *framework_hostname;
   char *framework_statefile_path;  /* unused */
   char *loglevel;                  /* LOGLEVEL as given (passed to tasks) */

@@ -546,7 +546,8 @@ static void load_tasks(role_actor_t *a, json_t *records, bool last)
   if(!last)
     return;
   /* Oldest first, so that "newest first" holds across restarts. */
-  qsort(a->tasks, a->n, sizeof(*a->tasks), by_state_time);
+  if(a->n > 1)
+    qsort(a->tasks, a->n, sizeof(*a->tasks), by_state_time);
   for(size_t i = 0; i < a->n; i++)
     a->tasks[i]->created_ms = -(int64_t)(a->n - i);
   if(a->n)

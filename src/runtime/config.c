@@ -175,6 +175,10 @@ static const struct var vars[] = {
     .off = O_INT(framework_port), .def = "10000",
     .help = "Port of the REST API on all interfaces; also part of the web UI URL "
             "announced to Mesos, which mesos-cli uses to find the API." },
+  { .name = "FRAMEWORK_BIND", .type = T_STRING, .group = G_FRAMEWORK,
+    .off = O_STR(framework_bind),
+    .help = "IPv4 address the REST API listens on, e.g. 127.0.0.1; empty = "
+            "every interface, as the original (new)." },
   { .name = "FRAMEWORK_HOSTNAME", .type = T_STRING, .group = G_FRAMEWORK,
     .off = O_STR(framework_hostname), .def_fn = default_hostname,
     .def_text = "the host's FQDN",

@@ -72,7 +72,8 @@ void m3s_log_init(m3s_log_level_t level, const char *const *list, size_t n)
     if(list[i] && list[i][0])
       secrets[nsecrets++] = m3s_xstrdup(list[i]);
   /* Longest first, so a secret that contains another is masked whole. */
-  qsort(secrets, nsecrets, sizeof(*secrets), longer_first);
+  if(nsecrets > 1)
+    qsort(secrets, nsecrets, sizeof(*secrets), longer_first);
 }
 
 void m3s_log_set_name(const char *name)

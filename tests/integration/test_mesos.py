@@ -32,6 +32,12 @@ SLOW = os.environ.get("M3S_SANITIZER") == "thread"
 measured = []            # (fault, seconds to re-subscribe)
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class Redis:
     """A throwaway redis-server on a free loopback port, stopped by PID."""
 
@@ -91,6 +97,9 @@ class Daemon:
             "MESOS_BACKOFF_MIN": "100ms",
             "MESOS_BACKOFF_MAX": "2s",
             "REFUSE_OFFERS": "5",
+            # The REST API on loopback only, on a port of its own.
+            "FRAMEWORK_BIND": "127.0.0.1",
+            "FRAMEWORK_PORT": str(free_port()),
         }
         for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS"):
             if k in os.environ:

@@ -13,6 +13,7 @@ import json
 import os
 import random
 import re
+import socket
 import sys
 import time
 import unittest
@@ -35,6 +36,12 @@ class OrchestraTest(test_mesos.MesosCase):
 
     def cluster(self, agents=4, sim_kw=None, **env):
         kw = {"agents": agents, "task_start_delay": 0.05, "health_delay": 0.1}
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.api_port = s.getsockname()[1]
+        env.setdefault("FRAMEWORK_PORT", str(self.api_port))
+        env.setdefault("AUTH_USERNAME", "ops")
+        env.setdefault("AUTH_PASSWORD", "orchestra-secret")
         kw.update(sim_kw or {})
         sim = self.sim(**kw)
         env.setdefault("RESTART_BACKOFF_MIN", "200ms")
@@ -43,6 +50,31 @@ class OrchestraTest(test_mesos.MesosCase):
         env.setdefault("REFUSE_OFFERS", "1")
         d = self.daemon(sim, **env)
         return sim, d
+
+    def api(self, path, method="GET"):
+        """(status, body) of a REST API call with the test's credentials."""
+        req = urllib.request.Request("http://127.0.0.1:%d/api/m3s/v0/%s" % (self.api_port, path),
+                                     method=method)
+        req.add_header("Authorization",
+                       "Basic " + base64.b64encode(b"ops:orchestra-secret").decode())
+        deadline = time.monotonic() + LONG
+        while True:
+            try:
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    return resp.status, resp.read().decode()
+            except urllib.error.HTTPError as e:
+                return e.code, e.read().decode()
+            except (ConnectionError, urllib.error.URLError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)  # the daemon is still starting
+
+    def scale(self, role, n, expect_diff=None):
+        code, body = self.api("%s/scale/%d" % (role, n))
+        self.assertEqual(code, 200, body)
+        if expect_diff is not None:
+            self.assertEqual(body, str(expect_diff))
+        return body
 
     # -- views -------------------------------------------------------------
 
@@ -357,6 +389,85 @@ class OrchestraTest(test_mesos.MesosCase):
         self.redis().start()
         self.wait_converged(sim, 1, 1, 3)
         self.assertNotIn(victim, self.records())
+        self.assert_clean(sim, d)
+
+    def test_scale_agents(self):
+        sim, d = self.cluster(agents=6, K3S_AGENT_COUNT="1")
+        self.wait_converged(sim, 1, 1, 1)
+        self.scale("agent", 5, 4)
+        self.wait_converged(sim, 1, 1, 5)
+        self.assertEqual(self.api("agent/scale"), (200, '{"Scale":5,"Running":5}'))
+        order = [ti["task_id"]["value"] for _, _, _, ti in self.launched(sim)
+                 if ti["name"].endswith(":agent")]
+        self.scale("agent", 2, -3)
+        self.wait_converged(sim, 1, 1, 2)
+        # Scale-down kills the newest agents first.
+        self.assertEqual({t[0] for t in self.active(sim, "agent")}, set(order[:2]))
+        self.scale("agent", 0, -2)
+        self.wait_converged(sim, 1, 1, 0)
+        self.scale("agent", 3, 3)
+        self.wait_converged(sim, 1, 1, 3)
+        cfg = json.loads(self.redis().command("GET", "%s:framework_config" % FW))
+        self.assertEqual(cfg["K3SAgentMax"], 3)
+        # The count survives a restart of the daemon (Redis wins over the
+        # environment's K3S_AGENT_COUNT=1).
+        self.assertEqual(d.stop(), 0)
+        d2 = self.daemon(sim, FRAMEWORK_PORT=str(self.api_port), AUTH_USERNAME="ops",
+                         AUTH_PASSWORD="orchestra-secret", K3S_AGENT_COUNT="1",
+                         RECONCILE_WAIT="3s", REFUSE_OFFERS="1")
+        self.daemon_subscribed(sim, d2)
+        self.assertEqual(self.api("agent/scale"), (200, '{"Scale":3,"Running":3}'))
+        time.sleep(1.0)
+        self.wait_converged(sim, 1, 1, 3)
+        self.assert_clean(sim, d2)
+
+    def test_scale_servers_and_datastore(self):
+        sim, d = self.cluster(agents=4, K3S_AGENT_COUNT="1")
+        self.wait_converged(sim, 1, 1, 1)
+        self.scale("server", 3, 2)
+        self.wait_converged(sim, 1, 3, 1)
+        servers = self.active(sim, "server")
+        self.assertEqual(len({t[2] for t in servers}), 3, "servers spread over agents")
+        self.scale("server", 1, -2)
+        self.wait_converged(sim, 1, 1, 1)
+        code, body = self.api("datastore/scale/2")
+        self.assertEqual((code, body), (200, "1"))
+        self.wait_converged(sim, 2, 1, 1)
+        # The plugin's alias.
+        self.assertEqual(self.api("etcd/scale/1"), (200, "-1"))
+        self.wait_converged(sim, 1, 1, 1)
+        self.assert_clean(sim, d)
+
+    def test_cluster_shutdown_start_restart(self):
+        sim, d = self.cluster(agents=5, K3S_AGENT_COUNT="2")
+        self.wait_converged(sim, 1, 1, 2)
+        ds_id = self.active(sim, "datastore")[0][0]
+        self.assertEqual(self.api("cluster/shutdown", "PUT")[0], 200)
+        self.wait_converged(sim, 0, 0, 0)
+        cfg = json.loads(self.redis().command("GET", "%s:framework_config" % FW))
+        self.assertEqual((cfg["DSMaxRestore"], cfg["K3SServerMaxRestore"],
+                          cfg["K3SAgentMaxRestore"]), (1, 1, 2))
+        self.assertEqual(self.api("cluster/start", "PUT")[0], 200)
+        self.wait_converged(sim, 1, 1, 2)
+        # Starting a running cluster is refused, as in the original.
+        self.assertEqual(self.api("cluster/start", "PUT")[0], 406)
+        ds_id = self.active(sim, "datastore")[0][0]
+        before = {t[0] for t in self.active(sim) if t[1] != "datastore"}
+        t0 = time.monotonic()
+        code, body = self.api("cluster/restart", "PUT")
+        self.assertEqual((code, body), (200, "Restart Scheduled."))
+        self.assertLess(time.monotonic() - t0, 2.0, "restart must answer at once")
+        self.wait("servers and agents replaced", lambda: self.converged(sim, 1, 1, 2) and
+                  not before & {t[0] for t in self.active(sim)}, LONG)
+        self.assertEqual(self.active(sim, "datastore")[0][0], ds_id,
+                         "a cluster restart keeps the datastore")
+        # Per-role restart: only the agents.
+        servers = {t[0] for t in self.active(sim, "server")}
+        agents = {t[0] for t in self.active(sim, "agent")}
+        self.assertEqual(self.api("agent/restart", "PUT")[0], 200)
+        self.wait("agents replaced", lambda: self.converged(sim, 1, 1, 2) and
+                  not agents & {t[0] for t in self.active(sim, "agent")}, LONG)
+        self.assertEqual({t[0] for t in self.active(sim, "server")}, servers)
         self.assert_clean(sim, d)
 
 

@@ -84,7 +84,7 @@ static const char *const original_names[] = {
 static const char *const added_names[] = {
   "MESOS_FAILOVER_TIMEOUT", "MESOS_BACKOFF_MIN", "MESOS_BACKOFF_MAX",
   "MESOS_CALL_TIMEOUT", "MESOS_MAX_EVENT_SIZE", "RESTART_BACKOFF_MIN",
-  "RESTART_BACKOFF_MAX", "K3S_MAX_PER_AGENT",
+  "RESTART_BACKOFF_MAX", "K3S_MAX_PER_AGENT", "FRAMEWORK_BIND",
 };
 #define NADDED (sizeof(added_names) / sizeof(added_names[0]))
 
