@@ -49,11 +49,18 @@
  *                       changes one resource setting for tasks launched
  *                       from now on; answered (arg 0 or -EINVAL with
  *                       M3S_ROLE_ERROR) once persisted.
+ *   M3S_ROLE_NODE       payload m3s_role_node_t * (taken), from the
+ *                       Kubernetes actor: the Kubernetes node of a task
+ *                       (label m3s.aventer.biz/taskid) and whether it is
+ *                       Ready. A task whose node is known counts as healthy
+ *                       only while that node is Ready; before its node is
+ *                       seen, Mesos' view (RUNNING, health checks) decides.
  *   M3S_ROLE_STATUS     request without payload; answered with a json_t *
  *                       {"role","desired","restore","upstream_healthy",
  *                       "healthy","backoff_ms","resources":{...},
  *                       "tasks":{id:{"state","agent","hostname","since",
- *                       "healthy","phase"}}}.
+ *                       "healthy","phase","agent_hostname","node",
+ *                       "node_ready"}}}.
  * Messages it sends: M3S_OFFERS_PENDING / _CANCEL / _FORGET / _ROLE_STATE
  * to "offers"; M3S_MESOS_CALL (KILL, RECONCILE, ACKNOWLEDGE) to "mesos";
  * M3S_STORE_WRITE / _LOAD to "store"; M3S_ROLE_UPSTREAM to the next role.
@@ -73,6 +80,7 @@ enum {
   M3S_ROLE_SCALE,
   M3S_ROLE_SET_RESOURCE,
   M3S_ROLE_STATUS,
+  M3S_ROLE_NODE,
 };
 
 /* flags of M3S_ROLE_SCALE requests and answers */
@@ -92,6 +100,12 @@ typedef struct m3s_role_launch {
   json_t *taskinfo;      /* deep copy of the launched TaskInfo (owned) */
 } m3s_role_launch_t;
 void m3s_role_launch_free(void *p);
+
+typedef struct m3s_role_node {
+  char task_id[40];
+  char node[256];        /* Kubernetes node name */
+  int ready;             /* 1 Ready, 0 not Ready (or Unknown), -1 node gone */
+} m3s_role_node_t;
 
 typedef enum m3s_role_resource_kind {
   M3S_RES_CPU, M3S_RES_CPU_LIMIT, M3S_RES_MEM, M3S_RES_MEM_LIMIT,

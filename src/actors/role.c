@@ -49,6 +49,8 @@ typedef struct rtask {
   int healthy;             /* -1 unknown, 0, 1 (Mesos health checks) */
   bool reconciling;        /* asked about; no answer yet */
   char *agent_host;        /* hostname of the Mesos agent, "" unknown */
+  char *node;              /* Kubernetes node name, NULL until seen */
+  int node_ready;          /* -1 no node seen, 0 not Ready, 1 Ready */
   char *extra;             /* the record's unmodelled fields as compact JSON
                               text (NULL = none): a parsed tree per task
                               would cost ten times the memory */
@@ -224,8 +226,9 @@ static void account(role_actor_t *a, const rtask_t *t, int sign)
     a->n_killing += sign;
   if(task_running(t)) {
     a->n_running += sign;
-    /* A task with a Mesos health check counts once the check passed. */
-    if(t->rec.health ? t->healthy == 1 : t->healthy != 0)
+    /* A task with a Mesos health check counts once the check passed; a
+     * task whose Kubernetes node is known, only while that node is Ready. */
+    if((t->rec.health ? t->healthy == 1 : t->healthy != 0) && t->node_ready != 0)
       a->n_healthy += sign;
   }
 }
@@ -245,6 +248,7 @@ static void task_free(rtask_t *t)
 {
   m3s_task_record_free(&t->rec);
   free(t->agent_host);
+  free(t->node);
   free(t->extra);
   free(t);
 }
@@ -302,6 +306,7 @@ static void create_task(role_actor_t *a)
   r->instances = a->desired;
   r->health = a->role == M3S_ROLE_DATASTORE;
   t->agent_host = m3s_xstrdup("");
+  t->node_ready = -1;
   t->phase = PH_PERSIST;
   t->created_ms = now_ms();
   t->healthy = -1;
@@ -529,6 +534,7 @@ static void load_tasks(role_actor_t *a, json_t *records, bool last)
     t->rec.extra = NULL;
     t->created_ms = 0;
     t->healthy = -1;
+    t->node_ready = -1;
     if(!strcmp(t->rec.state, "") || !strcmp(t->rec.state, "__NEW")) {
       t->phase = t->rec.agent_id[0] ? PH_LAUNCHED : PH_UNCERTAIN;
     }
@@ -926,6 +932,9 @@ static json_t *status_json(role_actor_t *a)
                           t->rec.state_time ? t->rec.state_time : "", "phase",
                           phase_names[t->phase]);
     json_object_set_new(o, "agent_hostname", json_string(t->agent_host));
+    json_object_set_new(o, "node", t->node ? json_string(t->node) : json_null());
+    json_object_set_new(o, "node_ready", t->node_ready < 0 ? json_null()
+                                                            : json_boolean(t->node_ready));
     json_object_set_new(o, "healthy", t->healthy < 0 ? json_null() : json_boolean(t->healthy));
     json_object_set_new(tasks, t->rec.task_id, o);
   }
@@ -985,6 +994,26 @@ static void role_handle(m3s_actor_t *self, m3s_msg_t *msg)
   case M3S_ROLE_SET_RESOURCE:
     on_set_resource(a, msg);
     break;
+  case M3S_ROLE_NODE: {
+    const m3s_role_node_t *nd = msg->payload;
+    rtask_t *t = nd ? m3s_idmap_get(&a->by_id, nd->task_id) : NULL;
+    if(!t)
+      break;
+    account(a, t, -1);
+    if(nd->ready < 0) {
+      free(t->node);
+      t->node = NULL;
+      t->node_ready = -1;
+    }
+    else {
+      if(!t->node || strcmp(t->node, nd->node))
+        set_str(&t->node, nd->node);
+      t->node_ready = nd->ready != 0;
+    }
+    account(a, t, 1);
+    converge(a);
+    break;
+  }
   case M3S_ROLE_STATUS:
     m3s_msg_reply(msg, m3s_msg_new(M3S_ROLE_STATUS, 0, status_json(a), json_drop));
     break;
