@@ -346,25 +346,37 @@ class OrchestraTest(test_mesos.MesosCase):
         self.assert_clean(sim, d2)
 
     def test_kill9_during_scale_up(self):
-        """SIGKILL at random moments while the cluster comes up; each new
-        daemon continues from Redis. Afterwards: exactly the desired tasks,
-        no id launched twice, every update acknowledged exactly once."""
+        """SIGKILL at random moments while the cluster comes up and is scaled
+        through the API; each new daemon continues from Redis. Afterwards:
+        exactly the last count the API confirmed, no id launched twice,
+        every update acknowledged exactly once."""
         rng = random.Random(int(os.environ.get("M3S_TEST_SEED", "7")))
-        sim = self.sim(agents=8, task_start_delay=0.05, health_delay=0.1)
-        env = {"K3S_AGENT_COUNT": "6", "RECONCILE_WAIT": "3s", "REFUSE_OFFERS": "1",
-               "RESTART_BACKOFF_MIN": "200ms", "MESOS_FAILOVER_TIMEOUT": "1h"}
+        sim = self.sim(agents=10, task_start_delay=0.05, health_delay=0.1)
+        with socket.socket() as sk:
+            sk.bind(("127.0.0.1", 0))
+            self.api_port = sk.getsockname()[1]
+        env = {"K3S_AGENT_COUNT": "4", "RECONCILE_WAIT": "3s", "REFUSE_OFFERS": "1",
+               "RESTART_BACKOFF_MIN": "200ms", "MESOS_FAILOVER_TIMEOUT": "1h",
+               "FRAMEWORK_PORT": str(self.api_port), "AUTH_USERNAME": "ops",
+               "AUTH_PASSWORD": "orchestra-secret"}
         rounds = int(os.environ.get("M3S_KILL9_ROUNDS", "8"))
+        want = 4
+        print("kill -9 seed %s" % os.environ.get("M3S_TEST_SEED", "7"), file=sys.stderr)
         for i in range(rounds):
             d = self.daemon(sim, **env)
+            if i % 2:
+                # A scale the API confirmed is in Redis: it must hold.
+                want = rng.randint(2, 9)
+                self.scale("agent", want)
             time.sleep(rng.uniform(0.05, 1.2 if not SLOW else 3.0))
             d.kill9()
         d = self.daemon(sim, **env)
-        self.wait_converged(sim, 1, 1, 6, LONG * 2)
+        self.wait_converged(sim, 1, 1, want, LONG * 2)
         # Stable: nothing more launched, nothing pending in Mesos.
         n = len(self.launched(sim))
         time.sleep(2.0)
         self.assertEqual(len(self.launched(sim)), n)
-        self.assertTrue(self.converged(sim, 1, 1, 6))
+        self.assertTrue(self.converged(sim, 1, 1, want))
         self.assertEqual(len([fw for fw in sim.state(include_agents=False)["frameworks"]
                               if fw["active"]]), 1)
         self.assert_clean(sim, d)
@@ -469,6 +481,47 @@ class OrchestraTest(test_mesos.MesosCase):
                   not agents & {t[0] for t in self.active(sim, "agent")}, LONG)
         self.assertEqual({t[0] for t in self.active(sim, "server")}, servers)
         self.assert_clean(sim, d)
+
+    def test_adopts_records_of_the_original(self):
+        """Redis as the Go M3s left it (its record formats, its counts) and
+        the master still running those tasks: the daemon adopts them all,
+        launches nothing, and acknowledges their pending updates."""
+        data = os.path.join(HERE, "..", "data", "records")
+        sim, d = self.cluster(agents=4, DS_COUNT="0", K3S_SERVER_COUNT="0",
+                              K3S_AGENT_COUNT="0")
+        fid = self.daemon_subscribed(sim, d)["id"]
+        self.assertEqual(d.stop(), 0)
+        with open(os.path.join(data, "task_agent_running.json")) as f:
+            tmpl = json.load(f)
+        with open(os.path.join(data, "framework_config.json")) as f:
+            fwc = json.load(f)
+        fwc.update(DSMax=1, K3SServerMax=1, K3SAgentMax=2)
+        agents = [a["id"] for a in sim.state()["agents"]]
+        ids = {}
+        for i, role in enumerate(["datastore", "server", "agent", "agent"]):
+            tid = "%08x-1111-4222-8333-%012x" % (i, i)
+            sim.launch_task(framework_id=fid, task_id=tid, agent=agents[i], cpus=0.5, mem=64,
+                            name="%s:%s" % (FW, role))
+            rec = dict(tmpl, TaskID=tid, task_name="%s:%s" % (FW, role), Agent=agents[i])
+            self.redis().command("SET", "%s:%s:%s" % (FW, role, tid), json.dumps(rec))
+            ids[tid] = role
+        self.redis().command("SET", "%s:framework_config" % FW, json.dumps(fwc))
+        n = len(self.launched(sim))
+        d2 = self.daemon(sim, FRAMEWORK_PORT=str(self.api_port), FRAMEWORK_BIND="127.0.0.1",
+                         AUTH_USERNAME="ops", AUTH_PASSWORD="orchestra-secret",
+                         DS_COUNT="0", K3S_SERVER_COUNT="0", K3S_AGENT_COUNT="0",
+                         RECONCILE_WAIT="3s", REFUSE_OFFERS="1")
+        self.wait("every pending update acknowledged",
+                  lambda: self.converged(sim, 1, 1, 2) and not sim.unacked_updates())
+        time.sleep(1.0)
+        self.assertEqual(len(self.launched(sim)), n, "an adopted task was launched again")
+        self.assertEqual({t[0]: t[1] for t in self.active(sim)}, ids)
+        self.assertEqual(self.api("agent/scale"), (200, '{"Scale":2,"Running":2}'))
+        # The records keep the original's fields that the daemon does not model.
+        rec = self.records("agent")[sorted(t for t, r in ids.items() if r == "agent")[0]]
+        self.assertEqual(rec["uris"], tmpl["uris"])
+        self.assertEqual(rec["StateTime"], tmpl["StateTime"])
+        self.assert_clean(sim, d2)
 
 
 if __name__ == "__main__":
