@@ -497,6 +497,23 @@ static void load_config(role_actor_t *a, json_t *records)
   m3s_fw_config_record_free(&f);
 }
 
+/* A record this version cannot use (an older format, a wrong TaskID) is
+ * moved to <fw>:corrupt:<key>:<unix time>, as the store does with broken
+ * JSON: never lost, never loaded again, and the task slot is free. */
+static void set_aside(role_actor_t *a, const char *key, const char *text, const char *why)
+{
+  const char *fw = a->base.cfg->fw;
+  size_t plen = strlen(fw) + 1, n = strlen(key) + plen + 48;
+  char *dst = m3s_xmalloc(n);
+  snprintf(dst, n, "%s:corrupt:%s:%lld", fw, key + plen, (long long)time(NULL));
+  m3s_store_batch_t *b = m3s_store_batch_new(NULL, 0);
+  m3s_store_batch_set(b, dst, text);
+  m3s_store_batch_del(b, key);
+  m3s_send(a->store, m3s_msg_new(M3S_STORE_WRITE, 0, b, m3s_store_batch_free));
+  m3s_warn("%s: %s: moved to %s and ignored", key, why, dst);
+  free(dst);
+}
+
 static int by_state_time(const void *x, const void *y)
 {
   const rtask_t *a = *(rtask_t *const *)x, *b = *(rtask_t *const *)y;
@@ -516,8 +533,7 @@ static void load_tasks(role_actor_t *a, json_t *records, bool last)
     const char *text = json_string_value(val);
     if(m3s_task_record_from_json(text, strlen(text), &t->rec, err, sizeof(err)) != 0 ||
        !t->rec.task_id[0] || strcmp(t->rec.task_id, ki.name) != 0) {
-      m3s_warn("%s: %s; left in Redis untouched", key,
-               t->rec.task_id ? "task id does not match the key" : err);
+      set_aside(a, key, text, t->rec.task_id ? "its TaskID does not match the key" : err);
       task_free(t);
       continue;
     }

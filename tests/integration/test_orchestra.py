@@ -523,6 +523,22 @@ class OrchestraTest(test_mesos.MesosCase):
         self.assertEqual(rec["StateTime"], tmpl["StateTime"])
         self.assert_clean(sim, d2)
 
+    def test_unusable_records_are_set_aside(self):
+        """A record that is valid JSON but not a task record this version can
+        use, and one that is not JSON at all: both moved aside with a log
+        line, nothing lost, the cluster comes up."""
+        self.redis().command("SET", "%s:agent:old-1" % FW, '{"TaskID": "old-1", "CPU": "two"}')
+        self.redis().command("SET", "%s:agent:old-2" % FW, '{"TaskID": ')
+        sim, d = self.cluster(agents=3, K3S_AGENT_COUNT="1")
+        self.wait_converged(sim, 1, 1, 1)
+        keys = self.redis().command("--scan", "--pattern", "%s:corrupt:*" % FW).decode().split()
+        self.assertEqual(sorted(k.split(":")[3] for k in keys), ["old-1", "old-2"], keys)
+        moved = [k for k in keys if ":old-1:" in k][0]
+        self.assertEqual(self.redis().command("GET", moved).strip(),
+                         b'{"TaskID": "old-1", "CPU": "two"}')
+        self.assertIn("m3s:agent:old-1: task record: CPU is not a number", d.text())
+        self.assert_clean(sim, d)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
