@@ -96,7 +96,7 @@ static char *event_text(void)
 static int place_event(const char *text, size_t len, const m3s_pending_t *pending,
                        m3s_assignment_t *out, bool *used)
 {
-  static const m3s_placement_opts_t opts = { "m3s", 1 };
+  static const m3s_placement_opts_t opts = { "m3s", 1, 0, 0 };
   json_error_t jerr;
   json_t *ev = json_loadb(text, len, 0, &jerr);
   json_t *offers = json_object_get(json_object_get(ev, "offers"), "offers");

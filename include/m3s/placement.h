@@ -83,7 +83,14 @@ typedef struct m3s_assignment {
 
 typedef struct m3s_placement_opts {
   const char *role;                   /* the framework role, non-NULL */
-  int max_per_agent_per_role;         /* 0 = unlimited; the daemon uses 1 */
+  int max_per_agent_per_role;         /* 0 = unlimited; the daemon uses
+                                         K3S_MAX_PER_AGENT */
+  int any_port_min, any_port_max;     /* "any" ports only from this span of
+                                         the offered ranges (0 = no bound);
+                                         the daemon uses PORTRANGE_FROM + 1
+                                         .. PORTRANGE_TO - 1, as the
+                                         original; fixed ports are not
+                                         bounded */
 } m3s_placement_opts_t;
 
 /* Places as many pending tasks as fit. out has room for n_pending

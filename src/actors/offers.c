@@ -338,7 +338,8 @@ static void on_offers(offers_t *o, json_t *offers, int64_t subscription)
     size_t nrun;
     m3s_running_task_t *run = running_view(o, &nrun);
     m3s_running_t running = { run, nrun };
-    m3s_placement_opts_t opts = { cfg->framework_role, cfg->k3s_max_per_agent };
+    m3s_placement_opts_t opts = { cfg->framework_role, cfg->k3s_max_per_agent,
+                                  cfg->portrange_from + 1, cfg->portrange_to - 1 };
     placed = m3s_place(offers, pend, np, &running, &opts, out, used);
     free(run);
     if(placed < 0) {

@@ -54,6 +54,7 @@ typedef struct agent {
 
 typedef struct view {
   const json_t *offers;
+  int any_min, any_max;         /* bounds of "any" ports (opts) */
   const char *role;
   agent_t *agents;
   size_t n_agents;
@@ -344,7 +345,10 @@ static bool pick_ports(const view_t *v, const agent_t *a, size_t n, int fixed,
     const range_t *rg = &v->ranges[r];
     int p;
 
-    for(p = rg->next; p <= rg->end && got < n; p++) {
+    int first = rg->next > v->any_min ? rg->next : v->any_min;
+    int last = rg->end < v->any_max ? rg->end : v->any_max;
+
+    for(p = first; p <= last && got < n; p++) {
       if(p == fixed || fixed_taken(v, a, p))
         continue;
       port[got] = p;
@@ -518,6 +522,8 @@ int m3s_place(const json_t *offers, const m3s_pending_t *pending,
       return rc;
   }
   v.offers = offers;
+  v.any_min = opts->any_port_min > 0 ? opts->any_port_min : 1;
+  v.any_max = opts->any_port_max > 0 ? opts->any_port_max : 65535;
   v.role = opts->role;
   rc = build(&v, n_offers, n_pending);
   if(rc < 0)

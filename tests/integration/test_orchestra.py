@@ -300,17 +300,16 @@ class OrchestraTest(test_mesos.MesosCase):
         self.assert_clean(sim, d)
 
     def test_not_enough_resources_waits(self):
-        # Two Mesos agents with 2 cpus each: the datastore (1 cpu) and the
-        # server (1 cpu) fit, four agents of 2 cpus each do not.
-        sim, d = self.cluster(agents=2, sim_kw={"cpus": 2, "mem": 8192},
+        # Two Mesos agents with 1.5 cpus each: the datastore (1 cpu) and the
+        # server (1 cpu) fit, one on each; K3s agents of 2 cpus never do.
+        sim, d = self.cluster(agents=2, sim_kw={"cpus": 1.5, "mem": 8192},
                               K3S_AGENT_COUNT="4", K3S_MAX_PER_AGENT="0")
         self.wait("datastore and server running", lambda: len(
             self.active(sim, state="TASK_RUNNING")) >= 2)
         time.sleep(2.0)
         launches = self.launched(sim)
         agents = [x for x in launches if x[3]["name"].endswith(":agent")]
-        # Whatever fits is launched (an agent needs 2 cpus, 1 cpu left on
-        # each Mesos agent at most): nothing beyond the offers.
+        # Nothing beyond the offers.
         self.assertEqual(agents, [])
         self.assertEqual(sim.violations(kind="resources_exceed_offer"), [])
         recs = self.records("agent")

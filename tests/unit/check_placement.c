@@ -24,8 +24,8 @@
 #define S0 "82317765-6c51-4b5d-9b5d-eb9f972e545e-S0"
 #define S1 "82317765-6c51-4b5d-9b5d-eb9f972e545e-S1"
 
-static const m3s_placement_opts_t spread1 = { "m3s", 1 };
-static const m3s_placement_opts_t unlimited = { "m3s", 0 };
+static const m3s_placement_opts_t spread1 = { "m3s", 1, 0, 0 };
+static const m3s_placement_opts_t unlimited = { "m3s", 0, 0, 0 };
 
 /* The offers array of a captured OFFERS event; *root owns it. */
 static json_t *capture(const char *name, json_t **root)
@@ -401,6 +401,31 @@ START_TEST(fixed_port_not_reused_as_any)
 }
 END_TEST
 
+/* PORTRANGE_FROM/TO: "any" ports only strictly inside, as in the original;
+ * the server's fixed port (K3S_SERVER_PORT = PORTRANGE_FROM) still goes. */
+START_TEST(any_ports_bounded)
+{
+  json_t *offers = json_array();
+  m3s_pending_t server[] = { task("s", 1, 0.1, 1, 0, 1, 31000, NULL) };
+  m3s_pending_t wide[] = { task("w", 2, 0.1, 1, 0, 4, 0, NULL) };
+  m3s_placement_opts_t bounded = { "m3s", 0, 31001, 31003 };
+  m3s_assignment_t out[1];
+  bool used[1];
+
+  add_plain(offers, "A", "a", 4, 100, 0, 30990, 31010);
+  ck_assert_int_eq(place(offers, server, 1, NULL, &bounded, out, used), 1);
+  ck_assert_int_eq(out[0].ports[0], 31000);
+  ck_assert_int_eq(out[0].ports[1], 31001);
+  /* Only 31001..31003 may be handed out: three ports, not four. */
+  ck_assert_int_eq(place(offers, wide, 1, NULL, &bounded, out, used), 0);
+  wide[0].n_ports = 3;
+  ck_assert_int_eq(place(offers, wide, 1, NULL, &bounded, out, used), 1);
+  ck_assert_int_eq(out[0].ports[0], 31001);
+  ck_assert_int_eq(out[0].ports[2], 31003);
+  json_decref(offers);
+}
+END_TEST
+
 START_TEST(reserved_and_unreserved_summed)
 {
   json_t *offers = json_array();
@@ -570,7 +595,7 @@ START_TEST(several_on_big_agent)
 {
   json_t *offers = json_array();
   m3s_pending_t p[5];
-  m3s_placement_opts_t three = { "m3s", 3 };
+  m3s_placement_opts_t three = { "m3s", 3, 0, 0 };
   m3s_assignment_t out[5];
   bool used[1];
   size_t i;
@@ -650,7 +675,7 @@ END_TEST
 START_TEST(bad_arguments)
 {
   json_t *offers = json_array(), *obj = json_object();
-  m3s_placement_opts_t norole = { NULL, 1 };
+  m3s_placement_opts_t norole = { NULL, 1, 0, 0 };
   m3s_pending_t neg[] = { task("a", 2, -1, 1, 0, 0, 0, NULL) };
   m3s_pending_t nan_[] = { task("a", 2, 1, NAN, 0, 0, 0, NULL) };
   m3s_pending_t role[] = { task("a", M3S_PLACE_MAX_ROLES, 1, 1, 0, 0, 0, NULL) };
@@ -749,6 +774,7 @@ static Suite *placement_suite(void)
   tcase_add_test(tc, fit_scalars_and_disk);
   tcase_add_test(tc, fit_thousandths);
   tcase_add_test(tc, port_ranges);
+  tcase_add_test(tc, any_ports_bounded);
   tcase_add_test(tc, fixed_port_not_reused_as_any);
   tcase_add_test(tc, reserved_and_unreserved_summed);
   tcase_add_test(tc, refinement_reservations);
