@@ -63,6 +63,7 @@ static const char *const state_names[] = { "loading", "waiting", "connecting", "
                                            "subscribed" };
 
 enum { TAG_FRAMEWORK_RECORD = 1 }; /* tag of our M3S_STORE_WRITE batches */
+#define STOP_DRAIN_MS 1000  /* longest wait for a call on the wire at stop */
 
 typedef struct call_queue {
   json_t **items;
@@ -76,6 +77,7 @@ typedef struct mesos {
   bool fw_persisted;          /* the framework id in use is in Redis */
   bool fw_loaded;             /* the framework record has been read */
   bool ready;                 /* the offers sink said READY (or there is none) */
+  bool draining;              /* stopping: no new call starts */
   CURLM *multi;
 
   /* subscription */
@@ -736,7 +738,7 @@ static size_t call_write_cb(char *data, size_t size, size_t nmemb, void *ud)
 static void pump_calls(mesos_t *m)
 {
   char sid[160];
-  if(m->state != SUB_SUBSCRIBED || m->call || m->retry_armed || !m->queue.n)
+  if(m->draining || m->state != SUB_SUBSCRIBED || m->call || m->retry_armed || !m->queue.n)
     return;
   /* Nothing is launched under a framework id that Redis does not hold yet:
    * a restarted daemon must find its tasks again. */
@@ -990,7 +992,15 @@ static void mesos_stop(m3s_actor_t *self)
 {
   mesos_t *m = (mesos_t *)self;
   /* No TEARDOWN: the framework and its tasks must survive a restart of the
-   * daemon (failover_timeout). */
+   * daemon (failover_timeout). A call on the wire may finish (for at most
+   * STOP_DRAIN_MS): cut short, the master would read half a body. */
+  m->draining = true;
+  for(int64_t until = now_ms() + STOP_DRAIN_MS; m->call && now_ms() < until;) {
+    int running;
+    curl_multi_poll(m->multi, NULL, 0, 20, NULL);
+    curl_multi_perform(m->multi, &running);
+    process_done(m);
+  }
   stream_cleanup(m);
   abort_inflight_call(m);
   json_t *c;
