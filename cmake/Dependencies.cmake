@@ -17,6 +17,7 @@ endfunction()
 m3s_require_pkg(CURL libcurl libcurl4-openssl-dev)
 m3s_require_pkg(HIREDIS hiredis libhiredis-dev)
 m3s_require_pkg(JANSSON jansson libjansson-dev)
+m3s_require_pkg(YAML yaml-0.1 libyaml-dev)
 m3s_require_pkg(CHECK check check)
 
 # Debian 12's civetweb CMake package references /usr/bin/civetweb, which only

@@ -1,20 +1,60 @@
 #!/usr/bin/env bash
-# The main command: installs what is missing, builds, and runs the daemon in
-# the foreground (see `build/m3s --help` for its configuration). Without
-# MESOS_MASTER in the environment it first starts a local cluster for it: a
-# redis-server and the Mesos master simulator with three agents, both on free
-# loopback ports. Ctrl-C stops the daemon and everything this script started.
+# The main command: installs what is missing, builds, runs the daemon, prints
+# where to reach it, then follows its log. Ctrl-C (SIGINT) or SIGTERM stops
+# the daemon and everything this script started.
+#
+# Without MESOS_MASTER it first starts a local cluster on free loopback ports:
+# a redis-server and the Mesos master simulator with three agents. The REST
+# API then listens on 127.0.0.1 (FRAMEWORK_BIND) on a free port, and API
+# credentials are generated unless AUTH_USERNAME and AUTH_PASSWORD are set.
+#
+# With MESOS_MASTER (and REDIS_SERVER) set it runs against those instead;
+# credentials are generated only when missing, with a warning.
+#
+# Environment for tests and packagers: M3S_BIN=<path> runs that binary
+# instead of building build/m3s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-scripts/build.sh build -DCMAKE_BUILD_TYPE=Release
+if [ -n "${M3S_BIN:-}" ]; then
+  bin=$M3S_BIN
+  [ -x "$bin" ] || { echo "run: M3S_BIN=$bin is not an executable" >&2; exit 1; }
+else
+  scripts/build.sh build -DCMAKE_BUILD_TYPE=Release
+  bin=build/m3s
+fi
 
-pids=()
-tmp=""
+rundir=$(mktemp -d "${TMPDIR:-/tmp}/m3s-run.XXXXXX")
+log=$rundir/m3s.log
+started=()   # "pid name", in start order
+daemon=""
+tailer=""
+
+# Stops one process this script started: SIGTERM, then SIGKILL after 10 s.
+# A child that exited stays a zombie (state Z) until it is waited for.
+stop_pid() {
+  local pid=$1 state i
+  kill -TERM "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+  for i in $(seq 1 100); do
+    state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1) || break
+    [ -z "$state" ] || [ "$state" = Z ] && break
+    sleep 0.1
+  done
+  [ "${state:-}" = Z ] || kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  [ -n "$tmp" ] && rm -rf "$tmp"
+  local i entry
+  trap '' INT TERM
+  [ -n "$daemon" ] && stop_pid "$daemon"
+  [ -n "$tailer" ] && stop_pid "$tailer"
+  for ((i = ${#started[@]} - 1; i >= 0; i--)); do
+    entry=${started[i]}
+    stop_pid "${entry%% *}"
+  done
+  rm -rf "$rundir"
+  return 0
 }
 trap cleanup EXIT
 
@@ -22,29 +62,141 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# 24 random characters of [A-Za-z0-9], safe on a command line and in a URL.
+random_password() {
+  head -c 64 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9' | head -c 24
+}
+
+local_cluster=false
+generated_auth=false
 if [ -z "${MESOS_MASTER:-}" ]; then
-  tmp=$(mktemp -d)
+  local_cluster=true
   redis_port=$(free_port)
-  redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$tmp" --save "" \
-    --appendonly yes >"$tmp/redis.log" 2>&1 &
-  pids+=($!)
-  python3 -u tests/mesos_sim/mesos_sim.py --port 0 --agents 3 >"$tmp/mesos.log" 2>&1 &
-  pids+=($!)
+  redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$rundir" --save "" \
+    --appendonly yes >"$rundir/redis.log" 2>&1 &
+  started+=("$! redis-server")
+  python3 -u tests/mesos_sim/mesos_sim.py --port 0 --agents 3 >"$rundir/mesos.log" 2>&1 &
+  started+=("$! mesos-simulator")
+  master=""
   for _ in $(seq 1 100); do
-    grep -q '^listening on' "$tmp/mesos.log" 2>/dev/null && break
+    master=$(sed -n 's/^listening on //p' "$rundir/mesos.log" 2>/dev/null | head -1)
+    [ -n "$master" ] && break
     sleep 0.1
   done
-  master=$(sed -n 's/^listening on //p' "$tmp/mesos.log" | head -1)
-  [ -n "$master" ] || { echo "run: the Mesos simulator did not start: $(cat "$tmp/mesos.log")" >&2; exit 1; }
+  [ -n "$master" ] || { echo "run: the Mesos simulator did not start: $(cat "$rundir/mesos.log")" >&2; exit 1; }
   export MESOS_MASTER=$master REDIS_SERVER=127.0.0.1:$redis_port
   export FRAMEWORK_HOSTNAME=${FRAMEWORK_HOSTNAME:-127.0.0.1} LOGLEVEL=${LOGLEVEL:-info}
-  echo "run: local cluster: Mesos master simulator at http://$MESOS_MASTER (3 agents)," \
-       "Redis at $REDIS_SERVER; logs in $tmp" >&2
+  export FRAMEWORK_BIND=${FRAMEWORK_BIND:-127.0.0.1}
+  export FRAMEWORK_PORT=${FRAMEWORK_PORT:-$(free_port)}
+  if [ -z "${AUTH_USERNAME:-}" ] || [ -z "${AUTH_PASSWORD:-}" ]; then
+    export AUTH_USERNAME=${AUTH_USERNAME:-m3s} AUTH_PASSWORD
+    AUTH_PASSWORD=$(random_password)
+    generated_auth=true
+  fi
+else
+  [ -n "${REDIS_SERVER:-}" ] ||
+    echo "run: warning: MESOS_MASTER is set but REDIS_SERVER is not; using the default 127.0.0.1:6379" >&2
+  if [ -z "${AUTH_USERNAME:-}" ] || [ -z "${AUTH_PASSWORD:-}" ]; then
+    export AUTH_USERNAME=${AUTH_USERNAME:-m3s} AUTH_PASSWORD
+    AUTH_PASSWORD=$(random_password)
+    generated_auth=true
+    echo "run: warning: AUTH_USERNAME/AUTH_PASSWORD not set: generated a password for this run only;" \
+         "set both for credentials that survive a restart (mesos-cli needs them)" >&2
+  fi
 fi
 
-# Not exec: the trap must stop what was started once the daemon exits.
-build/m3s "$@" &
+# The daemon's stderr goes to a file that is followed below, after the
+# banner, so that the banner is not torn apart by log lines.
+"$bin" "$@" 2>>"$log" &
 daemon=$!
-trap 'kill -TERM "$daemon" 2>/dev/null || true' INT TERM
-wait "$daemon" || true
-wait "$daemon" 2>/dev/null
+stop_requested=false
+trap 'stop_requested=true; kill -TERM "$daemon" 2>/dev/null || true' INT TERM
+
+# The URLs printed use the address the API is bound to, else the hostname
+# announced to Mesos; the readiness probe goes to the bound address or to
+# loopback (the API listens on every interface then).
+port=${FRAMEWORK_PORT:-10000}
+host=${FRAMEWORK_BIND:-} probe=${FRAMEWORK_BIND:-}
+if [ -z "$host" ] || [ "$host" = 0.0.0.0 ]; then
+  host=${FRAMEWORK_HOSTNAME:-$(hostname -f 2>/dev/null || hostname)}
+  probe=127.0.0.1
+fi
+scheme=http
+[ -n "${SSL_CRT_BASE64:-}" ] && scheme=https
+base=$scheme://$host:$port
+insecure=""
+[ "$scheme" = https ] && insecure="-k "
+
+# Ready when /health answers (it needs no credentials).
+ready=false
+for _ in $(seq 1 300); do
+  kill -0 "$daemon" 2>/dev/null || break
+  "$stop_requested" && break
+  if curl -fsS ${insecure:+-k} -o /dev/null --max-time 1 "$scheme://$probe:$port/health" 2>/dev/null; then
+    ready=true
+    break
+  fi
+  sleep 0.1
+done
+
+if "$ready"; then
+  if "$generated_auth"; then
+    user_shown=$AUTH_USERNAME pass_shown=$AUTH_PASSWORD
+    cred="$AUTH_USERNAME:$AUTH_PASSWORD"
+    what="generated for this run"
+  else
+    user_shown=$AUTH_USERNAME pass_shown="(your AUTH_PASSWORD)"
+    # shellcheck disable=SC2016  # printed for the user's shell to expand
+    cred='$AUTH_USERNAME:$AUTH_PASSWORD'
+    what="from the environment"
+  fi
+  procs=""
+  for entry in "${started[@]}"; do procs+="${entry#* } ${entry%% *}, "; done
+  procs+="m3s $daemon"
+  where=""
+  "$local_cluster" && where=" on a local simulated Mesos cluster (3 agents, master http://$MESOS_MASTER, Redis $REDIS_SERVER)"
+  cat <<EOF
+
+M3s is running$where.
+  REST API     $base/api/m3s/v0/
+  status page  $base/
+  metrics      $base/metrics
+  health       $base/health  (no credentials)
+  user         $user_shown
+  password     $pass_shown  ($what)
+  try          curl ${insecure}-u "$cred" $base/api/m3s/v0/status/m3s
+  kubeconfig   curl ${insecure}-u "$cred" $base/api/m3s/v0/server/config > kubeconfig
+  processes    $procs
+  log          $log
+Ctrl-C stops everything this script started. The daemon's log follows.
+
+EOF
+else
+  kill -0 "$daemon" 2>/dev/null && ! "$stop_requested" &&
+    echo "run: the daemon did not answer on $base/health within 30 s; its log follows" >&2
+fi
+
+tail -n +1 -F --pid="$daemon" "$log" 2>/dev/null &
+tailer=$!
+
+rc=0
+while :; do
+  set +e
+  wait "$daemon"
+  rc=$?
+  set -e
+  # A trapped signal interrupts wait with a status above 128 while the
+  # daemon still runs; wait again for its real exit status.
+  if [ "$rc" -gt 128 ] && kill -0 "$daemon" 2>/dev/null; then
+    continue
+  fi
+  break
+done
+daemon=""
+# Let tail print the last lines (it polls the daemon's pid once a second).
+wait "$tailer" 2>/dev/null || true
+tailer=""
+cleanup
+trap - EXIT
+echo "run: m3s exited with status $rc; stopped everything this script started" >&2
+exit "$rc"

@@ -14,6 +14,7 @@
 #define M3S_LOG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum m3s_log_level {
   M3S_LOG_DEBUG = 0,
@@ -47,6 +48,25 @@ void m3s__log_write(m3s_log_level_t level, const char *fmt, ...)
     if((level) >= m3s__log_level) \
       m3s__log_write((level), __VA_ARGS__); \
   } while(0)
+
+/* Recent events: the last M3S_LOG_RECENT lines of level INFO and above,
+ * kept in memory (as written, secrets already scrubbed; the message cut to
+ * M3S_LOG_EVENT_TEXT - 1 bytes) for the status page. */
+#define M3S_LOG_RECENT 100
+#define M3S_LOG_EVENT_TEXT 512
+
+typedef struct m3s_log_event {
+  uint64_t seq;                     /* 1, 2, ... in the order written */
+  int64_t time_ms;                  /* wall clock, ms since the epoch */
+  m3s_log_level_t level;
+  char actor[32];                   /* the thread's name, as in the line */
+  char text[M3S_LOG_EVENT_TEXT];    /* the message after "[actor] " */
+} m3s_log_event_t;
+
+/* Copies the kept events with seq > after, oldest first, at most max of
+ * them (the newest max when there are more), into out. Returns how many.
+ * Any thread; it only holds the ring's lock while copying. */
+size_t m3s_log_recent(m3s_log_event_t *out, size_t max, uint64_t after);
 
 #define m3s_debug(...) m3s_log(M3S_LOG_DEBUG, __VA_ARGS__)
 #define m3s_info(...) m3s_log(M3S_LOG_INFO, __VA_ARGS__)

@@ -41,6 +41,7 @@
 #include <time.h>
 
 #include "m3s/api.h"
+#include "m3s/kube.h"
 #include "m3s/log.h"
 #include "m3s/mesos.h"
 #include "m3s/offers.h"
@@ -113,7 +114,7 @@ struct api {
   struct mg_context *mg;
   SSL_CTX *ssl;
   m3s_actor_t *roles[4];       /* indexed by m3s_role_t */
-  m3s_actor_t *offers, *mesos, *store;
+  m3s_actor_t *offers, *mesos, *store, *kube;
   bool auth;
   unsigned char cred[32];      /* SHA-256 of user '\0' password */
   EVP_MD *sha256;              /* fetched once (an implicit fetch per digest
@@ -129,7 +130,7 @@ struct api {
   struct flight *flights[4];   /* under fl_lock: the latest, by role */
   uint64_t flight_ids;         /* under fl_lock */
   pthread_mutex_t out_lock;    /* status/m3s rendered from flights out_ids */
-  uint64_t out_ids[3];         /* under out_lock */
+  uint64_t out_ids[4];         /* under out_lock: the roles' flights, the kube version */
   char *out_body;              /* under out_lock */
   bool fl_init;                /* actor thread only */
   pthread_mutex_t fail_lock;
@@ -565,9 +566,27 @@ static int h_versions(api_t *a, struct mg_connection *c, const route_t *r, const
   return respond(c, 200, CT_TEXT, "-", body, sizeof(body) - 1, NULL, NULL);
 }
 
+/* Liveness: always 200 while the server answers; the body says whether
+ * Redis and Mesos are there (ui.c). No ids, no secrets: no auth. */
 static int h_health(api_t *a, struct mg_connection *c, const route_t *r, const req_t *q)
 {
-  return respond(c, 200, CT_TEXT, NULL, "ok", 2, NULL, NULL);
+  ask_t k[2] = {
+    { .to = a->store, .name = "store", .type = M3S_STORE_STATUS },
+    { .to = a->mesos, .name = "mesos", .type = M3S_MESOS_STATUS },
+  };
+  ask_all(a, k, 2);
+  json_t *store = k[0].rc ? NULL : answer_json(k[0].ans);
+  json_t *mesos = k[1].rc ? NULL : answer_json(k[1].ans);
+  ask_free(k, 2);
+  json_t *body = m3s__ui_health(store, mesos);
+  json_decref(store);
+  json_decref(mesos);
+  char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+  json_decref(body);
+  int st = text ? respond(c, 200, CT_JSON, NULL, text, strlen(text), NULL, NULL)
+                : respond(c, 200, CT_TEXT, NULL, "ok", 2, NULL, NULL);
+  free(text);
+  return st;
 }
 
 static int h_framework_delete(api_t *a, struct mg_connection *c, const route_t *r,
@@ -596,6 +615,39 @@ static bool parse_count(const char *s, int *out)
   return true;
 }
 
+/* As ask_one, for a change request that its owner answers only once the
+ * change is in Redis. Two status requests go right behind it, to the owner
+ * (status_type; answered just after it took the change) and to the store,
+ * so that when the change is not confirmed in time the 503 says what is
+ * true (ui.c) without another round trip. */
+static int ask_change(api_t *a, struct mg_connection *c, ask_t *q, uint32_t status_type,
+                      const m3s_ui_change_t *ch)
+{
+  ask_t k[3] = { *q, { .to = q->to, .name = q->name, .type = status_type },
+                 { .to = a->store, .name = "store", .type = M3S_STORE_STATUS } };
+  q->payload = NULL; /* taken by ask_all */
+  ask_all(a, k, 3);
+  q->rc = k[0].rc;
+  q->ans = k[0].ans;
+  k[0].ans = NULL;
+  int st = 0;
+  if(q->rc == -ETIMEDOUT) {
+    changed(a);
+    json_t *owner = k[1].rc ? NULL : answer_json(k[1].ans);
+    json_t *store = k[2].rc ? NULL : answer_json(k[2].ans);
+    char msg[480];
+    m3s__ui_unconfirmed(msg, sizeof(msg), ch, owner, store, a->opts.call_timeout_ms);
+    json_decref(owner);
+    json_decref(store);
+    st = error_json(c, 503, "%s", msg);
+  }
+  else if(q->rc) {
+    st = unavailable(c, a, q);
+  }
+  ask_free(k, 3);
+  return st;
+}
+
 static int h_scale(api_t *a, struct mg_connection *c, const route_t *r, const req_t *q)
 {
   int count;
@@ -604,7 +656,8 @@ static int h_scale(api_t *a, struct mg_connection *c, const route_t *r, const re
                       M3S_ROLE_MAX_COUNT);
   ask_t k = { .to = a->roles[r->arg], .name = role_actor[r->arg], .type = M3S_ROLE_SCALE,
               .arg = count };
-  int st = ask_one(a, c, &k);
+  m3s_ui_change_t ch = { .kind = M3S_UI_SCALE, .owner = role_actor[r->arg], .count = count };
+  int st = ask_change(a, c, &k, M3S_ROLE_STATUS, &ch);
   if(st)
     return st;
   changed(a);
@@ -643,7 +696,8 @@ static int h_count(api_t *a, struct mg_connection *c, const route_t *r, const re
 static int h_scheduling(api_t *a, struct mg_connection *c, const route_t *r, const req_t *q)
 {
   ask_t k = { .to = a->offers, .name = "offers", .type = M3S_OFFERS_SCHEDULING, .arg = r->arg };
-  int st = ask_one(a, c, &k);
+  m3s_ui_change_t ch = { .kind = M3S_UI_CORDON, .owner = "offers", .count = r->arg };
+  int st = ask_change(a, c, &k, M3S_OFFERS_STATUS, &ch);
   if(st)
     return st;
   changed(a);
@@ -659,19 +713,71 @@ static int h_scheduling(api_t *a, struct mg_connection *c, const route_t *r, con
 
 static int h_kubeconfig(api_t *a, struct mg_connection *c, const route_t *r, const req_t *q)
 {
-  /* The kubeconfig reader comes with the Kubernetes side; until then there
-   * is none, and the original answers that case with 200, no body and no
-   * content type. */
-  return respond(c, 200, NULL, "v0", "", 0, NULL, NULL);
+  /* The kube actor's copy of <fw>:kubernetes_config with every
+   * 127.0.0.1:6443 replaced by the K3s server's <hostname>:<port>. None
+   * yet: 200, no body and no content type, as the original. */
+  if(!a->kube)
+    return respond(c, 200, NULL, "v0", "", 0, NULL, NULL);
+  ask_t k = { .to = a->kube, .name = "kube", .type = M3S_KUBE_CONFIG };
+  int st = ask_one(a, c, &k);
+  if(st)
+    return st;
+  char *text = m3s_msg_take(k.ans);
+  ask_free(&k, 1);
+  if(!text) {
+    /* None read yet: "none published" only if Redis could be asked. (A
+     * copy read before an outage is served: nothing can change it in
+     * Redis while the K3s server cannot reach it either.) */
+    ask_t s = { .to = a->store, .name = "store", .type = M3S_STORE_STATUS };
+    ask_all(a, &s, 1);
+    json_t *j = s.rc ? NULL : answer_json(s.ans);
+    ask_free(&s, 1);
+    bool down = !json_is_true(json_object_get(j, "connected"));
+    json_decref(j);
+    if(down)
+      return error_json(c, 503, "Redis is unavailable: the kubeconfig (published there by the "
+                                "K3s server) cannot be read; retry when Redis is back");
+    return respond(c, 200, NULL, "v0", "", 0, NULL, NULL);
+  }
+  st = respond(c, 200, CT_TEXT, "v0", text, strlen(text), NULL, NULL);
+  free(text);
+  return st;
+}
+
+/* The kube actor's STATUS (arg M3S_KUBE_BRIEF or 0), or NULL when there is
+ * no kube actor or it did not answer. New reference. */
+static json_t *kube_status(api_t *a, int64_t arg)
+{
+  if(!a->kube)
+    return NULL;
+  ask_t k = { .to = a->kube, .name = "kube", .type = M3S_KUBE_STATUS, .arg = arg };
+  ask_all(a, &k, 1);
+  json_t *s = k.rc ? NULL : answer_json(k.ans);
+  ask_free(&k, 1);
+  return s;
 }
 
 static int h_version(api_t *a, struct mg_connection *c, const route_t *r, const req_t *q)
 {
-  return respond_json(c, json_pack("{s:{s:s, s:s}, s:n}", "M3SVersion", "gitVersion",
-                                   M3S_VERSION, "buildDate", M3S_BUILD_DATE, "K3SVersion"));
+  /* K3SVersion: one element per Kubernetes node the kube actor knows,
+   * null when none (or no answer). */
+  json_t *s = kube_status(a, 0), *k3s = NULL;
+  const char *name;
+  json_t *n;
+  json_object_foreach(json_object_get(s, "nodes"), name, n) {
+    json_t *info = json_object_get(n, "nodeInfo");
+    if(!k3s)
+      k3s = json_array();
+    json_array_append_new(k3s, json_pack("{s:s, s:O}", "NodeName", name, "NodeInfo",
+                                         json_is_object(info) ? info : json_object()));
+  }
+  json_decref(s);
+  return respond_json(c, json_pack("{s:{s:s, s:s}, s:o}", "M3SVersion", "gitVersion",
+                                   M3S_VERSION, "buildDate", M3S_BUILD_DATE, "K3SVersion",
+                                   k3s ? k3s : json_null()));
 }
 
-static char *render_status_m3s(json_t *const s[3])
+static char *render_status_m3s(json_t *const s[3], const json_t *names)
 {
   json_t *maps[3];
   for(int i = 0; i < 3; i++) {
@@ -685,8 +791,10 @@ static char *render_status_m3s(json_t *const s[3])
       if(i == 0) /* datastore: task id -> state */
         json_object_set_new(maps[i], id, json_string(state));
       else
-        json_object_set_new(maps[i], id,
-                            json_pack("{s:s, s:s}", "Status", state, "K3sNodeName", ""));
+        json_object_set_new(maps[i], id, json_pack("{s:s, s:s}", "Status", state, "K3sNodeName",
+                                                   json_string_value(json_object_get(names, id))
+                                                     ? json_string_value(json_object_get(names, id))
+                                                     : ""));
     }
   }
   json_t *out = json_pack("{s:o, s:o, s:s, s:o}", "Server", maps[1], "Agent", maps[2], "API", "",
@@ -704,15 +812,27 @@ static int h_status_m3s(api_t *a, struct mg_connection *c, const route_t *r, con
   int st = roles_status(a, c, roles, 3, t, s);
   if(st)
     return st;
-  /* The same three answers render the same body: keep the last one. */
-  uint64_t ids[3] = { t[0].f->id, t[1].f->id, t[2].f->id };
+  /* K3sNodeName: task id -> node name from the kube actor's live state;
+   * its version changes whenever a node's task or name does. */
+  json_t *ks = kube_status(a, M3S_KUBE_BRIEF), *names = json_object();
+  const char *nname;
+  json_t *nd;
+  json_object_foreach(json_object_get(ks, "nodes"), nname, nd) {
+    const char *tid = json_string_value(json_object_get(nd, "task_id"));
+    if(tid && *tid)
+      json_object_set_new(names, tid, json_string(nname));
+  }
+  uint64_t kv = ks ? (uint64_t)json_integer_value(json_object_get(ks, "version")) + 1 : 0;
+  json_decref(ks);
+  /* The same answers render the same body: keep the last one. */
+  uint64_t ids[4] = { t[0].f->id, t[1].f->id, t[2].f->id, kv };
   char *body = NULL;
   pthread_mutex_lock(&a->out_lock);
   if(a->out_body && !memcmp(ids, a->out_ids, sizeof(ids)))
     body = m3s_xstrdup(a->out_body);
   pthread_mutex_unlock(&a->out_lock);
   if(!body) {
-    body = render_status_m3s(s);
+    body = render_status_m3s(s, names);
     if(body) {
       char *copy = m3s_xstrdup(body);
       pthread_mutex_lock(&a->out_lock);
@@ -722,6 +842,7 @@ static int h_status_m3s(api_t *a, struct mg_connection *c, const route_t *r, con
       pthread_mutex_unlock(&a->out_lock);
     }
   }
+  json_decref(names);
   for(int i = 0; i < 3; i++)
     status_release(a, &t[i]);
   if(!body)
@@ -740,6 +861,30 @@ static int h_status_k8s(api_t *a, struct mg_connection *c, const route_t *r, con
   if(st)
     return st;
   bool ok = json_is_true(json_object_get(s, "healthy"));
+  if(a->kube) {
+    /* From Kubernetes: connected, every agent node of an agent task Ready,
+     * and as many of them as the agent role's desired count. */
+    json_t *ks = kube_status(a, M3S_KUBE_BRIEF);
+    const json_t *tasks = json_object_get(s, "tasks");
+    json_int_t desired = json_integer_value(json_object_get(s, "desired")), count = 0;
+    const char *name;
+    json_t *n;
+    ok = json_is_true(json_object_get(ks, "connected"));
+    json_object_foreach(json_object_get(ks, "nodes"), name, n) {
+      const char *tid = json_string_value(json_object_get(n, "task_id"));
+      const char *role = json_string_value(json_object_get(n, "role"));
+      if(!tid || !*tid || !role || strcmp(role, "agent") || !json_object_get(tasks, tid))
+        continue;
+      count++;
+      ok = ok && json_is_true(json_object_get(n, "ready"));
+    }
+    ok = ok && count == desired;
+    if(!ks) {
+      status_release(a, &t);
+      return error_json(c, 503, "kube did not answer");
+    }
+    json_decref(ks);
+  }
   status_release(a, &t);
   return respond_str(c, 200, CT_JSON, ok ? "ok" : "nok");
 }
@@ -851,9 +996,13 @@ static int h_resource(api_t *a, struct mg_connection *c, const route_t *r, const
   m3s_role_resource_t *p = m3s_xmalloc(sizeof(*p));
   p->kind = (m3s_role_resource_kind_t)q->res;
   p->value = v;
+  static const char *const keys[] = { "cpus", "cpus_limit", "mem", "mem_limit", "disk",
+                                      "disk_limit" };
   ask_t k = { .to = a->roles[q->comp], .name = role_actor[q->comp],
               .type = M3S_ROLE_SET_RESOURCE, .payload = p };
-  int st = ask_one(a, c, &k);
+  m3s_ui_change_t ch = { .kind = M3S_UI_RESOURCE, .owner = role_actor[q->comp],
+                         .res_key = keys[q->res], .value = v };
+  int st = ask_change(a, c, &k, M3S_ROLE_STATUS, &ch);
   if(st)
     return st;
   changed(a);
@@ -867,6 +1016,52 @@ static int h_resource(api_t *a, struct mg_connection *c, const route_t *r, const
     return error_json(c, 500, "the %s role could not save %s: %s", role_actor[q->comp],
                       q->res_name, strerror(e));
   return respond_str(c, 200, CT_JSON, "Resources Updated");
+}
+
+/* The status page's files (ui.cmake), behind the API's authentication. */
+static int h_ui(api_t *a, struct mg_connection *c, const route_t *r, const req_t *q)
+{
+  const m3s_ui_asset_t *f = NULL;
+  for(size_t i = 0; i < m3s__ui_nassets && !f; i++)
+    if(!strcmp(m3s__ui_assets[i].path, r->path))
+      f = &m3s__ui_assets[i];
+  if(!f)
+    return error_json(c, 404, "no such file");
+  return respond(c, 200, f->ctype, NULL, (const char *)f->data, f->len,
+                 "Content-Security-Policy", M3S_UI_CSP);
+}
+
+/* Everything the status page shows but the events (ui.c): answers even
+ * when Redis, Mesos or a role is away, and says so. */
+static int h_status(api_t *a, struct mg_connection *c, const route_t *r, const req_t *q)
+{
+  static const int roles[3] = { M3S_ROLE_DATASTORE, M3S_ROLE_SERVER, M3S_ROLE_AGENT };
+  ask_t k[3] = {
+    { .to = a->store, .name = "store", .type = M3S_STORE_STATUS },
+    { .to = a->mesos, .name = "mesos", .type = M3S_MESOS_STATUS },
+    { .to = a->offers, .name = "offers", .type = M3S_OFFERS_STATUS },
+  };
+  int64_t deadline = now_ms() + a->opts.call_timeout_ms;
+  ticket_t t[3];
+  json_t *j[6];
+  status_begin(a, roles, 3, t);
+  ask_all(a, k, 3);
+  for(int i = 0; i < 3; i++)
+    j[i] = k[i].rc ? NULL : answer_json(k[i].ans);
+  ask_free(k, 3);
+  for(int i = 0; i < 3; i++)
+    status_end(a, &t[i], deadline, &j[3 + i]); /* NULL when it failed */
+  json_t *out = m3s__ui_status(j[0], j[1], j[2], &j[3]);
+  for(int i = 0; i < 3; i++) {
+    json_decref(j[i]);
+    status_release(a, &t[i]);
+  }
+  return respond_json(c, out);
+}
+
+static int h_events(api_t *a, struct mg_connection *c, const route_t *r, const req_t *q)
+{
+  return respond_json(c, m3s__ui_events(mg_get_request_info(c)->query_string));
 }
 
 static int h_metrics(api_t *a, struct mg_connection *c, const route_t *r, const req_t *q);
@@ -899,6 +1094,11 @@ static const route_t routes[] = {
   { "PUT", "/api/m3s/v0/agent/restart", h_cluster, M3S_CLUSTER_RESTART_AGENT, 0 },
   { "PUT", "/api/m3s/v0/ds/restart", h_cluster, M3S_CLUSTER_RESTART_DS, 0 },
   { "GET", "/api/m3s/v0/capabilities", h_capabilities, 0, 0 },
+  { "GET", "/api/m3s/v0/status", h_status, 0, 0 },
+  { "GET", "/api/m3s/v0/events", h_events, 0, 0 },
+  { "GET", "/", h_ui, 0, 0 },
+  { "GET", "/ui/app.js", h_ui, 0, 0 },
+  { "GET", "/ui/style.css", h_ui, 0, 0 },
   { "PUT", "/api/m3s/v0/{comp}/{res}/{value}", h_resource, 0, 0 },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -907,21 +1107,23 @@ static const size_t nroutes = NROUTES;
 static int h_metrics(api_t *a, struct mg_connection *c, const route_t *r, const req_t *q)
 {
   static const char *const actors[] = { "store", "offers", "datastore", "server",
-                                        "agent", "mesos", "api" };
-  ask_t k[3] = {
+                                        "agent", "mesos", "kube", "api" };
+  ask_t k[4] = {
     { .to = a->mesos, .name = "mesos", .type = M3S_MESOS_STATUS },
     { .to = a->store, .name = "store", .type = M3S_STORE_STATUS },
     { .to = a->offers, .name = "offers", .type = M3S_OFFERS_STATUS },
+    { .to = a->kube, .name = "kube", .type = M3S_KUBE_STATUS, .arg = M3S_KUBE_BRIEF },
   };
   int64_t deadline = now_ms() + a->opts.call_timeout_ms;
   static const int roles[3] = { M3S_ROLE_DATASTORE, M3S_ROLE_SERVER, M3S_ROLE_AGENT };
   ticket_t t[3];
   status_begin(a, roles, 3, t);
-  ask_all(a, k, 3);
+  ask_all(a, k, 4);
   json_t *j[6];
   for(int i = 0; i < 3; i++)
     j[i] = k[i].rc ? NULL : answer_json(k[i].ans);
-  ask_free(k, 3);
+  json_t *kube = k[3].rc ? NULL : answer_json(k[3].ans);
+  ask_free(k, 4);
   for(int i = 0; i < 3; i++)
     status_end(a, &t[i], deadline, &j[3 + i]); /* NULL when it failed */
 
@@ -944,7 +1146,7 @@ static int h_metrics(api_t *a, struct mg_connection *c, const route_t *r, const 
   templates[nroutes] = "(unmatched)";
 
   m3s_metrics_in_t in = {
-    .mesos = j[0], .store = j[1], .offers = j[2], .roles = { j[3], j[4], j[5] },
+    .mesos = j[0], .store = j[1], .offers = j[2], .roles = { j[3], j[4], j[5] }, .kube = kube,
     .actor_names = names, .actor_depths = depths, .nactors = nact,
     .route_templates = templates, .nroutes = nroutes + 1, .codes = codes, .ncodes = NCODES,
     .requests = snap,
@@ -959,6 +1161,7 @@ static int h_metrics(api_t *a, struct mg_connection *c, const route_t *r, const 
     fclose(f);
   }
   free(snap);
+  json_decref(kube);
   for(int i = 0; i < 3; i++) {
     json_decref(j[i]);
     status_release(a, &t[i]);
@@ -1000,6 +1203,8 @@ static bool match(const route_t *r, char *const seg[], int nseg, req_t *q)
 {
   const char *t = r->path;
   int i = 0;
+  if(!strcmp(t, "/")) /* the status page */
+    return nseg == 0;
   while(*t) {
     t++; /* '/' */
     const char *e = strchr(t, '/');
@@ -1409,6 +1614,7 @@ static int api_start(m3s_actor_t *self)
   a->offers = m3s_system_find(self->sys, "offers");
   a->mesos = m3s_system_find(self->sys, "mesos");
   a->store = m3s_system_find(self->sys, "store");
+  a->kube = m3s_system_find(self->sys, "kube");
   setup_auth(a);
 
   rc = m3s__http_lib_init(tls, err, sizeof(err));

@@ -33,6 +33,7 @@ int m3s__http_tls_ctx_new(const m3s_config_t *cfg, void **out, char *err, size_t
 typedef struct m3s_metrics_in {
   json_t *mesos, *store, *offers;
   json_t *roles[3];                 /* datastore, server, agent */
+  json_t *kube;                     /* the kube actor's brief STATUS */
   const char *const *actor_names;   /* mailbox depths: name/depth pairs */
   const size_t *actor_depths;
   size_t nactors;
@@ -50,5 +51,62 @@ void m3s__metrics_write(FILE *out, const m3s_metrics_in_t *in);
 
 /* Escapes a label value for the text format into buf (always terminated). */
 void m3s__metrics_label(char *buf, size_t len, const char *value);
+
+/* ---- ui.c: health, status page, events, unconfirmed changes ---------------- */
+
+/* The embedded status page files (src/http/ui/, generated at build time). */
+typedef struct m3s_ui_asset {
+  const char *path;       /* the route, e.g. "/" or "/ui/app.js" */
+  const char *ctype;
+  const unsigned char *data;
+  size_t len;
+} m3s_ui_asset_t;
+extern const m3s_ui_asset_t m3s__ui_assets[];
+extern const size_t m3s__ui_nassets;
+/* The page's Content-Security-Policy: nothing but its own files. */
+#define M3S_UI_CSP "default-src 'none'; script-src 'self'; style-src 'self'; " \
+                   "connect-src 'self'; img-src 'self' data:; base-uri 'none'; " \
+                   "form-action 'none'; frame-ancestors 'none'"
+
+/* /health's body: {"status":"ok"|"degraded","redis":bool,"mesos":state}.
+ * store, mesos: their STATUS answers, borrowed, NULL when they did not
+ * answer (then redis is false, mesos "unknown"). New reference. */
+json_t *m3s__ui_health(const json_t *store, const json_t *mesos);
+
+/* /api/m3s/v0/status: the health fields plus "problems" (sentences), the
+ * Redis queue, the offers summary and per role (in deploy order) its
+ * counts and tasks {id: {state, host, since, phase, healthy}}; a role that
+ * did not answer is null (and the status degraded). All borrowed; new
+ * reference. */
+json_t *m3s__ui_status(const json_t *store, const json_t *mesos, const json_t *offers,
+                       json_t *const roles[3]);
+
+/* /api/m3s/v0/events: {"last": seq, "events": [{seq, time, level, actor,
+ * text}, ...]} with the kept log events after the query's "after=N" (all
+ * when absent or malformed), oldest first. query may be NULL. New
+ * reference. */
+json_t *m3s__ui_events(const char *query);
+
+/* A change the owning actor did not confirm within the API's time limit. */
+typedef enum m3s_ui_change_kind {
+  M3S_UI_SCALE,      /* a role's desired count: count */
+  M3S_UI_RESOURCE,   /* a role's resource: res_key ("cpus", "mem_limit", ...) = value */
+  M3S_UI_CORDON,     /* the agents' scheduling flag: count 1 cordon, 0 uncordon */
+} m3s_ui_change_kind_t;
+
+typedef struct m3s_ui_change {
+  m3s_ui_change_kind_t kind;
+  const char *owner;       /* actor name, e.g. "agent" or "offers" */
+  int count;
+  const char *res_key;
+  double value;
+} m3s_ui_change_t;
+
+/* The message of the 503 for an unconfirmed change, from what is known
+ * after the wait: the owner's STATUS answer (sent right behind the change,
+ * so it shows whether the owner took it; NULL if none) and the store's
+ * (NULL if none). It says only what those answers prove. */
+void m3s__ui_unconfirmed(char *buf, size_t len, const m3s_ui_change_t *ch, const json_t *owner,
+                         const json_t *store, int timeout_ms);
 
 #endif

@@ -206,6 +206,33 @@ static void write_offers(FILE *out, const json_t *o)
   }
 }
 
+/* The Kubernetes side (m3s/kube.h): connection and nodes by role and
+ * readiness. */
+static void write_kube(FILE *out, const json_t *k)
+{
+  scalar(out, k, "connected", "m3s_kube_connected", "gauge",
+         "1 while the K3s API answers the node list and watch.");
+  scalar(out, k, "errors", "m3s_kube_errors_total", "counter",
+         "Failed K3s API requests (connection, TLS, HTTP status, malformed answers).");
+  scalar(out, k, "relists_gone", "m3s_kube_relists_gone_total", "counter",
+         "Node watches that expired (410 Gone) and were listed again.");
+  const json_t *nodes = json_object_get(k, "nodes");
+  if(!json_is_object(nodes))
+    return;
+  double count[2][2] = { { 0, 0 }, { 0, 0 } }; /* [agent?][ready?] */
+  const char *name;
+  const json_t *n;
+  json_object_foreach((json_t *)nodes, name, n) {
+    const char *role = json_string_value(json_object_get(n, "role"));
+    count[role && !strcmp(role, "agent")][json_is_true(json_object_get(n, "ready"))]++;
+  }
+  family(out, "m3s_kube_nodes", "gauge", "Kubernetes nodes by K3s role and readiness.");
+  for(int r = 0; r < 2; r++)
+    for(int ready = 0; ready < 2; ready++)
+      sample2(out, "m3s_kube_nodes", "role", r ? "agent" : "server", "ready",
+              ready ? "true" : "false", count[r][ready]);
+}
+
 static void write_roles(FILE *out, json_t *const roles[3])
 {
   per_role(out, roles, "desired", "m3s_role_desired", "gauge",
@@ -269,6 +296,8 @@ void m3s__metrics_write(FILE *out, const m3s_metrics_in_t *in)
   if(json_is_object(in->offers))
     write_offers(out, in->offers);
   write_roles(out, (json_t *const *)in->roles);
+  if(json_is_object(in->kube))
+    write_kube(out, in->kube);
 
   if(in->nactors) {
     family(out, "m3s_actor_mailbox_depth", "gauge", "Messages queued for each actor.");

@@ -4,8 +4,15 @@
  * single write(2), so lines from different threads never interleave. The
  * level and the secret list are written only by m3s_log_init, before any
  * thread starts, and only read afterwards.
+ *
+ * Lines of level INFO and above are also kept, scrubbed as written, in a
+ * ring of the last M3S_LOG_RECENT (the status page's recent events). The
+ * ring has its own mutex, held only to copy one event in or the kept ones
+ * out; the line is parsed and the event built before it is taken.
  */
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +32,10 @@ static size_t nsecrets;
 static _Thread_local const char *thread_name = "main";
 
 static const char *const level_names[] = { "DEBUG", "INFO", "WARN", "ERROR" };
+
+static pthread_mutex_t ring_lock = PTHREAD_MUTEX_INITIALIZER;
+static m3s_log_event_t ring[M3S_LOG_RECENT]; /* under ring_lock */
+static uint64_t ring_seq;                    /* under ring_lock: events kept so far */
 
 const char *m3s_log_level_name(m3s_log_level_t level)
 {
@@ -99,6 +110,58 @@ static void scrub(char *buf)
   }
 }
 
+/* Keeps the scrubbed line[0..len) as the newest event. The actor and the
+ * message are taken from the line itself ("... [actor] message"), so they
+ * are exactly what was written, scrubbing included. */
+static void ring_put(m3s_log_level_t level, const struct timespec *ts, const char *line,
+                     size_t len)
+{
+  m3s_log_event_t ev;
+  const char *end = line + len, *msg = line;
+  const char *open = memchr(line, '[', len);
+  const char *close = open ? memmem(open, (size_t)(end - open), "] ", 2) : NULL;
+
+  ev.time_ms = (int64_t)ts->tv_sec * 1000 + ts->tv_nsec / 1000000L;
+  ev.level = level;
+  ev.actor[0] = '\0';
+  if(close) {
+    size_t an = (size_t)(close - open - 1);
+    if(an >= sizeof(ev.actor))
+      an = sizeof(ev.actor) - 1;
+    memcpy(ev.actor, open + 1, an);
+    ev.actor[an] = '\0';
+    msg = close + 2;
+  }
+  size_t mn = (size_t)(end - msg);
+  if(mn >= sizeof(ev.text))
+    mn = sizeof(ev.text) - 1;
+  memcpy(ev.text, msg, mn);
+  ev.text[mn] = '\0';
+
+  pthread_mutex_lock(&ring_lock);
+  ev.seq = ++ring_seq;
+  ring[(ev.seq - 1) % M3S_LOG_RECENT] = ev;
+  pthread_mutex_unlock(&ring_lock);
+}
+
+size_t m3s_log_recent(m3s_log_event_t *out, size_t max, uint64_t after)
+{
+  size_t n = 0;
+  if(max == 0)
+    return 0;
+  pthread_mutex_lock(&ring_lock);
+  uint64_t last = ring_seq;
+  uint64_t first = last > M3S_LOG_RECENT ? last - M3S_LOG_RECENT + 1 : 1;
+  if(first <= after)
+    first = after + 1;
+  if(first <= last && last - first >= max)
+    first = last - max + 1;
+  for(uint64_t s = first; s <= last; s++)
+    out[n++] = ring[(s - 1) % M3S_LOG_RECENT];
+  pthread_mutex_unlock(&ring_lock);
+  return n;
+}
+
 void m3s__log_write(m3s_log_level_t level, const char *fmt, ...)
 {
   char stack[LINE_MAX_BYTES * 3];
@@ -137,6 +200,8 @@ void m3s__log_write(m3s_log_level_t level, const char *fmt, ...)
   size_t len = strlen(line);
   if(len > LINE_MAX_BYTES - 1)
     len = LINE_MAX_BYTES - 1;
+  if(level >= M3S_LOG_INFO)
+    ring_put(level, &ts, line, len);
   line[len++] = '\n';
   ssize_t w = write(2, line, len);
   (void)w;

@@ -35,6 +35,7 @@
 #include "m3s/log.h"
 #include "m3s/mesos.h"
 #include "m3s/offers.h"
+#include "m3s/reply.h"
 #include "m3s/role.h"
 #include "m3s/store.h"
 #include "check_main.h"
@@ -74,6 +75,9 @@ static _Atomic int agent_healthy = 1;
 static _Atomic int role_refuse;         /* scale/resources answer -EINVAL */
 static _Atomic int unexpected;
 static _Atomic int status_calls[NFAKES];
+static _Atomic int store_down;          /* the fake store reports Redis down */
+static _Atomic int hold_scale;          /* roles take a scale, answer it later */
+static m3s_reply_t *_Atomic held[NFAKES]; /* a held scale answer, by role */
 
 typedef struct fake {
   m3s_actor_t base;
@@ -143,6 +147,11 @@ static void fake_handle(m3s_actor_t *self, m3s_msg_t *m)
       answer(m, -EINVAL, M3S_ROLE_ERROR, NULL);
       return;
     }
+    if(atomic_load(&hold_scale)) { /* as a role while Redis is down */
+      m3s_reply_finish(atomic_exchange(&held[idx], m3s_msg_take_reply(m)), NULL);
+      f->desired = (int)m->arg;
+      return;
+    }
     answer(m, m->arg - f->desired, 0, NULL);
     f->desired = (int)m->arg;
     return;
@@ -207,8 +216,10 @@ static void fake_handle(m3s_actor_t *self, m3s_msg_t *m)
     if(idx != F_STORE)
       break;
     answer(m, 0, 0,
-           json_pack("{s:b, s:I, s:I, s:I}", "connected", 1, "queued", (json_int_t)0,
-                     "errors", (json_int_t)0, "reconnects", (json_int_t)0));
+           json_pack("{s:b, s:I, s:I, s:I, s:I}", "connected", !atomic_load(&store_down),
+                     "queued", (json_int_t)0, "queued_batches",
+                     (json_int_t)(atomic_load(&store_down) ? 3 : 0), "errors", (json_int_t)0,
+                     "reconnects", (json_int_t)0));
     return;
   }
   atomic_fetch_add(&unexpected, 1);
@@ -226,6 +237,10 @@ static void fakes_reset(void)
   atomic_store(&agent_healthy, 1);
   atomic_store(&role_refuse, 0);
   atomic_store(&unexpected, 0);
+  atomic_store(&store_down, 0);
+  atomic_store(&hold_scale, 0);
+  for(int i = 0; i < NFAKES; i++)
+    m3s_reply_finish(atomic_exchange(&held[i], NULL), NULL);
 }
 
 /* ---- harness ----------------------------------------------------------------- */
@@ -527,6 +542,11 @@ static const endpoint_t endpoints[] = {
   { "PUT", "/api/m3s/v0/agent/memoryLimit/4096", 200 },
   { "PUT", "/api/m3s/v0/ds/diskLimit/100.5", 200 },
   { "GET", "/metrics", 200 },
+  { "GET", "/api/m3s/v0/status", 200 },
+  { "GET", "/api/m3s/v0/events", 200 },
+  { "GET", "/", 200 },
+  { "GET", "/ui/app.js", 200 },
+  { "GET", "/ui/style.css", 200 },
   { "GET", "/api/m3s/v0/no/such/thing", 404 },
   { "POST", "/api/m3s/v0/agent/scale", 405 },
 };
@@ -566,7 +586,8 @@ START_TEST(auth_every_endpoint)
   assert_header(&r, "Api-Service", "-");
   http(&h, "GET", "/health", NULL, &r);
   ck_assert_int_eq(r.status, 200);
-  ck_assert_str_eq(r.body, "ok");
+  ck_assert_str_eq(r.body, "{\"status\":\"ok\",\"redis\":true,\"mesos\":\"subscribed\"}");
+  assert_header(&r, "Content-Type", "application/json");
   /* A malformed Authorization header is a 401 too. */
   static const char *const bad_headers[] = {
     "Authorization: Basic", "Authorization: Basic !!!!", "Authorization: Bearer abc",
@@ -749,7 +770,8 @@ START_TEST(bad_inputs)
     expect(&h, "PUT", path, 400, NULL, NULL);
   }
   /* unknown paths and methods */
-  expect(&h, "GET", "/", 404, NULL, NULL);
+  expect(&h, "GET", "/index.html", 404, NULL, NULL);
+  expect(&h, "GET", "/ui", 404, NULL, NULL);
   expect(&h, "GET", "/api/m3s/v0", 404, NULL, NULL);
   expect(&h, "GET", "/api/m3s/v0/agent/scale/1/2", 404, NULL, NULL);
   expect(&h, "GET", "/api/m3s/v0/task/kill/x", 404, NULL, NULL);
@@ -856,6 +878,110 @@ START_TEST(actors_unavailable)
   ck_assert_int_eq(r.status, 200);
   ck_assert_ptr_nonnull(strstr(r.body, "m3s_source_up{source=\"store\"} 0"));
   ck_assert_ptr_nonnull(strstr(r.body, "m3s_source_up{source=\"agent\"} 1"));
+  harness_free(&h);
+}
+END_TEST
+
+/* Redis down: /health stays 200 and says degraded; the status says why; a
+ * scale the role took but could not save is a 503 that says so. */
+START_TEST(degraded_and_status_page)
+{
+  m3s_api_opts_t o = { .call_timeout_ms = 300 };
+  harness_t h;
+  harness_start(&h, &o);
+  resp_t r;
+  http(&h, "GET", "/api/m3s/v0/status", USER ":" PASS, &r);
+  ck_assert_int_eq(r.status, 200);
+  json_t *j = json_loads(r.body, 0, NULL);
+  ck_assert_ptr_nonnull(j);
+  ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "ok");
+  ck_assert_int_eq(json_array_size(json_object_get(j, "problems")), 0);
+  ck_assert_str_eq(json_string_value(json_object_get(j, "framework_id")), "fw-1");
+  json_decref(j);
+
+  atomic_store(&store_down, 1);
+  http(&h, "GET", "/health", NULL, &r);
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_str_eq(r.body,
+                   "{\"status\":\"degraded\",\"redis\":false,\"mesos\":\"subscribed\"}");
+  http(&h, "GET", "/metrics", USER ":" PASS, &r);
+  ck_assert_ptr_nonnull(strstr(r.body, "\nm3s_redis_connected 0\n"));
+  expect(&h, "GET", "/api/m3s/v0/agent/scale/2", 200, NULL, "2"); /* answered at once */
+  atomic_store(&hold_scale, 1);
+  int64_t t0 = now_ms();
+  http(&h, "GET", "/api/m3s/v0/agent/scale/5", USER ":" PASS, &r);
+  ck_assert_int_lt(now_ms() - t0, 1000);
+  ck_assert_int_eq(r.status, 503);
+  assert_json_error(&r);
+  ck_assert_msg(strstr(r.body, "Redis is unavailable, so the agent count 5 is not saved yet") &&
+                  strstr(r.body, "3 write(s) queued") && strstr(r.body, "lost"),
+                "%s", r.body);
+  http(&h, "GET", "/api/m3s/v0/status", USER ":" PASS, &r);
+  j = json_loads(r.body, 0, NULL);
+  ck_assert_ptr_nonnull(j);
+  ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "degraded");
+  ck_assert_int_eq(json_is_false(json_object_get(j, "redis")), 1);
+  json_t *agent = json_object_get(json_object_get(j, "roles"), "agent");
+  ck_assert_int_eq(json_integer_value(json_object_get(agent, "desired")), 5);
+  ck_assert_int_eq(json_integer_value(json_object_get(agent, "live")), 5);
+  ck_assert_int_eq(json_integer_value(json_object_get(agent, "running")), 1);
+  json_t *task = json_object_get(json_object_get(agent, "tasks"), "agent-task-0");
+  ck_assert_str_eq(json_string_value(json_object_get(task, "state")), "TASK_RUNNING");
+  ck_assert_str_eq(json_string_value(json_object_get(task, "host")), "h1");
+  ck_assert_msg(strstr(json_string_value(json_array_get(json_object_get(j, "problems"), 0)),
+                       "Redis is not connected"), "%s", r.body);
+  json_decref(j);
+  /* Redis up again but the confirmation late: a different, true message. */
+  atomic_store(&store_down, 0);
+  http(&h, "GET", "/api/m3s/v0/agent/scale/6", USER ":" PASS, &r);
+  ck_assert_int_eq(r.status, 503);
+  ck_assert_msg(strstr(r.body, "the agent role has taken the agent count 6, but Redis did not confirm"),
+                "%s", r.body);
+  atomic_store(&hold_scale, 0);
+  m3s_reply_finish(atomic_exchange(&held[F_AGENT], NULL), NULL);
+  /* A role that does not answer at all: nothing is claimed. */
+  atomic_store(&fake_mode[F_AGENT], MODE_SLOW);
+  atomic_store(&slow_ms, 400);
+  http(&h, "GET", "/api/m3s/v0/agent/scale/7", USER ":" PASS, &r);
+  ck_assert_int_eq(r.status, 503);
+  ck_assert_msg(strstr(r.body, "unknown whether it took"), "%s", r.body);
+  /* The status answers without the agent role, and says it. */
+  http(&h, "GET", "/api/m3s/v0/status", USER ":" PASS, &r);
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_ptr_nonnull(strstr(r.body, "\"agent\":null"));
+  ck_assert_ptr_nonnull(strstr(r.body, "the agent role did not answer"));
+  sleep_ms(1500);
+  atomic_store(&fake_mode[F_AGENT], MODE_NORMAL);
+
+  /* The page and its files: embedded, typed, locked down. */
+  http(&h, "GET", "/", USER ":" PASS, &r);
+  ck_assert_int_eq(r.status, 200);
+  assert_header(&r, "Content-Type", "text/html; charset=utf-8");
+  ck_assert_ptr_nonnull(strstr(r.headers, "Content-Security-Policy: default-src 'none';"));
+  ck_assert_ptr_nonnull(strstr(r.body, "<script src=\"/ui/app.js\""));
+  http(&h, "GET", "//ui/app.js", USER ":" PASS, &r);
+  ck_assert_int_eq(r.status, 200);
+  assert_header(&r, "Content-Type", "text/javascript; charset=utf-8");
+  ck_assert_ptr_nonnull(strstr(r.body, "/api/m3s/v0/status"));
+
+  /* Events: the log ring, scrubbed, after a sequence number. */
+  m3s_error("check_api event %d", 42); /* the suite logs errors only */
+  http(&h, "GET", "/api/m3s/v0/events", USER ":" PASS, &r);
+  ck_assert_int_eq(r.status, 200);
+  j = json_loads(r.body, 0, NULL);
+  ck_assert_ptr_nonnull(j);
+  json_t *ev = json_object_get(j, "events");
+  ck_assert_int_gt(json_array_size(ev), 0);
+  json_int_t last = json_integer_value(json_object_get(j, "last"));
+  ck_assert_ptr_nonnull(strstr(r.body, "check_api event 42"));
+  json_decref(j);
+  char path[80];
+  snprintf(path, sizeof(path), "/api/m3s/v0/events?after=%lld", (long long)last);
+  http(&h, "GET", path, USER ":" PASS, &r);
+  j = json_loads(r.body, 0, NULL);
+  ck_assert_int_eq(json_array_size(json_object_get(j, "events")), 0);
+  ck_assert_int_eq(json_integer_value(json_object_get(j, "last")), last);
+  json_decref(j);
   harness_free(&h);
 }
 END_TEST
@@ -1430,6 +1556,7 @@ static Suite *api_suite(void)
   tcase_add_test(tc, capabilities_are_real);
   tcase_add_test(tc, bad_inputs);
   tcase_add_test(tc, actors_unavailable);
+  tcase_add_test(tc, degraded_and_status_page);
   tcase_add_test(tc, failed_logins_are_throttled);
   tcase_add_test(tc, no_credentials_warns_and_logs_no_secret);
   tcase_add_test(tc, metrics_parse_as_prometheus_text);

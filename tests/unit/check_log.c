@@ -1,6 +1,7 @@
 /* Logging: level filter, line format, actor name, and that secrets never
  * reach the output at any level, however they were formatted in. */
 #include <check.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +168,102 @@ START_TEST(parse_levels)
 }
 END_TEST
 
+/* The newest kept event's sequence number (0 when none). */
+static uint64_t last_seq(void)
+{
+  static m3s_log_event_t ev[1];
+  return m3s_log_recent(ev, 1, 0) ? ev[0].seq : 0;
+}
+
+static void write_for_ring(void)
+{
+  m3s_debug("ring debug line");
+  m3s_info("ring info password=%s", "hunter2");
+  m3s_warn("ring warn %d", 2);
+  m3s_error("ring error s3cr3t-token-value");
+}
+
+START_TEST(recent_events_ring)
+{
+  static m3s_log_event_t ev[M3S_LOG_RECENT + 10];
+  init_with(M3S_LOG_DEBUG);
+  uint64_t before = last_seq();
+  free(capture(write_for_ring));
+  /* INFO and above only, oldest first, scrubbed as written. */
+  size_t n = m3s_log_recent(ev, 10, before);
+  ck_assert_uint_eq(n, 3);
+  ck_assert_uint_eq(ev[0].seq, before + 1);
+  ck_assert_uint_eq(ev[2].seq, before + 3);
+  ck_assert_int_eq(ev[0].level, M3S_LOG_INFO);
+  ck_assert_str_eq(ev[0].text, "ring info password=***");
+  ck_assert_str_eq(ev[0].actor, "main");
+  ck_assert_int_eq(ev[1].level, M3S_LOG_WARN);
+  ck_assert_str_eq(ev[1].text, "ring warn 2");
+  ck_assert_str_eq(ev[2].text, "ring error ***");
+  ck_assert_int_gt(ev[0].time_ms, 1700000000000LL);
+  /* after = the newest: nothing new. */
+  ck_assert_uint_eq(m3s_log_recent(ev, 10, before + 3), 0);
+  /* Only the newest `max` when more are asked for. */
+  n = m3s_log_recent(ev, 2, before);
+  ck_assert_uint_eq(n, 2);
+  ck_assert_str_eq(ev[0].text, "ring warn 2");
+  /* The ring keeps the last M3S_LOG_RECENT; long messages are cut. */
+  m3s_log_init(M3S_LOG_INFO, NULL, 0);
+  int fd = dup(2), null = open("/dev/null", O_WRONLY);
+  dup2(null, 2);
+  for(int i = 0; i < M3S_LOG_RECENT + 7; i++)
+    m3s_info("flood %d %0600d", i, 0);
+  dup2(fd, 2);
+  close(fd);
+  close(null);
+  n = m3s_log_recent(ev, M3S_LOG_RECENT + 10, 0);
+  ck_assert_uint_eq(n, M3S_LOG_RECENT);
+  ck_assert_int_eq(strncmp(ev[0].text, "flood 7 ", 8), 0);
+  ck_assert_int_eq(strncmp(ev[n - 1].text, "flood 106 ", 10), 0);
+  ck_assert_uint_eq(strlen(ev[n - 1].text), M3S_LOG_EVENT_TEXT - 1);
+  for(size_t i = 1; i < n; i++)
+    ck_assert_uint_eq(ev[i].seq, ev[i - 1].seq + 1);
+  m3s_log_shutdown();
+}
+END_TEST
+
+/* Writers on several threads while a reader copies: every copy is a run of
+ * consecutive events, each whole (ThreadSanitizer checks the locking). */
+static void *ring_writer(void *arg)
+{
+  m3s_log_set_name(arg);
+  for(int i = 0; i < 2000; i++)
+    m3s_info("w %s %d", (const char *)arg, i);
+  return NULL;
+}
+
+START_TEST(recent_events_concurrent)
+{
+  static m3s_log_event_t ev[M3S_LOG_RECENT];
+  m3s_log_init(M3S_LOG_INFO, NULL, 0);
+  int fd = dup(2), null = open("/dev/null", O_WRONLY);
+  dup2(null, 2);
+  static const char *const names[] = { "w1", "w2", "w3" };
+  pthread_t t[3];
+  for(int i = 0; i < 3; i++)
+    pthread_create(&t[i], NULL, ring_writer, (void *)names[i]);
+  for(int k = 0; k < 200; k++) {
+    size_t n = m3s_log_recent(ev, M3S_LOG_RECENT, 0);
+    for(size_t i = 1; i < n; i++)
+      ck_assert_uint_eq(ev[i].seq, ev[i - 1].seq + 1);
+    for(size_t i = 0; i < n; i++)
+      if(ev[i].text[0] == 'w' && ev[i].text[1] == ' ')
+        ck_assert_int_eq(strncmp(ev[i].text + 2, ev[i].actor, 2), 0);
+  }
+  for(int i = 0; i < 3; i++)
+    pthread_join(t[i], NULL);
+  dup2(fd, 2);
+  close(fd);
+  close(null);
+  m3s_log_shutdown();
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("log");
@@ -177,6 +274,8 @@ int main(void)
   tcase_add_test(tc, long_line_cut_after_scrubbing);
   tcase_add_test(tc, thread_name_in_line);
   tcase_add_test(tc, parse_levels);
+  tcase_add_test(tc, recent_events_ring);
+  tcase_add_test(tc, recent_events_concurrent);
   suite_add_tcase(s, tc);
   return m3s_check_run(s);
 }

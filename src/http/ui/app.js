@@ -1,0 +1,162 @@
+// The M3s status page: polls the daemon's own API every 2 s and draws what
+// it says. Same origin only; every value goes in through textContent, never
+// as HTML.
+"use strict";
+
+const ROLES = ["datastore", "server", "agent"];
+const PERIOD_MS = 2000;
+const MAX_EVENTS = 100;
+let lastSeq = 0;
+let events = [];
+let serverSkew = 0;   // server clock - local clock, ms
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("data-")) e.setAttribute(k, v);
+    else e[k] = v;
+  }
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+}
+
+function setBadge(node, text, kind) {
+  node.textContent = text;
+  node.className = "badge " + (kind || "");
+}
+
+// RFC 3339 with up to nanoseconds -> ms since the epoch, or NaN.
+function parseTime(s) {
+  if (!s || s.startsWith("0001-")) return NaN;
+  return Date.parse(s.replace(/(\.\d{3})\d+/, "$1"));
+}
+
+function age(ms) {
+  if (!isFinite(ms) || ms < 0) return "-";
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return s + "s";
+  if (s < 3600) return Math.floor(s / 60) + "m" + String(s % 60).padStart(2, "0") + "s";
+  if (s < 86400) return Math.floor(s / 3600) + "h" + String(Math.floor(s / 60) % 60).padStart(2, "0") + "m";
+  return Math.floor(s / 86400) + "d" + Math.floor(s / 3600) % 24 + "h";
+}
+
+async function getJSON(path) {
+  // location.origin: a page opened as http://user:pass@host/ would make a
+  // relative URL carry the credentials, which fetch() refuses; the browser
+  // sends the ones it authenticated the page with by itself.
+  const r = await fetch(location.origin + path, { credentials: "same-origin", cache: "no-store" });
+  if (!r.ok) {
+    let msg = "HTTP " + r.status;
+    try { const j = await r.json(); if (j.error) msg += ": " + j.error; } catch (e) { /* not JSON */ }
+    throw new Error(path + ": " + msg);
+  }
+  return r.json();
+}
+
+function drawRole(name, r, now) {
+  const box = el("div", { class: "role", "data-role": name });
+  if (!r) {
+    box.append(el("h3", {}, name), el("div", { class: "err" }, "the " + name + " role did not answer"));
+    return box;
+  }
+  const health = el("span", { class: "badge " + (r.healthy ? "ok" : r.desired ? "warn" : ""),
+                              "data-healthy": String(r.healthy) },
+                    r.healthy ? "healthy" : r.desired ? "not healthy" : "scaled to 0");
+  box.append(el("h3", {}, name, health));
+  box.append(el("div", { class: "counts" },
+    "running ", el("b", { id: name + "-running" }, r.running),
+    " / desired ", el("b", { id: name + "-desired" }, r.desired),
+    " (tasks ", el("span", { id: name + "-live" }, r.live), ")"));
+  const notes = [];
+  if (!r.upstream_healthy && name !== "datastore") notes.push("waits for its upstream role");
+  if (r.backoff_ms > 0) notes.push("restart backoff " + Math.ceil(r.backoff_ms / 1000) + "s");
+  if (notes.length) box.append(el("div", { class: "dim small" }, notes.join("; ")));
+  const ids = Object.keys(r.tasks || {});
+  if (!ids.length) {
+    box.append(el("div", { class: "empty small" }, "no tasks"));
+    return box;
+  }
+  const body = el("tbody");
+  for (const id of ids) {
+    const t = r.tasks[id];
+    const state = t.state || "(none)";
+    body.append(el("tr", { "data-task": id, "data-state": state, "data-host": t.host || "" },
+      el("td", { class: "id", title: id }, id.length > 9 ? id.slice(0, 8) + "\u2026" : id),
+      el("td", { class: "st-" + state }, state.replace(/^TASK_/, "")),
+      el("td", { class: "host" }, t.host || "-"),
+      el("td", { class: "age" }, age(now - parseTime(t.since))),
+      el("td", {}, t.phase || ""),
+      el("td", {}, t.healthy === null || t.healthy === undefined ? "-" : t.healthy ? "yes" : "no")));
+  }
+  box.append(el("table", {},
+    el("thead", {}, el("tr", {}, ...["task", "state", "host", "age", "phase", "healthy"].map(h => el("th", {}, h)))),
+    body));
+  return box;
+}
+
+function drawStatus(s) {
+  serverSkew = (s.time_ms || Date.now()) - Date.now();
+  const now = Date.now() + serverSkew;
+  document.getElementById("version").textContent = s.version ? "v" + s.version : "";
+  const overall = document.getElementById("overall");
+  setBadge(overall, s.status, s.status === "ok" ? "ok" : "bad");
+  overall.dataset.status = s.status;
+  const mesos = document.getElementById("mesos");
+  setBadge(mesos, s.mesos, s.mesos === "subscribed" ? "ok" : "bad");
+  mesos.dataset.state = s.mesos;
+  document.getElementById("framework").textContent = s.framework_id || "";
+  const redis = document.getElementById("redis");
+  setBadge(redis, s.redis ? "connected" : "not connected", s.redis ? "ok" : "bad");
+  redis.dataset.connected = String(s.redis);
+  document.getElementById("redis-queue").textContent =
+    s.redis_queued === null || s.redis_queued === undefined ? "" : s.redis_queued + " write(s) queued";
+  const o = s.offers;
+  document.getElementById("offers").textContent = !o ? "no answer" :
+    o.pending + " task(s) waiting for offers" + (o.suppressed ? ", suppressed" : "") +
+    (o.cluster_operation ? ", " + o.cluster_operation + " running" : "") +
+    (o.agents_cordoned ? ", agents cordoned" : "");
+  const problems = document.getElementById("problems");
+  problems.replaceChildren(...(s.problems || []).map(p => el("li", {}, p)));
+  const plan = document.getElementById("plan");
+  const parts = [];
+  ROLES.forEach((name, i) => {
+    if (i) parts.push(el("div", { class: "arrow" }, "\u2192"));
+    parts.push(drawRole(name, s.roles ? s.roles[name] : null, now));
+  });
+  plan.replaceChildren(...parts);
+}
+
+function drawEvents(e) {
+  if (e.events && e.events.length) {
+    events = events.concat(e.events).slice(-MAX_EVENTS);
+    lastSeq = e.last;
+  }
+  const rows = events.slice().reverse().map(ev =>
+    el("tr", { "data-seq": ev.seq, class: "lv-" + ev.level },
+      el("td", {}, new Date(ev.time_ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z")),
+      el("td", {}, ev.level), el("td", {}, ev.actor), el("td", {}, ev.text)));
+  document.getElementById("events").replaceChildren(...rows);
+}
+
+async function refresh() {
+  const err = document.getElementById("fetch-error");
+  try {
+    const [s, e] = await Promise.all([getJSON("/api/m3s/v0/status"),
+                                      getJSON("/api/m3s/v0/events?after=" + lastSeq)]);
+    drawStatus(s);
+    drawEvents(e);
+    err.textContent = "";
+    const up = document.getElementById("updated");
+    up.textContent = new Date().toLocaleTimeString();
+    up.dataset.ok = "1";
+  } catch (x) {
+    err.textContent = String(x.message || x);
+    const overall = document.getElementById("overall");
+    setBadge(overall, "unreachable", "bad");
+    overall.dataset.status = "unreachable";
+  }
+  setTimeout(refresh, PERIOD_MS);
+}
+
+refresh();
