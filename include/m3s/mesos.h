@@ -24,6 +24,11 @@
  *   M3S_MESOS_READY    from the offers sink: the roles know their tasks.
  *                      With an offers sink set, the actor subscribes only
  *                      after both this and the framework record.
+ *   M3S_MESOS_FORGET_ID request (REST DELETE /framework): when not subscribed,
+ *                      the framework id is dropped (and its record deleted)
+ *                      so the next SUBSCRIBE registers a new framework;
+ *                      answered with arg 1, or arg 0 when subscribed (the
+ *                      master has the framework: nothing changes).
  *   M3S_MESOS_STATUS   request (m3s_call) with no payload; answered with a
  *                      message whose payload is a json_t * status object
  *                      (state, framework_id, master, counters).
@@ -63,6 +68,7 @@ enum {
   M3S_MESOS_UPDATE,
   M3S_MESOS_SUBSCRIBED,
   M3S_MESOS_READY,
+  M3S_MESOS_FORGET_ID,
 };
 
 typedef struct m3s_mesos_update {

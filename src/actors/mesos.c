@@ -947,6 +947,19 @@ static void mesos_handle(m3s_actor_t *self, m3s_msg_t *msg)
       pump_calls(m);
     }
     break;
+  case M3S_MESOS_FORGET_ID: {
+    int64_t forgot = 0;
+    if(m->state != SUB_SUBSCRIBED && m->framework_id) {
+      m3s_warn("framework id %s forgotten on request: the next subscription registers a new "
+               "framework", m->framework_id);
+      free(m->framework_id);
+      m->framework_id = NULL;
+      persist_framework(m);
+      forgot = 1;
+    }
+    m3s_msg_reply(msg, m3s_msg_new(M3S_MESOS_FORGET_ID, forgot, NULL, NULL));
+    break;
+  }
   case M3S_MESOS_STATUS:
     m3s_msg_reply(msg, m3s_msg_new(M3S_MESOS_STATUS, 0, status_json(m), json_drop));
     break;

@@ -589,12 +589,22 @@ static int h_health(api_t *a, struct mg_connection *c, const route_t *r, const r
   return st;
 }
 
+/* The original forgets the framework id when the master no longer lists
+ * it; the Mesos actor knows that without asking: subscribed means the
+ * master has the framework (nothing changes), otherwise the id is dropped
+ * and the next subscription registers a new framework. 200, empty body,
+ * either way, as the original. */
 static int h_framework_delete(api_t *a, struct mg_connection *c, const route_t *r,
                               const req_t *q)
 {
-  return error_json(c, 501,
-                    "removing the framework id by hand is not implemented: the daemon "
-                    "registers anew by itself when the master has removed the framework");
+  (void)r;
+  (void)q;
+  ask_t k = { .to = a->mesos, .name = "mesos", .type = M3S_MESOS_FORGET_ID };
+  int st = ask_one(a, c, &k);
+  if(st)
+    return st;
+  ask_free(&k, 1);
+  return respond_str(c, 200, CT_JSON, "");
 }
 
 /* 0..M3S_ROLE_MAX_COUNT in plain decimal digits. */

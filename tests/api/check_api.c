@@ -201,6 +201,11 @@ static void fake_handle(m3s_actor_t *self, m3s_msg_t *m)
                      (json_int_t)1, "launched", (json_int_t)3, "cluster_operation",
                      "restart", "disable_scheduling", atomic_load(&cordoned) == 1));
     return;
+  case M3S_MESOS_FORGET_ID:
+    if(idx != F_MESOS)
+      break;
+    answer(m, 0, 0, NULL);
+    return;
   case M3S_MESOS_STATUS:
     if(idx != F_MESOS)
       break;
@@ -516,7 +521,7 @@ typedef struct endpoint {
 } endpoint_t;
 
 static const endpoint_t endpoints[] = {
-  { "DELETE", "/api/m3s/v0/framework", 501 },
+  { "DELETE", "/api/m3s/v0/framework", 200 },
   { "GET", "/api/m3s/v0/agent/scale/2", 200 },
   { "GET", "/api/m3s/v0/agent/scale", 200 },
   { "PUT", "/api/m3s/v0/agent/cordon", 200 },

@@ -322,6 +322,39 @@ class MesosTest(MesosCase):
         # framework can avoid (the master ignores it).
         self.assert_clean(sim, d, expected=("offer_reused",))
 
+    def test_framework_id_removal(self):
+        """DELETE /api/m3s/v0/framework: while subscribed the master has the
+        framework and nothing changes; while the master refuses us, the id is
+        dropped and the next subscription registers a new framework."""
+        import urllib.request
+        sim = self.sim()
+        port = free_port()
+        d = self.daemon(sim, FRAMEWORK_PORT=str(port), DS_COUNT="0", K3S_SERVER_COUNT="0",
+                        K3S_AGENT_COUNT="0")
+        fw = self.daemon_subscribed(sim, d)
+
+        def delete():
+            req = urllib.request.Request("http://127.0.0.1:%d/api/m3s/v0/framework" % port,
+                                         method="DELETE")
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, resp.read()
+        self.assertEqual(delete(), (200, b""))
+        time.sleep(0.5)
+        self.assertEqual(self.connected_framework(sim)["id"], fw["id"])
+        sim.fail_next_subscribes(1000)
+        since = self.last_seq(sim)
+        sim.drop_stream()
+        self.wait("a refused SUBSCRIBE", lambda: [
+            c for c in sim.calls(since=since, type="SUBSCRIBE") if c["status"] == 503])
+        self.assertEqual(delete(), (200, b""))
+        sim.fail_next_subscribes(0)
+        fw2 = self.wait("a new framework", lambda: (lambda f: f if f and f["id"] != fw["id"]
+                                                    else None)(self.connected_framework(sim)))
+        self.wait("the new id in Redis", lambda: fw2["id"].encode() in
+                  self.redis().command("GET", "m3s:framework"))
+        # The new registration is what the operator asked for.
+        self.assert_clean(sim, d, expected=("subscribe_without_id",))
+
     def test_stream_drop(self):
         sim = self.sim()
         d = self.daemon(sim)
