@@ -1499,8 +1499,11 @@ static void heartbeat(kube_t *k)
                                                       TAG_KUBECONFIG),
                                    m3s_store_load_free));
   }
+  /* The roles' task lists only matter once there is a K3s API to compare
+   * them with: a role's full status is large with thousands of tasks. */
   for(int i = 0; i < NASK; i++)
-    ask(k, (ask_kind_t)i);
+    if((ask_kind_t)i == ASK_OFFERS || k->kc_ok)
+      ask(k, (ask_kind_t)i);
 }
 
 static void kube_handle(m3s_actor_t *self, m3s_msg_t *msg)
