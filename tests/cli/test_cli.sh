@@ -108,5 +108,17 @@ start_and_stop() {
 start_and_stop TERM
 start_and_stop INT
 
+# A certificate and a key that do not belong together: the REST API cannot
+# serve TLS with them, so the daemon does not start (exit 2, one clear line).
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/k1.pem" -out "$tmp/c1.pem" -days 1 \
+  -subj /CN=127.0.0.1 >/dev/null 2>&1
+openssl genrsa -out "$tmp/k2.pem" 2048 >/dev/null 2>&1
+b64url() { base64 -w0 "$1" | tr '+/' '-_'; }
+"${run[@]}" SSL_CRT_BASE64="$(b64url "$tmp/c1.pem")" SSL_KEY_BASE64="$(b64url "$tmp/k2.pem")" \
+  "$m3s" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[ $rc -eq 2 ] && ok || fail "mismatched TLS key: exit $rc, want 2: $(tail -5 "$tmp/err" "$tmp/out")"
+grep -qi "key" "$tmp/out" "$tmp/err" && ok || fail "mismatched TLS key: no line says why"
+
 echo "cli: $passes passed, $fails failed"
 [ $fails -eq 0 ]
