@@ -304,15 +304,20 @@ class MesosTest(MesosCase):
         fw = self.daemon_subscribed(sim, d)
         tasks = [sim.launch_task(fw["id"]) for _ in range(3)]
 
-        def acked(n):
-            return lambda: (len([c for c in sim.calls(type="ACKNOWLEDGE") if c["status"] == 202])
-                            >= n and not sim.unacked_updates())
-        # Tasks the daemon does not own are killed; every update of them
-        # (STARTING, RUNNING, KILLED) is acknowledged once.
+        def all_acked():
+            sent = {e["event"]["update"]["status"]["uuid"] for e in sim.events(type="UPDATE")
+                    if "event" in e and e["event"]["update"]["status"].get("uuid")
+                    and e["event"]["update"]["status"]["task_id"]["value"] in tasks}
+            acked = {c["body"]["acknowledge"]["uuid"] for c in sim.calls(type="ACKNOWLEDGE")
+                     if c["status"] == 202}
+            return len(sent) >= 3 and sent <= acked and not sim.unacked_updates()
+        # Tasks the daemon does not own are killed (while staging or after
+        # they ran, depending on timing); every update of them with a uuid is
+        # acknowledged, once.
         self.wait("the foreign tasks killed", lambda: not [
             t for t in sim.state(include_agents=False)["tasks"]
             if t["task_id"] in tasks and t["state"] != "TASK_KILLED"])
-        self.wait("every update acknowledged", acked(9))
+        self.wait("every update acknowledged", all_acked)
         acks = [c for c in sim.calls(type="ACKNOWLEDGE")]
         uuids = [c["body"]["acknowledge"]["uuid"] for c in acks]
         self.assertEqual(len(uuids), len(set(uuids)), "an update was acknowledged twice")
