@@ -91,6 +91,9 @@ uint64_t m3s_timer_start(m3s_actor_t *self, uint32_t type, int64_t delay_ms,
  * themselves when they fire). */
 bool m3s_timer_cancel(m3s_actor_t *self, uint64_t id);
 
+/* Any thread: milliseconds of CLOCK_MONOTONIC, the clock of the timers. */
+int64_t m3s_now_ms(void);
+
 /* Any thread: the approximate number of queued messages (a metric). */
 static inline size_t m3s_actor_depth(m3s_actor_t *a)
 {

@@ -45,6 +45,9 @@ struct m3s_msg {
  * payload is taken; drop frees it (NULL means free()). */
 m3s_msg_t *m3s_msg_new(uint32_t type, int64_t arg, void *payload, m3s_drop_cb drop);
 
+/* Drop hook of a payload that is a jansson value (json_decref). */
+void m3s_json_drop(void *json);
+
 /* Moves the payload out: the caller owns what is returned, the message keeps
  * nothing to drop. */
 void *m3s_msg_take(m3s_msg_t *m);

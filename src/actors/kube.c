@@ -467,18 +467,6 @@ struct kube {
 static void start_sync(kube_t *k);
 static void pump(kube_t *k);
 
-static int64_t now_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void json_drop(void *p)
-{
-  json_decref(p);
-}
-
 static bool streq(const char *a, const char *b)
 {
   return (!a && !b) || (a && b && !strcmp(a, b));
@@ -869,7 +857,7 @@ static xfer_t *xfer_new(kube_t *k, xkind_t kind, const char *path, const char *n
   char url[1024];
   x->k = k;
   x->kind = kind;
-  x->started_ms = now_ms();
+  x->started_ms = m3s_now_ms();
   x->limit = kind == X_LIST ? MAX_LIST_BODY : kind == X_WATCH ? MAX_EVENT : MAX_MUTATION_BODY;
   if(node)
     snprintf(x->node, sizeof(x->node), "%s", node);
@@ -1134,7 +1122,7 @@ static void sync_done(kube_t *k, CURLcode res)
     if(x->kind == X_LIST) {
       list_done(k, x);
     }
-    else if(x->events == 0 && now_ms() - x->started_ms < WATCH_MIN_LIFE_MS) {
+    else if(x->events == 0 && m3s_now_ms() - x->started_ms < WATCH_MIN_LIFE_MS) {
       sync_failed(k, "watch", "the node watch at %s ended at once, without an event", k->api);
     }
     else {
@@ -1359,14 +1347,14 @@ static void ask(kube_t *k, ask_kind_t kind)
   if(!to)
     return;
   if(k->asks[kind]) {
-    if(now_ms() - k->ask_ms[kind] < ASK_TIMEOUT_MS)
+    if(m3s_now_ms() - k->ask_ms[kind] < ASK_TIMEOUT_MS)
       return;
     m3s_reply_unref(k->asks[kind]); /* abandoned: a late answer is freed with the slot */
     k->asks[kind] = NULL;
   }
   m3s_msg_t *m = m3s_msg_new(type, 0, NULL, NULL);
   k->asks[kind] = m3s_reply_new();
-  k->ask_ms[kind] = now_ms();
+  k->ask_ms[kind] = m3s_now_ms();
   m->reply = m3s_reply_ref(k->asks[kind]);
   m3s_send(to, m);
 }
@@ -1524,7 +1512,7 @@ static void kube_handle(m3s_actor_t *self, m3s_msg_t *msg)
     break;
   case M3S_KUBE_STATUS:
     m3s_msg_reply(msg, m3s_msg_new(M3S_KUBE_STATUS, 0,
-                                   status_json(k, msg->arg == M3S_KUBE_BRIEF), json_drop));
+                                   status_json(k, msg->arg == M3S_KUBE_BRIEF), m3s_json_drop));
     break;
   case M3S_KUBE_CONFIG:
     m3s_msg_reply(msg, m3s_msg_new(M3S_KUBE_CONFIG, 0, config_text(k), free));
@@ -1566,7 +1554,7 @@ static int kube_start(m3s_actor_t *self)
   k->multi = curl_multi_init();
   if(!k->multi)
     return -ENOMEM;
-  k->rng = (unsigned)now_ms() ^ (unsigned)(uintptr_t)k;
+  k->rng = (unsigned)m3s_now_ms() ^ (unsigned)(uintptr_t)k;
   k->backoff_ms = KUBE_BACKOFF_MIN_MS;
   k->disable_scheduling = -1;
   k->store = m3s_system_find(self->sys, "store");

@@ -123,24 +123,12 @@ static void subscribe_now(mesos_t *m);
 static void pump_calls(mesos_t *m);
 static void subscription_lost(mesos_t *m, CURLcode res);
 
-static int64_t now_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void m3s_mesos_update_free(void *p)
 {
   m3s_mesos_update_t *u = p;
   json_decref(u->status);
   json_decref(u->ack);
   free(u);
-}
-
-static void json_drop(void *p)
-{
-  json_decref(p);
 }
 
 void m3s_mesos_set_sinks(m3s_actor_t *mesos, m3s_actor_t *offers, m3s_actor_t *updates)
@@ -485,7 +473,7 @@ static int on_record(void *ctx, const char *rec, size_t len)
   m3s_event_t ev;
   char err[256];
 
-  m->last_event_ms = now_ms();
+  m->last_event_ms = m3s_now_ms();
   m->events++;
   if(m3s_event_parse(rec, len, &ev, err, sizeof(err)) != 0) {
     snprintf(m->drop_reason, sizeof(m->drop_reason), "malformed event: %s", err);
@@ -506,7 +494,7 @@ static int on_record(void *ctx, const char *rec, size_t len)
   case M3S_EV_OFFERS:
     if(m->offers_sink)
       m3s_send(m->offers_sink, m3s_msg_new(M3S_MESOS_OFFERS, (int64_t)m->subscriptions,
-                                           detach(ev.root, "offers", "offers"), json_drop));
+                                           detach(ev.root, "offers", "offers"), m3s_json_drop));
     else
       decline_offers(m, ev.offers);
     break;
@@ -603,7 +591,7 @@ static void subscribe_now(mesos_t *m)
   m->errlen = 0;
   m3s_recordio_reset(&m->rio);
   m->state = SUB_CONNECTING;
-  m->started_ms = m->last_event_ms = now_ms();
+  m->started_ms = m->last_event_ms = m3s_now_ms();
   m3s_info("subscribing to %s%s%s", m->master, m->framework_id ? " as " : "",
            m->framework_id ? m->framework_id : " as a new framework");
   CURLMcode mc = curl_multi_add_handle(m->multi, m->stream);
@@ -881,7 +869,7 @@ static void mesos_wait(m3s_actor_t *self, int wake_fd, int timeout_ms)
 
 static void watchdog(mesos_t *m)
 {
-  int64_t silent = now_ms() - m->last_event_ms;
+  int64_t silent = m3s_now_ms() - m->last_event_ms;
   double hb = m->heartbeat_s > 0 ? m->heartbeat_s : DEFAULT_HEARTBEAT_S;
   int64_t limit = (int64_t)(hb * 1000.0 * HEARTBEAT_MISSES);
   if(m->state == SUB_WAITING || m->state == SUB_LOADING || silent <= limit)
@@ -961,7 +949,7 @@ static void mesos_handle(m3s_actor_t *self, m3s_msg_t *msg)
     break;
   }
   case M3S_MESOS_STATUS:
-    m3s_msg_reply(msg, m3s_msg_new(M3S_MESOS_STATUS, 0, status_json(m), json_drop));
+    m3s_msg_reply(msg, m3s_msg_new(M3S_MESOS_STATUS, 0, status_json(m), m3s_json_drop));
     break;
   default:
     m3s_warn("unexpected message type %u", msg->type);
@@ -980,7 +968,7 @@ static int mesos_start(m3s_actor_t *self)
   m3s_recordio_init(&m->rio, (size_t)cfg->mesos_max_event_size);
   m->backoff_ms = cfg->mesos_backoff_min_ms;
   m->heartbeat_s = DEFAULT_HEARTBEAT_S;
-  m->rng = (unsigned)now_ms() ^ (unsigned)(uintptr_t)m;
+  m->rng = (unsigned)m3s_now_ms() ^ (unsigned)(uintptr_t)m;
   m3s_timer_start(self, T_WATCHDOG, WATCHDOG_PERIOD_MS, WATCHDOG_PERIOD_MS);
   /* The framework id comes from Redis before the first SUBSCRIBE: one
    * without it would register a second framework and orphan the tasks. */
@@ -1008,7 +996,7 @@ static void mesos_stop(m3s_actor_t *self)
    * daemon (failover_timeout). A call on the wire may finish (for at most
    * STOP_DRAIN_MS): cut short, the master would read half a body. */
   m->draining = true;
-  for(int64_t until = now_ms() + STOP_DRAIN_MS; m->call && now_ms() < until;) {
+  for(int64_t until = m3s_now_ms() + STOP_DRAIN_MS; m->call && m3s_now_ms() < until;) {
     int running;
     curl_multi_poll(m->multi, NULL, 0, 20, NULL);
     curl_multi_perform(m->multi, &running);

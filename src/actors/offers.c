@@ -74,11 +74,6 @@ typedef struct offers {
   size_t last_round_waiting;
 } offers_t;
 
-static void json_drop(void *p)
-{
-  json_decref(p);
-}
-
 void m3s_offers_ready_free(void *p)
 {
   m3s_offers_ready_t *r = p;
@@ -95,7 +90,7 @@ void m3s_offers_ready_free(void *p)
 static void call_for(offers_t *o, json_t *c, int64_t subscription)
 {
   if(c)
-    m3s_send(o->mesos, m3s_msg_new(M3S_MESOS_CALL, subscription, c, json_drop));
+    m3s_send(o->mesos, m3s_msg_new(M3S_MESOS_CALL, subscription, c, m3s_json_drop));
 }
 
 static void call(offers_t *o, json_t *c)
@@ -704,7 +699,7 @@ static void offers_handle(m3s_actor_t *self, m3s_msg_t *msg)
     break;
   }
   case M3S_OFFERS_STATUS:
-    m3s_msg_reply(msg, m3s_msg_new(M3S_OFFERS_STATUS, 0, status_json(o), json_drop));
+    m3s_msg_reply(msg, m3s_msg_new(M3S_OFFERS_STATUS, 0, status_json(o), m3s_json_drop));
     break;
   default:
     m3s_warn("unexpected message type %u", msg->type);

@@ -109,23 +109,11 @@ typedef struct role_actor {
   bool state_sent;
 } role_actor_t;
 
-static int64_t now_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void now_rfc3339(char *buf, size_t len)
 {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   m3s_record_format_time(&ts, buf, len);
-}
-
-static void json_drop(void *p)
-{
-  json_decref(p);
 }
 
 void m3s_role_launch_free(void *p)
@@ -142,7 +130,7 @@ void m3s_role_launch_free(void *p)
 static void call(role_actor_t *a, json_t *c)
 {
   if(c)
-    m3s_send(a->mesos, m3s_msg_new(M3S_MESOS_CALL, 0, c, json_drop));
+    m3s_send(a->mesos, m3s_msg_new(M3S_MESOS_CALL, 0, c, m3s_json_drop));
 }
 
 /* Gone for a role: anything but a live state or TASK_KILLING. That is
@@ -308,7 +296,7 @@ static void create_task(role_actor_t *a)
   t->agent_host = m3s_xstrdup("");
   t->node_ready = -1;
   t->phase = PH_PERSIST;
-  t->created_ms = now_ms();
+  t->created_ms = m3s_now_ms();
   t->healthy = -1;
   task_add(a, t);
   /* Offered only once Redis has the record: a task Mesos runs is always
@@ -363,7 +351,7 @@ static void converge(role_actor_t *a)
   }
 
   if(live < a->desired) {
-    int64_t now = now_ms();
+    int64_t now = m3s_now_ms();
     if(!a->upstream) {
       /* waits for M3S_ROLE_UPSTREAM */
     }
@@ -602,7 +590,7 @@ static void maybe_ready(role_actor_t *a)
 static void reconcile(role_actor_t *a)
 {
   json_t *list = json_array();
-  a->reconcile_ms = now_ms();
+  a->reconcile_ms = m3s_now_ms();
   for(size_t i = 0; i < a->n; i++) {
     rtask_t *t = a->tasks[i];
     if(t->phase == PH_PERSIST || t->phase == PH_PENDING)
@@ -738,7 +726,7 @@ static bool task_ack_pending(role_actor_t *a, const char *task_id)
 static void backoff_after_failure(role_actor_t *a, rtask_t *t)
 {
   const m3s_config_t *cfg = a->base.cfg;
-  int64_t now = now_ms();
+  int64_t now = m3s_now_ms();
   if(t->running_ms && now - t->running_ms >= STABLE_FACTOR * cfg->restart_backoff_min_ms)
     a->failures = 0;
   a->failures++;
@@ -779,7 +767,7 @@ static void on_update(role_actor_t *a, m3s_mesos_update_t *u)
     t->reconciling = false;
     if(--a->reconciling == 0)
       m3s_info("%s role: every task reconciled with the master (%zu known, %lld ms)",
-               m3s_role_name(a->role), a->n, (long long)(now_ms() - a->reconcile_ms));
+               m3s_role_name(a->role), a->n, (long long)(m3s_now_ms() - a->reconcile_ms));
   }
   if(!t) {
     if(m3s_task_state_live(state)) {
@@ -825,7 +813,7 @@ static void on_update(role_actor_t *a, m3s_mesos_update_t *u)
   account(a, t, 1);
   if(!strcmp(state, "TASK_RUNNING")) {
     if(!t->running_ms)
-      t->running_ms = now_ms();
+      t->running_ms = m3s_now_ms();
     json_t *ni = json_object_get(json_object_get(st, "container_status"), "network_infos");
     if(json_array_size(ni)) {
       for(size_t i = 0; i < t->rec.n_network_infos; i++) {
@@ -940,7 +928,7 @@ static void on_set_resource(role_actor_t *a, m3s_msg_t *msg)
 static json_t *status_json(role_actor_t *a)
 {
   json_t *tasks = json_object();
-  int64_t now = now_ms();
+  int64_t now = m3s_now_ms();
   for(size_t i = 0; i < a->n; i++) {
     const rtask_t *t = a->tasks[i];
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "state", t->rec.state, "agent",
@@ -1031,7 +1019,7 @@ static void role_handle(m3s_actor_t *self, m3s_msg_t *msg)
     break;
   }
   case M3S_ROLE_STATUS:
-    m3s_msg_reply(msg, m3s_msg_new(M3S_ROLE_STATUS, 0, status_json(a), json_drop));
+    m3s_msg_reply(msg, m3s_msg_new(M3S_ROLE_STATUS, 0, status_json(a), m3s_json_drop));
     break;
   default:
     m3s_warn("unexpected message type %u", msg->type);

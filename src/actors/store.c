@@ -163,11 +163,6 @@ void m3s_store_load_free(void *p)
   free(l);
 }
 
-static void json_drop(void *p)
-{
-  json_decref(p);
-}
-
 /* ---- the queue (owner thread only) --------------------------------------- */
 
 static void queue_push(item_queue_t *q, item_t it)
@@ -835,7 +830,7 @@ static bool run_load(store_t *s)
       goto lost;
     l->pos += n;
     if(l->pos < l->nkeys && json_object_size(result) && l->notify) {
-      m3s_msg_t *m = m3s_msg_new(M3S_STORE_LOADED, l->tag, result, json_drop);
+      m3s_msg_t *m = m3s_msg_new(M3S_STORE_LOADED, l->tag, result, m3s_json_drop);
       m->flags = M3S_STORE_MORE;
       m3s_send(l->notify, m);
       result = NULL;
@@ -848,7 +843,7 @@ static bool run_load(store_t *s)
   m3s_debug("loaded %zu record(s) matching %s", l->nkeys, pattern);
   item_t it = queue_pop(&s->queue);
   if(it.load->notify) {
-    m3s_send(it.load->notify, m3s_msg_new(M3S_STORE_LOADED, it.load->tag, result, json_drop));
+    m3s_send(it.load->notify, m3s_msg_new(M3S_STORE_LOADED, it.load->tag, result, m3s_json_drop));
     result = NULL;
   }
   item_free(it);
@@ -985,7 +980,7 @@ static void store_handle(m3s_actor_t *self, m3s_msg_t *msg)
     }
     break;
   case M3S_STORE_STATUS:
-    m3s_msg_reply(msg, m3s_msg_new(M3S_STORE_STATUS, 0, status_json(s), json_drop));
+    m3s_msg_reply(msg, m3s_msg_new(M3S_STORE_STATUS, 0, status_json(s), m3s_json_drop));
     break;
   case T_RECONNECT:
     on_reconnect(s);

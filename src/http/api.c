@@ -140,13 +140,6 @@ struct api {
 
 /* ---- small helpers -------------------------------------------------------- */
 
-static int64_t now_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static const char *const role_actor[4] = { NULL, "datastore", "server", "agent" };
 
 static const struct {
@@ -326,11 +319,11 @@ static void ask_all(api_t *a, ask_t *q, size_t n)
     m3s_send(q[i].to, m);
     q[i].rc = 0;
   }
-  int64_t deadline = now_ms() + a->opts.call_timeout_ms;
+  int64_t deadline = m3s_now_ms() + a->opts.call_timeout_ms;
   for(size_t i = 0; i < n; i++) {
     if(!q[i].slot)
       continue;
-    int64_t left = deadline - now_ms();
+    int64_t left = deadline - m3s_now_ms();
     q[i].rc = m3s_reply_wait(q[i].slot, left > 0 ? (int)left : 0, &q[i].ans);
     m3s_reply_unref(q[i].slot);
     q[i].slot = NULL;
@@ -431,7 +424,7 @@ static void flight_unref(flight_t *f)
 static void status_begin(api_t *a, const int *roles, size_t n, ticket_t *t)
 {
   uint64_t epoch = atomic_load_explicit(&a->epoch, memory_order_acquire);
-  int64_t now = now_ms();
+  int64_t now = m3s_now_ms();
   flight_t *old[4];
   size_t nold = 0;
   pthread_mutex_lock(&a->fl_lock);
@@ -490,7 +483,7 @@ static int status_end(api_t *a, ticket_t *t, int64_t deadline, json_t **out)
     json_t *j = NULL;
     if(f->slot) {
       m3s_msg_t *ans = NULL;
-      int64_t left = deadline - now_ms();
+      int64_t left = deadline - m3s_now_ms();
       rc = m3s_reply_wait(f->slot, left > 0 ? (int)left : 0, &ans);
       m3s_reply_unref(f->slot);
       f->slot = NULL;
@@ -498,7 +491,7 @@ static int status_end(api_t *a, ticket_t *t, int64_t deadline, json_t **out)
         rc = -EPROTO;
       m3s_msg_free(ans);
     }
-    int64_t landed = now_ms();
+    int64_t landed = m3s_now_ms();
     bool drop = false;
     pthread_mutex_lock(&a->fl_lock);
     f->rc = rc;
@@ -540,7 +533,7 @@ static void status_release(api_t *a, ticket_t *t)
 static int roles_status(api_t *a, struct mg_connection *c, const int *roles, size_t n,
                         ticket_t *t, json_t **s)
 {
-  int64_t deadline = now_ms() + a->opts.call_timeout_ms;
+  int64_t deadline = m3s_now_ms() + a->opts.call_timeout_ms;
   status_begin(a, roles, n, t);
   int rc = 0;
   size_t bad = 0;
@@ -1051,7 +1044,7 @@ static int h_status(api_t *a, struct mg_connection *c, const route_t *r, const r
     { .to = a->mesos, .name = "mesos", .type = M3S_MESOS_STATUS },
     { .to = a->offers, .name = "offers", .type = M3S_OFFERS_STATUS },
   };
-  int64_t deadline = now_ms() + a->opts.call_timeout_ms;
+  int64_t deadline = m3s_now_ms() + a->opts.call_timeout_ms;
   ticket_t t[3];
   json_t *j[6];
   status_begin(a, roles, 3, t);
@@ -1124,7 +1117,7 @@ static int h_metrics(api_t *a, struct mg_connection *c, const route_t *r, const 
     { .to = a->offers, .name = "offers", .type = M3S_OFFERS_STATUS },
     { .to = a->kube, .name = "kube", .type = M3S_KUBE_STATUS, .arg = M3S_KUBE_BRIEF },
   };
-  int64_t deadline = now_ms() + a->opts.call_timeout_ms;
+  int64_t deadline = m3s_now_ms() + a->opts.call_timeout_ms;
   static const int roles[3] = { M3S_ROLE_DATASTORE, M3S_ROLE_SERVER, M3S_ROLE_AGENT };
   ticket_t t[3];
   status_begin(a, roles, 3, t);
@@ -1387,7 +1380,7 @@ static int authenticate(api_t *a, struct mg_connection *c, const char *ip)
 {
   if(!a->auth)
     return 0;
-  int64_t now = now_ms();
+  int64_t now = m3s_now_ms();
   int wait_s = throttled(a, ip, now);
   if(wait_s) {
     char ra[16];
@@ -1446,7 +1439,7 @@ static int on_request(struct mg_connection *c, void *cbdata)
 {
   api_t *a = cbdata;
   const struct mg_request_info *ri = mg_get_request_info(c);
-  int64_t t0 = now_ms();
+  int64_t t0 = m3s_now_ms();
   char path[2048], *seg[MAX_SEGMENTS], allow[64] = "";
   size_t route = nroutes;
   const route_t *hit = NULL;
@@ -1494,7 +1487,7 @@ done:
     char shown[128];
     printable(shown, sizeof(shown), hit ? hit->path : ri->local_uri_raw);
     m3s_debug("%s %s %s -> %d (%lld ms)", ri->remote_addr, ri->request_method, shown, status,
-              (long long)(now_ms() - t0));
+              (long long)(m3s_now_ms() - t0));
   }
   return status;
 }

@@ -29,7 +29,7 @@ struct m3s_timer {
   int64_t period_ms;  /* 0 = one-shot */
 };
 
-int64_t m3s__now_ms(void)
+int64_t m3s_now_ms(void)
 {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -79,7 +79,7 @@ uint64_t m3s_timer_start(m3s_actor_t *self, uint32_t type, int64_t delay_ms,
   m3s_timer_t *t = &self->timers[self->ntimers++];
   t->id = ++self->next_timer_id;
   t->type = type;
-  t->due_ms = m3s__now_ms() + (delay_ms > 0 ? delay_ms : 0);
+  t->due_ms = m3s_now_ms() + (delay_ms > 0 ? delay_ms : 0);
   t->period_ms = period_ms > 0 ? period_ms : 0;
   return t->id;
 }
@@ -113,7 +113,7 @@ static int next_timeout(const m3s_actor_t *a, int64_t now)
  * each round looks the array up afresh rather than holding a pointer. */
 static void fire_timers(m3s_actor_t *a)
 {
-  int64_t now = m3s__now_ms();
+  int64_t now = m3s_now_ms();
   for(;;) {
     size_t i;
     for(i = 0; i < a->ntimers; i++)
@@ -195,7 +195,7 @@ void m3s__actor_loop(m3s_actor_t *a)
     case M3S_MB_WAS_IDLE:
       break;
     }
-    wait(a, a->wake_fd, next_timeout(a, m3s__now_ms()));
+    wait(a, a->wake_fd, next_timeout(a, m3s_now_ms()));
     drain_wake(a);
   }
 }

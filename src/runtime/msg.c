@@ -21,6 +21,8 @@
 #include <stdlib.h>
 
 #include "m3s/msg.h"
+#include <jansson.h>
+
 #include "m3s/reply.h"
 #include "m3s/xalloc.h"
 
@@ -222,4 +224,9 @@ m3s_reply_t *m3s_msg_take_reply(m3s_msg_t *request)
   m3s_reply_t *r = request->reply;
   request->reply = NULL;
   return r;
+}
+
+void m3s_json_drop(void *json)
+{
+  json_decref(json);
 }

@@ -6,7 +6,6 @@
 
 #include "m3s/actor.h"
 
-int64_t m3s__now_ms(void);
 m3s_actor_t *m3s__actor_new(m3s_system_t *sys, const m3s_actor_ops_t *ops,
                             const m3s_config_t *cfg);
 /* Runs the actor until M3S_MSG_STOP; on the actor's thread. */
