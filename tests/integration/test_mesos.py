@@ -148,7 +148,14 @@ class MesosCase(unittest.TestCase):
         self.daemons = []
 
     def tearDown(self):
-        for d in self.daemons:
+        res = getattr(self._outcome, "result", None)
+        failed = res is not None and any(
+            t is self for t, _ in list(res.failures) + list(res.errors))
+        for i, d in enumerate(self.daemons):
+            if failed:
+                # What the daemon said is the first thing a failure needs.
+                sys.stderr.write("--- %s: daemon %d log tail ---\n%s\n"
+                                 % (self.id(), i, d.text()[-20000:]))
             d.cleanup()
         for s in self.sims:
             s.stop()
