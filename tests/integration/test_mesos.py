@@ -272,7 +272,8 @@ class MesosTest(MesosCase):
 
     def test_subscribe_call(self):
         sim = self.sim()
-        d = self.daemon(sim, MESOS_FAILOVER_TIMEOUT="2h", FRAMEWORK_PORT="10123")
+        port = free_port()
+        d = self.daemon(sim, MESOS_FAILOVER_TIMEOUT="2h", FRAMEWORK_PORT=str(port))
         self.wait("SUBSCRIBED", lambda: self.connected_framework(sim))
         call = self.subscribed(sim)[0]
         self.assertEqual(call["headers"].get("Content-Type"), "application/json")
@@ -283,7 +284,7 @@ class MesosTest(MesosCase):
         self.assertEqual(info["name"], "m3s")
         self.assertEqual(info["roles"], ["m3s"])
         self.assertEqual(info["hostname"], "m3s.test")
-        self.assertEqual(info["webui_url"], "http://m3s.test:10123")
+        self.assertEqual(info["webui_url"], "http://m3s.test:%d" % port)
         self.assertEqual(info["failover_timeout"], 7200.0)
         self.assertTrue(info["checkpoint"])
         self.assertEqual(sorted(c["type"] for c in info["capabilities"]),
