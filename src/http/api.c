@@ -141,6 +141,7 @@ struct api {
 /* ---- small helpers -------------------------------------------------------- */
 
 static const char *const role_actor[4] = { NULL, "datastore", "server", "agent" };
+#define SRC_KUBE 0 /* flights: the kube actor's brief status, in the slot no role uses */
 
 static const struct {
   const char *name;
@@ -378,8 +379,10 @@ static json_t *answer_json(m3s_msg_t *ans)
 
 /* ---- shared role STATUS requests ---------------------------------------------- */
 
-/* Status endpoints need the roles' M3S_ROLE_STATUS. Requests for the same
- * role share one request to it (a "flight"): the first sends it, the others
+/* Status endpoints need the roles' M3S_ROLE_STATUS and the kube actor's
+ * brief M3S_KUBE_STATUS (source SRC_KUBE, the slot no role uses). Requests
+ * for the same source share one request to it (a "flight"): the first
+ * sends it, the others
  * that arrive while it is in the air wait for its answer, and those that
  * arrive within status_max_age_ms after it landed take that answer without
  * waiting at all (a worker that never blocks is what keeps a busy status
@@ -454,14 +457,16 @@ static void status_begin(api_t *a, const int *roles, size_t n, ticket_t *t)
     if(!t[i].sender)
       continue;
     flight_t *f = t[i].f;
-    m3s_actor_t *to = a->roles[t[i].role];
+    bool kube = t[i].role == SRC_KUBE;
+    m3s_actor_t *to = kube ? a->kube : a->roles[t[i].role];
     size_t limit = to && to->ops->mailbox_limit ? to->ops->mailbox_limit
                                                 : M3S_MAILBOX_SOFT_LIMIT;
     if(!to || m3s_actor_depth(to) >= limit) {
       f->rc = to ? -EAGAIN : -ENOENT;
       continue;
     }
-    m3s_msg_t *m = m3s_msg_new(M3S_ROLE_STATUS, 0, NULL, NULL);
+    m3s_msg_t *m = kube ? m3s_msg_new(M3S_KUBE_STATUS, M3S_KUBE_BRIEF, NULL, NULL)
+                        : m3s_msg_new(M3S_ROLE_STATUS, 0, NULL, NULL);
     f->slot = m3s_reply_new();
     m->reply = m3s_reply_ref(f->slot);
     m3s_send(to, m);
@@ -526,6 +531,23 @@ static int status_end(api_t *a, ticket_t *t, int64_t deadline, json_t **out)
 static void status_release(api_t *a, ticket_t *t)
 {
   flight_unref(t->f);
+}
+
+/* The kube actor's brief STATUS, shared like the roles': 0 with *out
+ * borrowed until status_release(t), or -errno with nothing to release. */
+static int kube_brief(api_t *a, ticket_t *t, json_t **out)
+{
+  static const int src = SRC_KUBE;
+  *out = NULL;
+  if(!a->kube)
+    return -ENOENT;
+  status_begin(a, &src, 1, t);
+  int rc = status_end(a, t, m3s_now_ms() + a->opts.call_timeout_ms, out);
+  if(rc) {
+    status_release(a, t);
+    *out = NULL;
+  }
+  return rc;
 }
 
 /* The STATUS of each role in roles[0..n): 0 with s[i] borrowed until
@@ -817,7 +839,9 @@ static int h_status_m3s(api_t *a, struct mg_connection *c, const route_t *r, con
     return st;
   /* K3sNodeName: task id -> node name from the kube actor's live state;
    * its version changes whenever a node's task or name does. */
-  json_t *ks = kube_status(a, M3S_KUBE_BRIEF), *names = json_object();
+  ticket_t kt;
+  json_t *ks, *names = json_object();
+  bool kheld = kube_brief(a, &kt, &ks) == 0;
   const char *nname;
   json_t *nd;
   json_object_foreach(json_object_get(ks, "nodes"), nname, nd) {
@@ -826,7 +850,8 @@ static int h_status_m3s(api_t *a, struct mg_connection *c, const route_t *r, con
       json_object_set_new(names, tid, json_string(nname));
   }
   uint64_t kv = ks ? (uint64_t)json_integer_value(json_object_get(ks, "version")) + 1 : 0;
-  json_decref(ks);
+  if(kheld)
+    status_release(a, &kt);
   /* The same answers render the same body: keep the last one. */
   uint64_t ids[4] = { t[0].f->id, t[1].f->id, t[2].f->id, kv };
   char *body = NULL;
@@ -867,7 +892,9 @@ static int h_status_k8s(api_t *a, struct mg_connection *c, const route_t *r, con
   if(a->kube) {
     /* From Kubernetes: connected, every agent node of an agent task Ready,
      * and as many of them as the agent role's desired count. */
-    json_t *ks = kube_status(a, M3S_KUBE_BRIEF);
+    ticket_t kt;
+    json_t *ks;
+    bool kheld = kube_brief(a, &kt, &ks) == 0;
     const json_t *tasks = json_object_get(s, "tasks");
     json_int_t desired = json_integer_value(json_object_get(s, "desired")), count = 0;
     const char *name;
@@ -882,11 +909,11 @@ static int h_status_k8s(api_t *a, struct mg_connection *c, const route_t *r, con
       ok = ok && json_is_true(json_object_get(n, "ready"));
     }
     ok = ok && count == desired;
-    if(!ks) {
+    if(!kheld) {
       status_release(a, &t);
       return error_json(c, 503, "kube did not answer");
     }
-    json_decref(ks);
+    status_release(a, &kt);
   }
   status_release(a, &t);
   return respond_str(c, 200, CT_JSON, ok ? "ok" : "nok");
@@ -1492,6 +1519,11 @@ done:
   return status;
 }
 
+static int on_begin_request(struct mg_connection *c)
+{
+  return on_request(c, mg_get_user_data(mg_get_context(c)));
+}
+
 /* civetweb's own error answers (malformed requests, oversized headers):
  * JSON like ours. */
 static int on_http_error(struct mg_connection *c, int status, const char *msg)
@@ -1665,6 +1697,9 @@ static int api_start(m3s_actor_t *self)
   cb.log_message = on_log;
   cb.http_error = on_http_error;
   cb.init_thread = on_thread;
+  /* Every request, from the moment the port listens: a handler registered
+   * after mg_start2 would leave a window in which civetweb answers 404. */
+  cb.begin_request = on_begin_request;
   if(tls)
     cb.external_ssl_ctx = on_ssl_ctx;
   struct mg_init_data init = { .callbacks = &cb, .user_data = a,
@@ -1678,7 +1713,6 @@ static int api_start(m3s_actor_t *self)
     m3s_error("REST API: cannot listen on %s: %s", ports, shown[0] ? shown : "unknown error");
     return strstr(mgerr, "in use") ? -EADDRINUSE : -EIO;
   }
-  mg_set_request_handler(a->mg, "**", on_request, a);
   struct mg_server_port sp[2];
   if(mg_get_server_ports(a->mg, 2, sp) >= 1)
     port = sp[0].port;
