@@ -1480,6 +1480,19 @@ static void *burst_one(void *p)
   return NULL;
 }
 
+/* 24 status/m3s requests at once, all answered 200. */
+static void status_burst(const harness_t *h)
+{
+  enum { N = 24 };
+  burst_t b = { .h = h, .path = "/api/m3s/v0/status/m3s" };
+  pthread_t th[N];
+  for(int i = 0; i < N; i++)
+    ck_assert_int_eq(pthread_create(&th[i], NULL, burst_one, &b), 0);
+  for(int i = 0; i < N; i++)
+    pthread_join(th[i], NULL);
+  ck_assert_int_eq(atomic_load(&b.ok), N);
+}
+
 /* Concurrent status requests share the roles' STATUS answers; an answer is
  * reused only within status_max_age_ms and never across a change made
  * through the API. */
@@ -1493,14 +1506,7 @@ START_TEST(status_requests_share_answers)
   for(int i = F_DATASTORE; i <= F_AGENT; i++)
     atomic_store(&fake_mode[i], MODE_SLOW);
   atomic_store(&slow_ms, 300);
-  enum { N = 24 };
-  burst_t b = { .h = &h, .path = "/api/m3s/v0/status/m3s" };
-  pthread_t th[N];
-  for(int i = 0; i < N; i++)
-    ck_assert_int_eq(pthread_create(&th[i], NULL, burst_one, &b), 0);
-  for(int i = 0; i < N; i++)
-    pthread_join(th[i], NULL);
-  ck_assert_int_eq(atomic_load(&b.ok), N);
+  status_burst(&h);
   for(int i = F_DATASTORE; i <= F_AGENT; i++) {
     ck_assert_int_ge(atomic_load(&status_calls[i]), 1);
     ck_assert_int_le(atomic_load(&status_calls[i]), 3);
@@ -1554,14 +1560,7 @@ START_TEST(status_requests_share_kube_answers)
   atomic_store(&fake_mode[F_KUBE], MODE_SLOW);
   atomic_store(&slow_ms, 300);
   atomic_store(&status_calls[F_KUBE], 0);
-  enum { N = 24 };
-  burst_t b = { .h = &h, .path = "/api/m3s/v0/status/m3s" };
-  pthread_t th[N];
-  for(int i = 0; i < N; i++)
-    ck_assert_int_eq(pthread_create(&th[i], NULL, burst_one, &b), 0);
-  for(int i = 0; i < N; i++)
-    pthread_join(th[i], NULL);
-  ck_assert_int_eq(atomic_load(&b.ok), N);
+  status_burst(&h);
   ck_assert_int_ge(atomic_load(&status_calls[F_KUBE]), 1);
   ck_assert_int_le(atomic_load(&status_calls[F_KUBE]), 3);
   atomic_store(&fake_mode[F_KUBE], MODE_NORMAL);
