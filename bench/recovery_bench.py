@@ -60,6 +60,16 @@ def wait_log(daemon, needle, timeout):
     raise RuntimeError("timed out waiting for %r\n%s" % (needle, daemon.text()[-3000:]))
 
 
+def redis_writes(redis):
+    """SET/DEL/MSET/UNLINK calls Redis has served so far."""
+    n = 0
+    for line in redis.command("INFO", "commandstats").decode().splitlines():
+        name = line.split(":", 1)[0]
+        if name in ("cmdstat_set", "cmdstat_del", "cmdstat_mset", "cmdstat_unlink"):
+            n += int(line.split("calls=")[1].split(",")[0])
+    return n
+
+
 def vmhwm_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -136,8 +146,9 @@ def main():
 
         # The first start after those launches also acknowledges their
         # 20,000 pending STARTING/RUNNING updates: a warm-up, reported apart.
-        times, rss, cpu = [], [], []
+        times, rss, cpu, writes = [], [], [], []
         for run in range(args.runs + 1):
+            w0 = redis_writes(redis)
             d = test_mesos.Daemon(master, REDIS_SERVER="127.0.0.1:%d" % redis.port, **env)
             t0 = time.monotonic()
             t1 = wait_log(d, "agent role: every task reconciled with the master", 120)
@@ -151,6 +162,8 @@ def main():
             text = d.text()
             d.stop()
             d.cleanup()
+            if run:
+                writes.append(redis_writes(redis) - w0)
             launched = [c for c in sim.calls(type="ACCEPT")]
             assert "%d task record(s) loaded" % args.tasks in text, text[-2000:]
         print("baseline (empty Redis, exec -> SUBSCRIBED): median %.3f s of %s"
@@ -162,6 +175,8 @@ def main():
         last = cpu[-1]
         print("daemon CPU by thread (last run): %s; total %.2f s"
               % (", ".join("%s %.2f" % kv for kv in sorted(last.items())), sum(last.values())))
+        print("Redis writes during each recovery run (a record the master confirms "
+              "unchanged is not rewritten): %s" % writes)
         print("ratio recovery / baseline: %.1fx" % (statistics.median(times) /
                                                      statistics.median(base)))
         print("ACCEPT calls during recovery runs: %d (0 = nothing relaunched)" % len(launched))

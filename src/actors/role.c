@@ -741,6 +741,58 @@ static void backoff_after_failure(role_actor_t *a, rtask_t *t)
            a->failures, (long long)delay);
 }
 
+/* Whether a TASK_RUNNING's container_status.network_infos says what the
+ * record already holds (every reconciliation repeats them: no rewrite). */
+static bool same_network_infos(const m3s_task_record_t *r, json_t *ni)
+{
+  if(json_array_size(ni) != r->n_network_infos)
+    return false;
+  for(size_t i = 0; i < r->n_network_infos; i++) {
+    json_t *e = json_array_get(ni, i), *ips = json_object_get(e, "ip_addresses");
+    const m3s_network_info_t *n = &r->network_infos[i];
+    const char *name = json_string_value(json_object_get(e, "name"));
+    if(strcmp(name ? name : "", n->name))
+      return false;
+    size_t k = 0;
+    for(size_t j = 0; j < json_array_size(ips); j++) {
+      const char *ip = json_string_value(json_object_get(json_array_get(ips, j), "ip_address"));
+      if(!ip)
+        continue;
+      if(k >= n->n_ip_addresses || strcmp(ip, n->ip_addresses[k]))
+        return false;
+      k++;
+    }
+    if(k != n->n_ip_addresses)
+      return false;
+  }
+  return true;
+}
+
+static void set_network_infos(m3s_task_record_t *r, json_t *ni)
+{
+  for(size_t i = 0; i < r->n_network_infos; i++) {
+    free(r->network_infos[i].name);
+    for(size_t k = 0; k < r->network_infos[i].n_ip_addresses; k++)
+      free(r->network_infos[i].ip_addresses[k]);
+    free(r->network_infos[i].ip_addresses);
+  }
+  free(r->network_infos);
+  r->n_network_infos = json_array_size(ni);
+  r->network_infos = m3s_xcalloc(r->n_network_infos, sizeof(*r->network_infos));
+  for(size_t i = 0; i < r->n_network_infos; i++) {
+    json_t *e = json_array_get(ni, i), *ips = json_object_get(e, "ip_addresses");
+    m3s_network_info_t *n = &r->network_infos[i];
+    const char *name = json_string_value(json_object_get(e, "name"));
+    n->name = m3s_xstrdup(name ? name : "");
+    n->ip_addresses = m3s_xcalloc(json_array_size(ips) + 1, sizeof(char *));
+    for(size_t k = 0; k < json_array_size(ips); k++) {
+      const char *ip = json_string_value(json_object_get(json_array_get(ips, k), "ip_address"));
+      if(ip)
+        n->ip_addresses[n->n_ip_addresses++] = m3s_xstrdup(ip);
+    }
+  }
+}
+
 static void on_update(role_actor_t *a, m3s_mesos_update_t *u)
 {
   json_t *st = u->status;
@@ -815,28 +867,8 @@ static void on_update(role_actor_t *a, m3s_mesos_update_t *u)
     if(!t->running_ms)
       t->running_ms = m3s_now_ms();
     json_t *ni = json_object_get(json_object_get(st, "container_status"), "network_infos");
-    if(json_array_size(ni)) {
-      for(size_t i = 0; i < t->rec.n_network_infos; i++) {
-        free(t->rec.network_infos[i].name);
-        for(size_t k = 0; k < t->rec.network_infos[i].n_ip_addresses; k++)
-          free(t->rec.network_infos[i].ip_addresses[k]);
-        free(t->rec.network_infos[i].ip_addresses);
-      }
-      free(t->rec.network_infos);
-      t->rec.n_network_infos = json_array_size(ni);
-      t->rec.network_infos = m3s_xcalloc(t->rec.n_network_infos, sizeof(*t->rec.network_infos));
-      for(size_t i = 0; i < t->rec.n_network_infos; i++) {
-        json_t *e = json_array_get(ni, i), *ips = json_object_get(e, "ip_addresses");
-        m3s_network_info_t *n = &t->rec.network_infos[i];
-        const char *name = json_string_value(json_object_get(e, "name"));
-        n->name = m3s_xstrdup(name ? name : "");
-        n->ip_addresses = m3s_xcalloc(json_array_size(ips) + 1, sizeof(char *));
-        for(size_t k = 0; k < json_array_size(ips); k++) {
-          const char *ip = json_string_value(json_object_get(json_array_get(ips, k), "ip_address"));
-          if(ip)
-            n->ip_addresses[n->n_ip_addresses++] = m3s_xstrdup(ip);
-        }
-      }
+    if(json_array_size(ni) && !same_network_infos(&t->rec, ni)) {
+      set_network_infos(&t->rec, ni);
       changed = true;
     }
   }

@@ -239,6 +239,9 @@ class OrchestraTest(test_mesos.MesosCase):
 
         # The Redis records say what runs where, in the original's format.
         recs = self.records()
+        ips = {st["task_id"]["value"]: st["container_status"]["network_infos"][0]
+               ["ip_addresses"][0]["ip_address"] for _, st in self.updates(sim)
+               if st["state"] == "TASK_RUNNING" and "container_status" in st}
         for tid, role, agent, _ in self.active(sim):
             r = recs[tid]
             self.assertEqual(r["TaskID"], tid)
@@ -246,6 +249,8 @@ class OrchestraTest(test_mesos.MesosCase):
             self.assertEqual(r["Agent"], agent)
             self.assertEqual(r["State"], "TASK_RUNNING")
             self.assertTrue(r["port_mappings"])
+            self.assertEqual([a["ip_address"] for n in r["networkinfo"]
+                              for a in n["ip_addresses"]], [ips[tid]])
         cfg = json.loads(self.redis().command("GET", "%s:framework_config" % FW))
         self.assertEqual((cfg["DSMax"], cfg["K3SServerMax"], cfg["K3SAgentMax"]), (1, 1, 3))
         self.assertTrue(cfg["K3SServerHostname"].startswith("agent-"))
