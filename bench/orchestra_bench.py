@@ -10,7 +10,7 @@ Measured in one run:
   - the daemon's CPU time per OFFERS event: the offers actor's thread (it
     places, builds the TaskInfos and the ACCEPTs, and also routes every
     status update) and the Mesos actor's thread (it reads and parses the
-    stream), from /proc/<pid>/task/*/stat;
+    stream), from /proc/<pid>/task/*/schedstat (nanoseconds);
   - in the same run, jansson's CPU time just to parse the same OFFERS
     events, captured from the simulator's stream (bench/parse_bench).
 

@@ -79,18 +79,25 @@ def vmhwm_kib(pid):
 
 
 def thread_cpu(pid):
-    """{thread name: CPU seconds} of a process (user + system)."""
+    """{thread name: CPU seconds} of a process: the scheduler's nanosecond
+    run time (/proc/.../schedstat), else user + system in clock ticks."""
     out = {}
     tick = os.sysconf("SC_CLK_TCK")
     for tid in os.listdir("/proc/%d/task" % pid):
+        base = "/proc/%d/task/%s/" % (pid, tid)
         try:
-            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+            with open(base + "stat") as f:
                 st = f.read()
+            try:
+                with open(base + "schedstat") as f:
+                    secs = int(f.read().split()[0]) / 1e9
+            except (OSError, ValueError, IndexError):
+                fields = st[st.rindex(")") + 2:].split()
+                secs = (int(fields[11]) + int(fields[12])) / tick
         except OSError:
             continue
         name = st[st.index("(") + 1:st.rindex(")")]
-        fields = st[st.rindex(")") + 2:].split()
-        out[name] = out.get(name, 0) + (int(fields[11]) + int(fields[12])) / tick
+        out[name] = out.get(name, 0) + secs
     return out
 
 
