@@ -426,10 +426,14 @@ static void on_update(mesos_t *m, m3s_event_t *ev)
   m3s_debug("update: task %s %s%s%s", ev->task_id, ev->state, ev->reason ? " " : "",
             ev->reason ? ev->reason : "");
   if(ev->uuid) {
-    if(ev->agent_id)
+    if(ev->agent_id) {
       u->ack = m3s_call_acknowledge(ev->agent_id, ev->task_id, ev->uuid);
-    else
-      m3s_warn("update of task %s has a uuid but no agent id: it cannot be acknowledged", ev->task_id);
+      m3s_call_set_framework_id(u->ack, m->framework_id);
+    }
+    else {
+      m3s_warn("update of task %s has a uuid but no agent id: it cannot be acknowledged",
+               ev->task_id);
+    }
   }
   /* From here on ev->task_id and the other strings of the status belong to
    * the receiver: not used below. */
@@ -723,16 +727,41 @@ static size_t call_write_cb(char *data, size_t size, size_t nmemb, void *ud)
   return len;
 }
 
+/* An acknowledgement carries the framework id of the update it answers
+ * (set in on_update). One that waited (for Redis) while the master removed
+ * that framework and a new one was registered belongs to nobody: the new
+ * framework must not acknowledge it. */
+static bool ack_of_other_framework(const mesos_t *m, const json_t *call)
+{
+  if(strcmp(m3s_call_type(call), "ACKNOWLEDGE"))
+    return false;
+  const char *fid =
+    json_string_value(json_object_get(json_object_get(call, "framework_id"), "value"));
+  if(!fid || !m->framework_id || !strcmp(fid, m->framework_id))
+    return false;
+  m3s_info("acknowledgement of an update to framework %s dropped: now %s", fid,
+           m->framework_id);
+  return true;
+}
+
 static void pump_calls(mesos_t *m)
 {
   char sid[160];
   if(m->draining || m->state != SUB_SUBSCRIBED || m->call || m->retry_armed || !m->queue.n)
     return;
-  /* Nothing is launched under a framework id that Redis does not hold yet:
-   * a restarted daemon must find its tasks again. */
-  if(!m->fw_persisted && !strcmp(m3s_call_type(m->queue.items[m->queue.head]), "ACCEPT"))
-    return;
-  m->inflight = queue_pop(&m->queue);
+  for(;;) {
+    if(!m->queue.n)
+      return;
+    /* Nothing is launched under a framework id that Redis does not hold
+     * yet: a restarted daemon must find its tasks again. */
+    if(!m->fw_persisted && !strcmp(m3s_call_type(m->queue.items[m->queue.head]), "ACCEPT"))
+      return;
+    m->inflight = queue_pop(&m->queue);
+    if(!ack_of_other_framework(m, m->inflight))
+      break;
+    json_decref(m->inflight);
+    m->inflight = NULL;
+  }
   m3s_call_set_framework_id(m->inflight, m->framework_id);
   m->call_body = m3s_call_dump(m->inflight);
   m->call = curl_easy_init();

@@ -515,7 +515,16 @@ class MesosTest(MesosCase):
         fw = self.daemon_subscribed(sim, d)
         self.wait("the framework record in Redis",
                   lambda: fw["id"].encode() in r.command("GET", "m3s:framework"))
+        running = self.wait("a running task", lambda: [
+            t["task_id"] for t in sim.state(include_agents=False)["tasks"]
+            if t["state"] == "TASK_RUNNING"])
         r.kill()
+        # An update whose acknowledgement must wait for Redis; the framework
+        # it belongs to is then removed: the new framework must not
+        # acknowledge it (the simulator flags ack_wrong_task).
+        sim.fail_task(running[0])
+        self.wait("the failure read", lambda: "update: task %s TASK_FAILED" % running[0]
+                  in d.text())
         sim.remove_framework()
         self.faults = getattr(self, "faults", 0) + 1
         fw2 = self.wait("a new framework", lambda: (lambda f: f if f and f["id"] != fw["id"]
@@ -526,6 +535,9 @@ class MesosTest(MesosCase):
         r.start()
         self.wait("the new id in Redis after the outage",
                   lambda: fw2["id"].encode() in r.command("GET", "m3s:framework"), timeout=60)
+        self.wait("the old framework's acknowledgement dropped",
+                  lambda: "acknowledgement of an update to framework %s dropped" % fw["id"]
+                  in d.text())
         self.assertEqual(len(sim.violations(kind="subscribe_refused")), 1)
         self.assert_clean(sim, d, expected=("subscribe_refused",))
 
