@@ -489,13 +489,23 @@ static void expect(const harness_t *h, const char *method, const char *path, lon
 
 /* ---- raw sockets --------------------------------------------------------------------- */
 
-static int connect_to(int port)
+/* A connected socket to 127.0.0.1:port, or -1. */
+static int try_connect(int port)
 {
   struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+    close(fd);
+    fd = -1;
+  }
+  return fd;
+}
+
+static int connect_to(int port)
+{
+  int fd = try_connect(port);
   ck_assert_int_ne(fd, -1);
-  ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
   return fd;
 }
 
@@ -1621,38 +1631,26 @@ typedef struct knocker {
 static void *knock(void *arg)
 {
   knocker_t *k = arg;
-  struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)k->port) };
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   static const char req[] = "GET /api/m3s/v0/status/m3s HTTP/1.0\r\n\r\n";
-  for(;;) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+  for(;;) { /* refused until the port opens */
+    int fd = try_connect(k->port);
     if(fd < 0)
-      break;
-    if(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-       write(fd, req, sizeof(req) - 1) == (ssize_t)(sizeof(req) - 1)) {
-      ssize_t n = read(fd, k->first, sizeof(k->first) - 1);
-      if(n > 0) {
-        k->first[n] = '\0';
-        close(fd);
-        return NULL;
-      }
-    }
+      continue;
+    ssize_t n = 0;
+    if(write(fd, req, sizeof(req) - 1) == (ssize_t)(sizeof(req) - 1))
+      n = read(fd, k->first, sizeof(k->first) - 1);
     close(fd);
+    if(n > 0) {
+      k->first[n] = '\0';
+      return NULL;
+    }
   }
-  return NULL;
 }
 
 START_TEST(routes_ready_when_the_port_opens)
 {
   for(int round = 0; round < 3; round++) {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = { .sin_family = AF_INET };
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(sa);
-    ck_assert_int_eq(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    ck_assert_int_eq(getsockname(s, (struct sockaddr *)&sa, &len), 0);
-    close(s);
-    knocker_t k = { .port = ntohs(sa.sin_port) };
+    knocker_t k = { .port = m3s_free_port() };
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, knock, &k), 0);
     harness_t h;

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "m3s/config.h"
+#include "check_main.h"
 
 /* ---- fake environment ---- */
 
@@ -1389,9 +1390,6 @@ END_TEST
 
 START_TEST(test_vault_timeout_and_unreachable)
 {
-  struct sockaddr_in sa;
-  socklen_t sl = sizeof(sa);
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
   char dead[64];
 
   /* The slow path answers after 1.5 s; VAULT_TIMEOUT is 300 ms. */
@@ -1399,14 +1397,7 @@ START_TEST(test_vault_timeout_and_unreachable)
                      "failed");
 
   /* A loopback port that was free a moment ago: nothing listens there. */
-  ck_assert_int_ge(fd, 0);
-  memset(&sa, 0, sizeof(sa));
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-  ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-  close(fd);
-  snprintf(dead, sizeof(dead), "http://127.0.0.1:%d", ntohs(sa.sin_port));
+  snprintf(dead, sizeof(dead), "http://127.0.0.1:%d", m3s_free_port());
 
   m3s_config_t cfg;
   ck_assert_int_eq(LOAD(&cfg, "VAULT_URL", dead, "VAULT_TOKEN", VAULT_GOOD_TOKEN,

@@ -60,18 +60,6 @@ typedef struct redis_fixture {
   bool aof;
 } redis_fixture_t;
 
-static int free_port(void)
-{
-  struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-  socklen_t len = sizeof(a);
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  ck_assert_int_ne(fd, -1);
-  ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-  ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 static void find_redis(char *out, size_t len)
 {
   const char *path = getenv("PATH");
@@ -187,7 +175,7 @@ static void fixture_init(redis_fixture_t *r, const char *password, bool aof)
   ck_assert_ptr_nonnull(mkdtemp(r->dir));
   snprintf(r->password, sizeof(r->password), "%s", password ? password : "");
   r->aof = aof;
-  r->port = free_port();
+  r->port = m3s_free_port();
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
