@@ -37,6 +37,18 @@
  *   M3S_OFFERS_SCHEDULING request, arg 1 = cordon agents
  *                         (K3SDisableScheduling), 0 = uncordon; answered
  *                         once persisted.
+ *   M3S_OFFERS_CONFIG_UPDATE request, payload m3s_live_change_t * (taken,
+ *                         free()): a run-time configuration change
+ *                         (m3s/liveconfig.h). Checked against its own copy
+ *                         of the configuration with the roles' current
+ *                         resources; refused at once (flags M3S_ROLE_ERROR,
+ *                         arg -EINVAL, payload char * the reason), else
+ *                         adopted for the TaskInfos it builds from now on,
+ *                         sent to the roles (M3S_ROLE_SET_SPEC), written to
+ *                         framework_config and answered once Redis has it
+ *                         (payload json_t * {"updated": {name: value}}).
+ *                         Resource values in role states older than the
+ *                         change do not overwrite it.
  *   M3S_OFFERS_STATUS     request; answered with a json_t * object: pending
  *                         tasks, offer counters, suppressed, cluster
  *                         operation, server hostname/port, cordon flag.
@@ -62,6 +74,7 @@ enum {
   M3S_OFFERS_CLUSTER,
   M3S_OFFERS_SCHEDULING,
   M3S_OFFERS_STATUS,
+  M3S_OFFERS_CONFIG_UPDATE,
 };
 
 typedef enum m3s_cluster_op {
@@ -94,6 +107,7 @@ typedef struct m3s_offers_role_state {
   int running;                  /* of which TASK_RUNNING */
   bool healthy;
   m3s_task_resources_t res;
+  uint64_t spec_gen;            /* the last M3S_ROLE_SET_SPEC it applied */
 } m3s_offers_role_state_t;
 
 typedef struct m3s_offers_pending {

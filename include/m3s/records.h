@@ -101,6 +101,9 @@ typedef struct m3s_task_record {
   size_t n_network_infos;
   bool health;              /* EnableHealthCheck */
   char *restart;            /* Restart ("" in the original) */
+  char *spec_digest;        /* spec_digest (m3s only): m3s_task_spec_digest
+                               of what the task was launched with; "" =
+                               unknown (not launched, or an older record) */
   json_t *extra;            /* owned object of unmodelled fields, or NULL */
 } m3s_task_record_t;
 

@@ -1,6 +1,7 @@
 /* The role actors ("datastore", "server", "agent"): one per K3s role, same
  * code. Each owns its role's desired and restore counts, its resource
- * settings and its task records; nothing else changes them. It creates tasks
+ * settings, its copy of the configuration (for the spec its tasks should
+ * have) and its task records; nothing else changes them. It creates tasks
  * up to the desired count once its upstream role is healthy (datastore ->
  * server -> agent), persists every record through the store before acting
  * on it, replaces terminal tasks with new ones (new ids) after a per-role
@@ -55,12 +56,24 @@
  *                       Ready. A task whose node is known counts as healthy
  *                       only while that node is Ready; before its node is
  *                       seen, Mesos' view (RUNNING, health checks) decides.
+ *   M3S_ROLE_SET_SPEC   payload m3s_role_spec_t * (taken), from the offers
+ *                       actor after a run-time configuration change: the
+ *                       role's copy of the configuration is replaced (tasks
+ *                       are compared against it) and the resources in
+ *                       res_mask are set; reported back with gen in
+ *                       M3S_OFFERS_ROLE_STATE.spec_gen.
  *   M3S_ROLE_STATUS     request without payload; answered with a json_t *
  *                       {"role","desired","restore","upstream_healthy",
  *                       "healthy","backoff_ms","resources":{...},
+ *                       "spec_digest","outdated","spec_unknown",
  *                       "tasks":{id:{"state","agent","hostname","since",
  *                       "healthy","phase","agent_hostname","node",
- *                       "node_ready"}}}.
+ *                       "node_ready","spec_digest","outdated"}}}; a task is
+ *                       outdated when it was launched with another spec
+ *                       than the role's configuration gives now
+ *                       (m3s/taskspec.h); "outdated" is null and the task
+ *                       counts in spec_unknown when its record has no
+ *                       digest, null without counting before its launch.
  * Messages it sends: M3S_OFFERS_PENDING / _CANCEL / _FORGET / _ROLE_STATE
  * to "offers"; M3S_MESOS_CALL (KILL, RECONCILE, ACKNOWLEDGE) to "mesos";
  * M3S_STORE_WRITE / _LOAD to "store"; M3S_ROLE_UPSTREAM to the next role.
@@ -71,7 +84,10 @@
 #include <stdint.h>
 
 #include "m3s/actor.h"
+#include "m3s/config.h"
 #include "m3s/records.h"
+#include "m3s/taskinfo.h"
+#include "m3s/taskspec.h"
 
 enum {
   M3S_ROLE_UPSTREAM = M3S_MSG_USER + 300,
@@ -81,6 +97,7 @@ enum {
   M3S_ROLE_SET_RESOURCE,
   M3S_ROLE_STATUS,
   M3S_ROLE_NODE,
+  M3S_ROLE_SET_SPEC,
 };
 
 /* flags of M3S_ROLE_SCALE requests and answers */
@@ -98,6 +115,8 @@ typedef struct m3s_role_launch {
   char *agent_id;
   char *hostname;        /* agent hostname */
   json_t *taskinfo;      /* deep copy of the launched TaskInfo (owned) */
+  char spec_digest[M3S_SPEC_DIGEST_LEN + 1]; /* of what was launched; "" =
+                                                unknown */
 } m3s_role_launch_t;
 void m3s_role_launch_free(void *p);
 
@@ -116,6 +135,16 @@ typedef struct m3s_role_resource {
   m3s_role_resource_kind_t kind;
   double value;
 } m3s_role_resource_t;
+
+/* A run-time configuration change, from the offers actor once it accepted
+ * it (m3s/liveconfig.h). */
+typedef struct m3s_role_spec {
+  m3s_config_t cfg;      /* the whole new configuration (owned) */
+  uint64_t gen;          /* the offers actor's change count */
+  unsigned res_mask;     /* 1u << m3s_role_resource_kind_t the change sets */
+  m3s_task_resources_t res; /* the role's resources after the change */
+} m3s_role_spec_t;
+void m3s_role_spec_free(void *p);
 
 extern const m3s_actor_ops_t m3s_role_datastore_ops;
 extern const m3s_actor_ops_t m3s_role_server_ops;

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "m3s/idmap.h"
+#include "m3s/liveconfig.h"
 #include "m3s/log.h"
 #include "m3s/mesos-call.h"
 #include "m3s/mesos-event.h"
@@ -66,6 +67,14 @@ typedef struct offers {
   m3s_cluster_op_t op;
   op_phase_t op_phase;
   int op_roles;                   /* bit mask of roles the op restarts */
+
+  m3s_config_t spec;              /* own copy, with run-time changes: the
+                                     TaskInfos are built from it */
+  uint64_t spec_gen;              /* run-time changes accepted */
+  unsigned spec_mask[NROLES];     /* resources changed that the role has not
+                                     confirmed yet (spec_gen in its state) */
+  struct upd_wait { int64_t tag; m3s_reply_t *reply; json_t *answer; } *upd;
+  size_t nupd, capupd;
 
   /* counters */
   uint64_t events, offers_received, offers_accepted, offers_declined, rescinds;
@@ -186,6 +195,8 @@ static void on_config_loaded(offers_t *o, json_t *records)
       m3s_warn("%s: %s; starting from the configuration", o->fwc_key, err);
     m3s_fw_config_record_defaults(o->base.cfg, &o->fwc);
   }
+  else if(m3s_live_record_restore(&o->spec, &o->fwc, err, sizeof(err)) < 0)
+    m3s_warn("%s: run-time configuration not used: %s", o->fwc_key, err);
   o->cfg_loaded = true;
 }
 
@@ -360,7 +371,7 @@ static void on_offers(offers_t *o, json_t *offers, int64_t subscription)
         m3s_placement_t pl = { .task_id = p->task_id, .agent_id = a->agent_id,
                                .agent_hostname = a->hostname, .host_ports = a->ports,
                                .n_host_ports = a->n_ports, .role = cfg->framework_role };
-        json_t *ti = m3s_taskinfo_build(cfg, &p->res, p->role, &pl, err, sizeof(err));
+        json_t *ti = m3s_taskinfo_build(&o->spec, &p->res, p->role, &pl, err, sizeof(err));
         json_t *res = ti ? m3s_place_resources_json(offers, a) : NULL;
         if(!ti || !res) {
           /* The task stays pending; its resources go back in the DECLINE
@@ -382,6 +393,7 @@ static void on_offers(offers_t *o, json_t *offers, int64_t subscription)
         l->hostname = m3s_xstrdup(a->hostname);
         l->taskinfo = json_deep_copy(ti);
         json_decref(ti);
+        m3s_task_spec_digest(&o->spec, &p->res, p->role, l->spec_digest);
         route_add(o, p->task_id, p->role, a->agent_id, a->hostname);
         if(p->role == M3S_ROLE_SERVER)
           launch_server_address(o, a->hostname);
@@ -576,6 +588,188 @@ static void on_written(offers_t *o, int64_t tag)
   o->ndefer = j;
 }
 
+/* ---- run-time configuration changes (m3s/liveconfig.h) ---------------------- */
+
+static void fwc_res(const m3s_fw_config_record_t *f, m3s_role_t role, m3s_task_resources_t *r)
+{
+  switch(role) {
+  case M3S_ROLE_DATASTORE:
+    *r = (m3s_task_resources_t){ f->ds_cpu, f->ds_cpu_limit, f->ds_mem, f->ds_mem_limit,
+                                 f->ds_disk, f->ds_disk_limit };
+    break;
+  case M3S_ROLE_SERVER:
+    *r = (m3s_task_resources_t){ f->k3s_server_cpu, f->k3s_server_cpu_limit, f->k3s_server_mem,
+                                 f->k3s_server_mem_limit, f->k3s_server_disk,
+                                 f->k3s_server_disk_limit };
+    break;
+  default:
+    *r = (m3s_task_resources_t){ f->k3s_agent_cpu, f->k3s_agent_cpu_limit, f->k3s_agent_mem,
+                                 f->k3s_agent_mem_limit, f->k3s_agent_disk,
+                                 f->k3s_agent_disk_limit };
+    break;
+  }
+}
+
+/* A role state sent before the role applied the latest change carries the
+ * resources from before it: those the change set stay as changed. */
+static void keep_changed_res(offers_t *o, m3s_offers_role_state_t *s)
+{
+  if(s->spec_gen >= o->spec_gen) {
+    o->spec_mask[s->role] = 0;
+    return;
+  }
+  unsigned m = o->spec_mask[s->role];
+  m3s_task_resources_t cur;
+  fwc_res(&o->fwc, s->role, &cur);
+  if(m & (1u << M3S_RES_CPU)) s->res.cpu = cur.cpu;
+  if(m & (1u << M3S_RES_CPU_LIMIT)) s->res.cpu_limit = cur.cpu_limit;
+  if(m & (1u << M3S_RES_MEM)) s->res.mem = cur.mem;
+  if(m & (1u << M3S_RES_MEM_LIMIT)) s->res.mem_limit = cur.mem_limit;
+  if(m & (1u << M3S_RES_DISK)) s->res.disk = cur.disk;
+  if(m & (1u << M3S_RES_DISK_LIMIT)) s->res.disk_limit = cur.disk_limit;
+}
+
+static void update_refuse(m3s_msg_t *msg, const char *why)
+{
+  m3s_msg_t *ans = m3s_msg_new(M3S_OFFERS_CONFIG_UPDATE, -EINVAL, m3s_xstrdup(why), free);
+  ans->flags = M3S_ROLE_ERROR;
+  m3s_msg_reply(msg, ans);
+}
+
+/* A request raised above its limit takes the limit along, as with the
+ * resource endpoints; a limit set below its request is refused. */
+static int settle_limits(m3s_role_t role, unsigned *mask, m3s_task_resources_t *r, char *why,
+                         size_t len)
+{
+  static const char *const pre[] = { "", "DS", "K3S_SERVER", "K3S_AGENT" };
+  struct { double *req, *lim; unsigned rb, lb; const char *name; } p[] = {
+    { &r->cpu, &r->cpu_limit, 1u << M3S_RES_CPU, 1u << M3S_RES_CPU_LIMIT, "CPU" },
+    { &r->mem, &r->mem_limit, 1u << M3S_RES_MEM, 1u << M3S_RES_MEM_LIMIT, "MEM" },
+    { &r->disk, &r->disk_limit, 1u << M3S_RES_DISK, 1u << M3S_RES_DISK_LIMIT, "DISK" },
+  };
+  for(size_t i = 0; i < 3; i++) {
+    if((*mask & p[i].rb) && !(*mask & p[i].lb) && *p[i].lim < *p[i].req) {
+      *p[i].lim = *p[i].req;
+      *mask |= p[i].lb;
+    }
+    if((*mask & (p[i].rb | p[i].lb)) && *p[i].lim < *p[i].req) {
+      snprintf(why, len, "%s_%s_LIMIT=%g is below %s_%s=%g", pre[role], p[i].name, *p[i].lim,
+               pre[role], p[i].name, *p[i].req);
+      return -EINVAL;
+    }
+  }
+  return 0;
+}
+
+static void on_config_update(offers_t *o, m3s_msg_t *msg)
+{
+  const m3s_live_change_t *ch = msg->payload;
+  unsigned mask[NROLES] = { 0 };
+  m3s_task_resources_t res[NROLES];
+  m3s_config_t next;
+  char why[512];
+
+  if(!ch || ch->n == 0) {
+    update_refuse(msg, "no variables to change");
+    return;
+  }
+  /* Checked against the resources as the roles last reported them. */
+  m3s_config_copy(&next, &o->spec);
+  for(m3s_role_t r = M3S_ROLE_DATASTORE; r <= M3S_ROLE_AGENT; r++) {
+    fwc_res(&o->fwc, r, &res[r]);
+    m3s_live_resources_put(&next, r, &res[r]);
+  }
+  if(m3s_config_set(&next, ch->items, ch->n, why, sizeof(why)) != 0) {
+    m3s_config_free(&next);
+    update_refuse(msg, why);
+    return;
+  }
+  for(size_t k = 0; k < ch->n; k++) {
+    m3s_role_t role;
+    m3s_role_resource_kind_t kind;
+    if(m3s_live_resource(ch->items[k].name, &role, &kind))
+      mask[role] |= 1u << kind;
+  }
+  for(m3s_role_t r = M3S_ROLE_DATASTORE; r <= M3S_ROLE_AGENT; r++) {
+    m3s_task_resources_t was = res[r];
+    m3s_task_resources_from_config(&next, r, &res[r]);
+    /* A limit that followed its request changed without being named. */
+    mask[r] |= (was.cpu != res[r].cpu) << M3S_RES_CPU |
+               (was.cpu_limit != res[r].cpu_limit) << M3S_RES_CPU_LIMIT |
+               (was.mem != res[r].mem) << M3S_RES_MEM |
+               (was.mem_limit != res[r].mem_limit) << M3S_RES_MEM_LIMIT |
+               (was.disk != res[r].disk) << M3S_RES_DISK |
+               (was.disk_limit != res[r].disk_limit) << M3S_RES_DISK_LIMIT;
+    if(settle_limits(r, &mask[r], &res[r], why, sizeof(why)) != 0) {
+      m3s_config_free(&next);
+      update_refuse(msg, why);
+      return;
+    }
+    m3s_live_resources_put(&next, r, &res[r]);
+  }
+
+  /* Accepted: the TaskInfos built from now on use it. */
+  m3s_config_free(&o->spec);
+  o->spec = next;
+  o->spec_gen++;
+  json_t *updated = json_object();
+  for(size_t k = 0; k < ch->n; k++)
+    json_object_set_new(updated, ch->items[k].name,
+                        m3s_config_value_json(&o->spec, ch->items[k].name));
+  for(m3s_role_t r = M3S_ROLE_DATASTORE; r <= M3S_ROLE_AGENT; r++) {
+    if(mask[r]) {
+      m3s_offers_role_state_t st = o->rs[r];
+      st.role = r;
+      st.res = res[r];
+      if(!o->have_rs[r]) {
+        st.desired = r == M3S_ROLE_DATASTORE ? o->fwc.ds_max
+                   : r == M3S_ROLE_SERVER    ? o->fwc.k3s_server_max : o->fwc.k3s_agent_max;
+        st.restore = r == M3S_ROLE_DATASTORE ? o->fwc.ds_max_restore
+                   : r == M3S_ROLE_SERVER    ? o->fwc.k3s_server_max_restore
+                                             : o->fwc.k3s_agent_max_restore;
+      }
+      apply_role_state(o, &st);
+      o->spec_mask[r] |= mask[r];
+    }
+    m3s_role_spec_t *sp = m3s_xcalloc(1, sizeof(*sp));
+    m3s_config_copy(&sp->cfg, &o->spec);
+    sp->gen = o->spec_gen;
+    sp->res_mask = mask[r];
+    sp->res = res[r];
+    m3s_send(o->roles[r], m3s_msg_new(M3S_ROLE_SET_SPEC, 0, sp, m3s_role_spec_free));
+  }
+  m3s_live_record_store(&o->fwc.extra, &o->spec, ch);
+  char *shown = json_dumps(updated, JSON_COMPACT | JSON_REAL_PRECISION(15));
+  m3s_info("configuration changed at run time: %s", shown ? shown : "?");
+  free(shown);
+
+  int64_t tag = TAG_CONFIG_WRITE + (++o->write_seq << 8);
+  write_config(o, &o->base, tag);
+  m3s_reply_t *rp = m3s_msg_take_reply(msg);
+  if(!rp) {
+    json_decref(updated);
+    return;
+  }
+  if(o->nupd == o->capupd) {
+    o->capupd = o->capupd ? o->capupd * 2 : 4;
+    o->upd = m3s_xrealloc(o->upd, o->capupd * sizeof(*o->upd));
+  }
+  o->upd[o->nupd++] = (struct upd_wait){ tag, rp, json_pack("{s:o}", "updated", updated) };
+}
+
+static void updates_written(offers_t *o, int64_t tag)
+{
+  size_t j = 0;
+  for(size_t i = 0; i < o->nupd; i++) {
+    if(o->upd[i].tag <= tag)
+      m3s_reply_finish(o->upd[i].reply, m3s_msg_new(M3S_OFFERS_CONFIG_UPDATE, 0,
+                                                    o->upd[i].answer, m3s_json_drop));
+    else
+      o->upd[j++] = o->upd[i];
+  }
+  o->nupd = j;
+}
+
 static json_t *status_json(offers_t *o)
 {
   static const char *const ops[] = { "", "shutdown", "start", "restart", "restart-ds",
@@ -618,6 +812,7 @@ static void offers_handle(m3s_actor_t *self, m3s_msg_t *msg)
     break;
   case M3S_STORE_WRITTEN:
     on_written(o, msg->arg);
+    updates_written(o, msg->arg);
     break;
   case M3S_OFFERS_ROLE_READY:
     on_ready(o, msg->payload);
@@ -626,6 +821,7 @@ static void offers_handle(m3s_actor_t *self, m3s_msg_t *msg)
     m3s_offers_role_state_t *s = msg->payload;
     if(s->role <= M3S_ROLE_NONE || s->role > M3S_ROLE_AGENT)
       break;
+    keep_changed_res(o, s);
     o->rs[s->role] = *s;
     o->have_rs[s->role] = true;
     apply_role_state(o, s);
@@ -701,6 +897,9 @@ static void offers_handle(m3s_actor_t *self, m3s_msg_t *msg)
   case M3S_OFFERS_STATUS:
     m3s_msg_reply(msg, m3s_msg_new(M3S_OFFERS_STATUS, 0, status_json(o), m3s_json_drop));
     break;
+  case M3S_OFFERS_CONFIG_UPDATE:
+    on_config_update(o, msg);
+    break;
   default:
     m3s_warn("unexpected message type %u", msg->type);
     break;
@@ -722,6 +921,7 @@ static int offers_start(m3s_actor_t *self)
   o->suppressed = -1;
   o->fwc_key = m3s_key_framework_config(self->cfg->fw);
   m3s_fw_config_record_defaults(self->cfg, &o->fwc);
+  m3s_config_copy(&o->spec, self->cfg);
   m3s_send(o->store, m3s_msg_new(M3S_STORE_LOAD, 0,
                                  m3s_store_load_new("framework_config", self, TAG_LOAD_CONFIG),
                                  m3s_store_load_free));
@@ -743,6 +943,12 @@ static void offers_stop(m3s_actor_t *self)
   free(o->defer);
   m3s_fw_config_record_free(&o->fwc);
   free(o->fwc_key);
+  for(size_t i = 0; i < o->nupd; i++) {
+    json_decref(o->upd[i].answer);
+    m3s_reply_finish(o->upd[i].reply, NULL);
+  }
+  free(o->upd);
+  m3s_config_free(&o->spec);
 }
 
 const m3s_actor_ops_t m3s_offers_ops = {

@@ -464,6 +464,7 @@ void m3s_task_record_free(m3s_task_record_t *r)
   free(r->hostname);
   free(r->container_image);
   free(r->restart);
+  free(r->spec_digest);
   for(size_t i = 0; i < r->n_port_mappings; i++)
     free(r->port_mappings[i].protocol);
   free(r->port_mappings);
@@ -619,6 +620,33 @@ static void drop_zero_defaults(json_t *root)
     json_object_del(root, "PullPolicy");
 }
 
+/* ---- m3s's own task record fields ------------------------------------ */
+
+/* The digest of the spec a task was launched with (m3s/taskspec.h). Tagged
+ * like the original's lower-case fields: omitted when empty. The Go version
+ * does not know it and drops it when it rewrites a record, which leaves the
+ * spec unknown, never wrong. A value that is not a non-empty string stays
+ * in extra untouched and the digest counts as unknown. */
+#define SPEC_DIGEST_FIELD "spec_digest"
+
+static void dec_m3s_fields(json_t *root, m3s_task_record_t *r)
+{
+  json_t *v = json_object_get(root, SPEC_DIGEST_FIELD);
+
+  if(json_is_string(v) && json_string_length(v) > 0) {
+    r->spec_digest = m3s_xstrdup(json_string_value(v));
+    json_object_del(root, SPEC_DIGEST_FIELD);
+  }
+  else
+    r->spec_digest = m3s_xstrdup("");
+}
+
+static void enc_m3s_fields(json_t *out, const m3s_task_record_t *r, bool *ok)
+{
+  if(r->spec_digest && *r->spec_digest)
+    put(out, SPEC_DIGEST_FIELD, json_string(r->spec_digest), ok);
+}
+
 int m3s_task_record_from_json(const char *text, size_t len,
                               m3s_task_record_t *out, char *err, size_t errlen)
 {
@@ -653,6 +681,7 @@ int m3s_task_record_from_json(const char *text, size_t len,
   dec_network_infos(&d, root, out);
   if(d.rc)
     goto out;
+  dec_m3s_fields(root, out);
   /* Go rejects a StateTime it cannot parse; so do we, and the
    * orchestration can then rely on m3s_record_parse_time(). */
   if(m3s_record_parse_time(out->state_time, &ts) != 0) {
@@ -800,6 +829,7 @@ char *m3s_task_record_to_json(const m3s_task_record_t *r)
   put_extra_or(out, x, "MesosAgent", json_null(), &ok);
   put(out, "EnableHealthCheck", json_boolean(r->health), &ok);
   put_extra_or(out, x, "Health", json_null(), &ok);
+  enc_m3s_fields(out, r, &ok);
   put_rest(out, x, task_fields, NULL, &ok);
   return dump(out, ok);
 }

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "m3s/idmap.h"
+#include "m3s/liveconfig.h"
 #include "m3s/log.h"
 #include "m3s/mesos-call.h"
 #include "m3s/mesos-event.h"
@@ -107,6 +108,9 @@ typedef struct role_actor {
 
   m3s_offers_role_state_t last_state;
   bool state_sent;
+
+  m3s_config_t spec;       /* own copy: what tasks of the role should run */
+  uint64_t spec_gen;       /* the last M3S_ROLE_SET_SPEC applied */
 } role_actor_t;
 
 static void now_rfc3339(char *buf, size_t len)
@@ -125,6 +129,15 @@ void m3s_role_launch_free(void *p)
   free(l->hostname);
   json_decref(l->taskinfo);
   free(l);
+}
+
+void m3s_role_spec_free(void *p)
+{
+  m3s_role_spec_t *sp = p;
+  if(!sp)
+    return;
+  m3s_config_free(&sp->cfg);
+  free(sp);
 }
 
 static void call(role_actor_t *a, json_t *c)
@@ -178,6 +191,7 @@ static void report(role_actor_t *a, bool persist)
   s.desired = a->desired;
   s.restore = a->restore;
   s.res = a->res;
+  s.spec_gen = a->spec_gen;
   /* Tasks being killed still hold resources: a restart waits for them. */
   s.live = (int)a->n;
   s.running = a->n_running;
@@ -286,6 +300,7 @@ static void create_task(role_actor_t *a)
   r->hostname = m3s_xstrdup("");
   r->container_image = m3s_xstrdup("");
   r->restart = m3s_xstrdup("");
+  r->spec_digest = m3s_xstrdup("");
   r->cpu = a->res.cpu;
   r->cpu_limit = a->res.cpu_limit;
   r->memory = a->res.mem;
@@ -482,6 +497,8 @@ static void load_config(role_actor_t *a, json_t *records)
   if(r.cpu > 0 && r.mem > 0 && r.cpu_limit >= r.cpu && r.mem_limit >= r.mem &&
      r.disk_limit >= r.disk)
     a->res = r;
+  if(m3s_live_record_restore(&a->spec, &f, err, sizeof(err)) < 0)
+    m3s_warn("%s: run-time configuration in Redis not used: %s", a->config_key, err);
   m3s_fw_config_record_free(&f);
 }
 
@@ -676,6 +693,7 @@ static void on_launched(role_actor_t *a, m3s_role_launch_t *l)
   t->extra = json_dumps(x, JSON_COMPACT | JSON_PRESERVE_ORDER);
   json_decref(x);
   set_str(&t->agent_host, l->hostname);
+  set_str(&r->spec_digest, l->spec_digest);
   t->phase = PH_LAUNCHED;
   write_task(a, t, false);
 }
@@ -957,10 +975,49 @@ static void on_set_resource(role_actor_t *a, m3s_msg_t *msg)
   defer_reply(a, msg, M3S_ROLE_SET_RESOURCE, 0);
 }
 
+/* A run-time configuration change: the resources it sets, and the spec the
+ * role's tasks are compared against from now on. */
+static void on_set_spec(role_actor_t *a, m3s_role_spec_t *sp)
+{
+  m3s_task_resources_t n = a->res;
+  unsigned m = sp->res_mask;
+  if(m & (1u << M3S_RES_CPU)) n.cpu = sp->res.cpu;
+  if(m & (1u << M3S_RES_CPU_LIMIT)) n.cpu_limit = sp->res.cpu_limit;
+  if(m & (1u << M3S_RES_MEM)) n.mem = sp->res.mem;
+  if(m & (1u << M3S_RES_MEM_LIMIT)) n.mem_limit = sp->res.mem_limit;
+  if(m & (1u << M3S_RES_DISK)) n.disk = sp->res.disk;
+  if(m & (1u << M3S_RES_DISK_LIMIT)) n.disk_limit = sp->res.disk_limit;
+  m3s_config_free(&a->spec);
+  a->spec = sp->cfg;
+  memset(&sp->cfg, 0, sizeof(sp->cfg));
+  a->spec_gen = sp->gen;
+  if(m) {
+    a->res = n;
+    m3s_info("%s resources: cpus %g (limit %g), mem %g MB (limit %g), disk %g MB (limit %g)",
+             m3s_role_name(a->role), n.cpu, n.cpu_limit, n.mem, n.mem_limit, n.disk,
+             n.disk_limit);
+  }
+  report(a, false);
+}
+
+/* Whether a task runs the spec the role's configuration gives now: 1 yes,
+ * 0 no, -1 unknown (no digest), -2 not launched yet. */
+static int task_current(const rtask_t *t, const char *digest)
+{
+  if(t->phase == PH_PERSIST || t->phase == PH_PENDING)
+    return -2;
+  if(!t->rec.spec_digest || !*t->rec.spec_digest || !*digest)
+    return -1;
+  return strcmp(t->rec.spec_digest, digest) == 0;
+}
+
 static json_t *status_json(role_actor_t *a)
 {
   json_t *tasks = json_object();
   int64_t now = m3s_now_ms();
+  char digest[M3S_SPEC_DIGEST_LEN + 1];
+  int outdated = 0, unknown = 0;
+  m3s_task_spec_digest(&a->spec, &a->res, a->role, digest);
   for(size_t i = 0; i < a->n; i++) {
     const rtask_t *t = a->tasks[i];
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "state", t->rec.state, "agent",
@@ -972,15 +1029,23 @@ static json_t *status_json(role_actor_t *a)
     json_object_set_new(o, "node_ready", t->node_ready < 0 ? json_null()
                                                             : json_boolean(t->node_ready));
     json_object_set_new(o, "healthy", t->healthy < 0 ? json_null() : json_boolean(t->healthy));
+    int cur = task_current(t, digest);
+    outdated += cur == 0;
+    unknown += cur == -1;
+    json_object_set_new(o, "spec_digest", t->rec.spec_digest && *t->rec.spec_digest
+                                            ? json_string(t->rec.spec_digest) : json_null());
+    json_object_set_new(o, "outdated", cur < 0 ? json_null() : json_boolean(cur == 0));
     json_object_set_new(tasks, t->rec.task_id, o);
   }
   int64_t wait = a->backoff_until > now ? a->backoff_until - now : 0;
-  return json_pack("{s:s, s:i, s:i, s:b, s:b, s:I, s:i, s:{s:f, s:f, s:f, s:f, s:f, s:f}, s:o}",
+  return json_pack("{s:s, s:i, s:i, s:b, s:b, s:I, s:i, s:{s:f, s:f, s:f, s:f, s:f, s:f},"
+                   " s:s, s:i, s:i, s:o}",
                    "role", m3s_role_name(a->role), "desired", a->desired, "restore", a->restore,
                    "upstream_healthy", a->upstream, "healthy", a->healthy, "backoff_ms",
                    (json_int_t)wait, "failures", a->failures, "resources", "cpus", a->res.cpu,
                    "cpus_limit", a->res.cpu_limit, "mem", a->res.mem, "mem_limit",
                    a->res.mem_limit, "disk", a->res.disk, "disk_limit", a->res.disk_limit,
+                   "spec_digest", digest, "outdated", outdated, "spec_unknown", unknown,
                    "tasks", tasks);
 }
 
@@ -1050,6 +1115,10 @@ static void role_handle(m3s_actor_t *self, m3s_msg_t *msg)
     converge(a);
     break;
   }
+  case M3S_ROLE_SET_SPEC:
+    if(msg->payload)
+      on_set_spec(a, msg->payload);
+    break;
   case M3S_ROLE_STATUS:
     m3s_msg_reply(msg, m3s_msg_new(M3S_ROLE_STATUS, 0, status_json(a), m3s_json_drop));
     break;
@@ -1074,6 +1143,7 @@ static int role_start(m3s_actor_t *self, m3s_role_t role)
   }
   a->upstream = role == M3S_ROLE_DATASTORE;
   a->config_key = m3s_key_framework_config(self->cfg->fw);
+  m3s_config_copy(&a->spec, self->cfg);
   char match[32];
   snprintf(match, sizeof(match), "%s:*", m3s_role_name(role));
   m3s_send(a->store, m3s_msg_new(M3S_STORE_LOAD, 0,
@@ -1106,6 +1176,7 @@ static void role_stop(m3s_actor_t *self)
     m3s_reply_finish(a->defer[i].reply, NULL);
   free(a->defer);
   free(a->config_key);
+  m3s_config_free(&a->spec);
 }
 
 const m3s_actor_ops_t m3s_role_datastore_ops = {

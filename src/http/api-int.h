@@ -13,6 +13,8 @@
  *   api_roles.c    handlers that read or change the roles and the cluster:
  *                  scale, counts, resources, cordon, cluster operations,
  *                  the framework id
+ *   api_update.c   PUT /api/m3s/v0/cluster/update: run-time
+ *                  configuration changes (its JSON body)
  *   api_status.c   handlers that say how things are: /health,
  *                  /api/m3s/v0/status, status/m3s, status/k8s, /metrics,
  *                  events, the status page, the kubeconfig, versions,
@@ -57,7 +59,7 @@ typedef struct req {
 /* A route's handler, on a civetweb worker: answers and returns the status. */
 typedef int (*handler_fn)(api_t *a, struct mg_connection *c, const route_t *r, const req_t *q);
 
-enum { R_NOAUTH = 1u, R_TEXT = 2u };
+enum { R_NOAUTH = 1u, R_TEXT = 2u, R_BODY = 4u /* the handler reads the body */ };
 
 struct route {
   const char *method;
@@ -236,6 +238,7 @@ API_HANDLER(ui);
 API_HANDLER(status);
 API_HANDLER(events);
 API_HANDLER(metrics);
+API_HANDLER(update);   /* api_update.c */
 #undef API_HANDLER
 
 #endif

@@ -11,7 +11,8 @@
  *      HTTP Basic, compared in constant time as SHA-256 digests; a client
  *      (IP) that fails auth_fail_max times within the window is answered
  *      429 without checking its credentials until the window ends;
- *   3. refuse a request body (no endpoint takes one) beyond a small limit;
+ *   3. refuse a request body beyond a small limit (the endpoints that take
+ *      one, flagged R_BODY, read it themselves);
  *   4. run the route's handler, which asks the owning actor(s) with a
  *      request message and a reply slot, waits at most call_timeout_ms and
  *      answers with the original's body and content type, or a JSON error.
@@ -44,7 +45,7 @@
 #define DEFAULT_AUTH_FAIL_WINDOW_MS 60000
 #define DEFAULT_STATUS_MAX_AGE_MS 100
 #define MAX_REQUEST_HEAD 16384   /* request line + headers (civetweb) */
-#define MAX_BODY 4096            /* no endpoint takes a body */
+#define MAX_BODY 4096            /* endpoints without R_BODY take no body */
 
 const int api_codes[API_NCODES] = { 0, 200, 400, 401, 404, 405, 406, 408, 409, 411, 413, 414,
                                     429, 431, 500, 501, 503, 505 };
@@ -68,7 +69,7 @@ static void count_status(api_t *a, size_t route, int status)
   atomic_fetch_add_explicit(&a->requests[route * API_NCODES + k], 1, memory_order_relaxed);
 }
 
-/* No endpoint takes a body: a small one is read and dropped (the
+/* A body an endpoint does not take: a small one is read and dropped (the
  * connection stays usable), a large one refused. */
 static int body_check(struct mg_connection *c, const struct mg_request_info *ri)
 {
@@ -130,7 +131,7 @@ static int on_request(struct mg_connection *c, void *cbdata)
 
   if(!noauth && (status = api_authenticate(a, c, q.ip)) != 0)
     goto done;
-  if((status = body_check(c, ri)) != 0)
+  if(!(hit && (hit->flags & R_BODY)) && (status = body_check(c, ri)) != 0)
     goto done;
   if(hit)
     status = hit->fn(a, c, hit, &q);

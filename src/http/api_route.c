@@ -36,6 +36,7 @@ const route_t api_routes[] = {
   { "GET", "/api/m3s/v0/etcd/scale", api_h_count, M3S_ROLE_DATASTORE, 0 },
   { "GET", "/api/m3s/v0/status/m3s", api_h_status_m3s, 0, 0 },
   { "GET", "/api/m3s/v0/status/k8s", api_h_status_k8s, 0, 0 },
+  { "PUT", "/api/m3s/v0/cluster/update", api_h_update, 0, R_BODY },
   { "PUT", "/api/m3s/v0/cluster/shutdown", api_h_cluster, M3S_CLUSTER_SHUTDOWN, 0 },
   { "PUT", "/api/m3s/v0/cluster/start", api_h_cluster, M3S_CLUSTER_START, 0 },
   { "PUT", "/api/m3s/v0/cluster/restart", api_h_cluster, M3S_CLUSTER_RESTART, 0 },

@@ -70,7 +70,7 @@ int api_h_kubeconfig(api_t *a, struct mg_connection *c, const route_t *r, const 
     bool down = !json_is_true(json_object_get(j, "connected"));
     json_decref(j);
     if(down)
-      return api_error(c, 503, "Redis is api_unavailable: the kubeconfig (published there by the "
+      return api_error(c, 503, "Redis is unavailable: the kubeconfig (published there by the "
                                 "K3s server) cannot be read; retry when Redis is back");
     return api_respond(c, 200, NULL, "v0", "", 0, NULL, NULL);
   }
@@ -114,12 +114,15 @@ int api_h_version(api_t *a, struct mg_connection *c, const route_t *r, const req
 
 static char *render_status_m3s(json_t *const s[3], const json_t *names)
 {
-  json_t *maps[3];
+  json_t *maps[3], *outdated[3];
   for(int i = 0; i < 3; i++) {
     maps[i] = json_object();
+    outdated[i] = json_array();
     const char *id;
     json_t *task;
     json_object_foreach(json_object_get(s[i], "tasks"), id, task) {
+      if(json_is_true(json_object_get(task, "outdated")))
+        json_array_append_new(outdated[i], json_string(id));
       const char *state = json_string_value(json_object_get(task, "state"));
       if(!state)
         state = "";
@@ -132,8 +135,11 @@ static char *render_status_m3s(json_t *const s[3], const json_t *names)
                                                      : ""));
     }
   }
-  json_t *out = json_pack("{s:o, s:o, s:s, s:o}", "Server", maps[1], "Agent", maps[2], "API", "",
-                          "Datastore", maps[0]);
+  /* Outdated (m3s only): the tasks launched with another spec than the
+   * configuration gives now (m3s/taskspec.h), by role. */
+  json_t *out = json_pack("{s:o, s:o, s:s, s:o, s:{s:o, s:o, s:o}}", "Server", maps[1], "Agent",
+                          maps[2], "API", "", "Datastore", maps[0], "Outdated", "Datastore",
+                          outdated[0], "Server", outdated[1], "Agent", outdated[2]);
   char *body = out ? json_dumps(out, JSON_COMPACT) : NULL;
   json_decref(out);
   return body;

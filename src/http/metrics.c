@@ -244,6 +244,11 @@ static void write_roles(FILE *out, json_t *const roles[3])
            "1 when the role's upstream role is healthy.", 1);
   per_role(out, roles, "backoff_ms", "m3s_role_restart_backoff_seconds", "gauge",
            "Time left before the role replaces a failed task.", 0.001);
+  per_role(out, roles, "outdated", "m3s_tasks_outdated", "gauge",
+           "Launched tasks whose spec differs from what the configuration gives now.", 1);
+  per_role(out, roles, "spec_unknown", "m3s_tasks_spec_unknown", "gauge",
+           "Launched tasks whose record has no spec digest (launched by an older version).",
+           1);
 
   /* Tasks by role and state (a count per distinct state). */
   bool any = false;

@@ -40,6 +40,7 @@ enum vgroup {
 #define F_UNUSED 0x04u   /* parsed but without effect in the original too */
 #define F_POSITIVE 0x08u /* durations: 0 would have crashed the original */
 #define F_ABBREV 0x10u   /* long value: print abbreviated */
+#define F_LIVE 0x20u     /* may be changed at run time (m3s_config_set) */
 
 /* Derived fields a variable owns besides its main field, so that freeing is
  * driven by the table as well. */
@@ -71,6 +72,9 @@ struct var {
   double fmin;          /* T_FLOAT */
   check_fn check;
   const char *help;
+  const char *record;   /* F_LIVE: the framework_config field that keeps a
+                           run-time value (the original's name), NULL =
+                           the variable's name */
 };
 
 /* Offsets that fail to compile when the field has another type than the

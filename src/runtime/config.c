@@ -1119,13 +1119,37 @@ static int cross_check(struct load *l)
   return check_tls_pair(l);
 }
 
+/* Stages 2 to 4 for every variable that has a string in src[] (all of
+ * them at start, the changed ones at run time). */
+static int settle(struct load *l)
+{
+  char why[256];
+  int rc;
+
+  for(size_t i = 0; i < NVARS; i++) {
+    if(!l->src[i])
+      continue;
+    rc = parse_value(l, i);
+    if(rc != 0)
+      return rc;
+  }
+  for(size_t i = 0; i < NVARS; i++) {
+    if(!l->src[i] || !vars[i].check)
+      continue;
+    why[0] = '\0';
+    rc = vars[i].check(l, i, why, sizeof(why));
+    if(rc != 0)
+      return fail_value(l, i, why);
+  }
+  return cross_check(l);
+}
+
 /* ---- API ---- */
 
 int m3s_config_load(m3s_config_t *cfg, m3s_getenv_cb getenv_fn, void *ctx,
                     char *err, size_t errlen)
 {
   struct load l;
-  char why[256];
   int rc;
 
   memset(cfg, 0, sizeof(*cfg));
@@ -1141,22 +1165,7 @@ int m3s_config_load(m3s_config_t *cfg, m3s_getenv_cb getenv_fn, void *ctx,
   rc = read_all(&l);
   if(rc != 0)
     goto out;
-  for(size_t i = 0; i < NVARS; i++) {
-    rc = parse_value(&l, i);
-    if(rc != 0)
-      goto out;
-  }
-  for(size_t i = 0; i < NVARS; i++) {
-    if(!vars[i].check)
-      continue;
-    why[0] = '\0';
-    rc = vars[i].check(&l, i, why, sizeof(why));
-    if(rc != 0) {
-      fail_value(&l, i, why);
-      goto out;
-    }
-  }
-  rc = cross_check(&l);
+  rc = settle(&l);
 
 out:
   for(size_t i = 0; i < NVARS; i++) {
@@ -1199,6 +1208,191 @@ void m3s_config_free(m3s_config_t *cfg)
     }
   }
   memset(cfg, 0, sizeof(*cfg));
+}
+
+/* ---- run-time changes ---- */
+
+bool m3s_config_is_live(const char *name)
+{
+  size_t i = name ? var_index(name) : NVARS;
+  return i < NVARS && (vars[i].flags & F_LIVE);
+}
+
+const char *m3s_config_record_field(const char *name)
+{
+  size_t i = name ? var_index(name) : NVARS;
+  if(i == NVARS || !(vars[i].flags & F_LIVE))
+    return NULL;
+  return vars[i].record ? vars[i].record : vars[i].name;
+}
+
+const char *m3s_config_live_name(size_t k)
+{
+  for(size_t i = 0; i < NVARS; i++)
+    if((vars[i].flags & F_LIVE) && k-- == 0)
+      return vars[i].name;
+  return NULL;
+}
+
+static void kvlist_copy(m3s_kvlist_t *dst, const m3s_kvlist_t *src)
+{
+  dst->n = src->n;
+  dst->items = src->n ? m3s_xcalloc(src->n, sizeof(*dst->items)) : NULL;
+  for(size_t k = 0; k < src->n; k++) {
+    dst->items[k].key = m3s_xstrdup(src->items[k].key);
+    dst->items[k].value = m3s_xstrdup(src->items[k].value);
+  }
+}
+
+/* Mirrors m3s_config_free: every pointer the table says a variable owns is
+ * duplicated, the rest of the struct is plain values. */
+void m3s_config_copy(m3s_config_t *dst, const m3s_config_t *src)
+{
+  *dst = *src;
+  for(size_t i = 0; i < NVARS; i++) {
+    const struct var *v = &vars[i];
+    if(v->type == T_STRING || v->type == T_JSON || v->type == T_HOSTPORT)
+      *str_field(dst, v->off) = m3s_xstrdup(*str_field(src, v->off));
+    switch(v->aux) {
+    case AUX_NONE:
+      break;
+    case AUX_STR:
+      *str_field(dst, v->aux_off) = m3s_xstrdup(*str_field(src, v->aux_off));
+      break;
+    case AUX_KVLIST:
+      kvlist_copy(field(dst, v->aux_off), field(src, v->aux_off));
+      break;
+    case AUX_PEM: {
+      const char *pem = *str_field(src, v->aux_off);
+      size_t len = *(size_t *)field(src, v->aux2_off);
+      char *c = NULL;
+      if(pem) {
+        c = m3s_xmalloc(len + 1);
+        memcpy(c, pem, len + 1);
+      }
+      *str_field(dst, v->aux_off) = c;
+      break;
+    }
+    }
+  }
+}
+
+/* The effective value of a float variable as text, for a limit left empty
+ * in a change: it follows its request as at start. */
+static char *float_text(const m3s_config_t *cfg, size_t i)
+{
+  char buf[64];
+  snprintf(buf, sizeof(buf), "%.17g", *(double *)field(cfg, vars[i].off));
+  return m3s_xstrdup(buf);
+}
+
+int m3s_config_set(m3s_config_t *cfg, const m3s_config_item_t *items, size_t n,
+                   char *err, size_t errlen)
+{
+  m3s_config_t copy;
+  struct load l;
+  int rc = 0;
+
+  if(err && errlen)
+    err[0] = '\0';
+  m3s_config_copy(&copy, cfg);
+  memset(&l, 0, sizeof(l));
+  l.cfg = &copy;
+  l.err = err;
+  l.errlen = errlen;
+  /* First every name, so a bad name is reported before any value. */
+  for(size_t k = 0; k < n; k++) {
+    size_t i = items[k].name ? var_index(items[k].name) : NVARS;
+    char shown[80];
+    escape(shown, sizeof(shown), items[k].name ? items[k].name : "", 60);
+    if(i == NVARS) {
+      seterr(&l, "%s: unknown variable", shown);
+      rc = -EINVAL;
+      goto out;
+    }
+    if(!(vars[i].flags & F_LIVE)) {
+      seterr(&l, "%s: cannot be changed at run time, only at start", shown);
+      rc = -EINVAL;
+      goto out;
+    }
+    if(l.src[i]) {
+      seterr(&l, "%s: given twice", shown);
+      rc = -EINVAL;
+      goto out;
+    }
+    const char *val = items[k].value ? items[k].value : "";
+    if(strstr(val, "vault://")) {
+      seterr(&l, "%s: vault:// references are resolved only at start", shown);
+      rc = -EINVAL;
+      goto out;
+    }
+    l.src[i] = m3s_xstrdup(val);
+    l.given[i] = val[0] != '\0';
+  }
+  /* A limit that is at its request (as when it was left unset at start)
+   * follows a changed request. */
+  for(size_t i = 0; i < NVARS; i++) {
+    size_t from = vars[i].def_from ? var_index(vars[i].def_from) : NVARS;
+    if(l.src[i] || from == NVARS || !l.src[from] || vars[i].type != T_FLOAT ||
+       vars[from].type != T_FLOAT ||
+       *(double *)field(&copy, vars[i].off) != *(double *)field(&copy, vars[from].off))
+      continue;
+    l.src[i] = m3s_xstrdup("");
+  }
+  /* Empty means the default, as at start; a default that follows another
+   * variable follows its new value, so requests go before limits. */
+  for(size_t i = 0; i < NVARS; i++) {
+    if(!l.src[i] || l.given[i])
+      continue;
+    free(l.src[i]);
+    l.src[i] = NULL;
+    if(vars[i].def_from) {
+      size_t from = var_index(vars[i].def_from);
+      if(l.src[from]) {
+        rc = parse_value(&l, from);
+        if(rc != 0)
+          goto out;
+      }
+      l.src[i] = float_text(&copy, from);
+    }
+    else
+      apply_default(&l, i);
+  }
+  rc = settle(&l);
+
+out:
+  for(size_t i = 0; i < NVARS; i++)
+    free(l.src[i]);
+  if(rc != 0) {
+    m3s_config_free(&copy);
+    return rc;
+  }
+  m3s_config_free(cfg);
+  *cfg = copy;
+  return 0;
+}
+
+json_t *m3s_config_value_json(const m3s_config_t *cfg, const char *name)
+{
+  size_t i = name ? var_index(name) : NVARS;
+  if(i == NVARS)
+    return NULL;
+  switch(vars[i].type) {
+  case T_STRING:
+  case T_JSON:
+  case T_HOSTPORT:
+    return json_string(*str_field(cfg, vars[i].off));
+  case T_FLOAT:
+    return json_real(*(double *)field(cfg, vars[i].off));
+  case T_BOOL:
+    return json_boolean(*(bool *)field(cfg, vars[i].off));
+  case T_INT:
+  case T_PORT:
+    return json_integer(*(int *)field(cfg, vars[i].off));
+  case T_DURATION:
+    return json_integer(*(int64_t *)field(cfg, vars[i].off));
+  }
+  return NULL;
 }
 
 static const char *type_text(const struct var *v, char *buf, size_t len)
@@ -1266,7 +1460,8 @@ void m3s_config_print_help(FILE *out)
   fprintf(out, "An unset or empty variable takes its default. Unless marked raw, a "
                "value\ncontaining vault://<path>:<key> is read from Vault when "
                "VAULT_TOKEN is set.\nBooleans: true/false, 1/0, yes/no, on/off. "
-               "Durations: 15s, 1m30s, 500ms, 1.5h.\n");
+               "Durations: 15s, 1m30s, 500ms, 1.5h.\nVariables marked run-time can also be "
+               "changed while m3s runs (PUT\n/api/m3s/v0/cluster/update).\n");
   for(size_t i = 0; i < NVARS; i++) {
     const struct var *v = &vars[i];
     char tbuf[64], dbuf[80];
@@ -1290,9 +1485,10 @@ void m3s_config_print_help(FILE *out)
     }
     else
       def = "empty";
-    fprintf(out, "  %s  (%s%s%s; default: %s%s%s)\n", v->name,
+    fprintf(out, "  %s  (%s%s%s%s; default: %s%s%s)\n", v->name,
             type_text(v, tbuf, sizeof(tbuf)), v->flags & F_SECRET ? ", secret" : "",
-            v->flags & F_RAW ? ", raw" : "", quote, def, quote);
+            v->flags & F_RAW ? ", raw" : "", v->flags & F_LIVE ? ", run-time" : "",
+            quote, def, quote);
     print_wrapped(out, v->help, 6);
   }
 }

@@ -568,6 +568,7 @@ static const endpoint_t endpoints[] = {
   { "PUT", "/api/m3s/v0/server/restart", 200 },
   { "PUT", "/api/m3s/v0/agent/restart", 200 },
   { "PUT", "/api/m3s/v0/ds/restart", 200 },
+  { "PUT", "/api/m3s/v0/cluster/update", 400 }, /* no body */
   { "GET", "/api/m3s/v0/capabilities", 200 },
   { "PUT", "/api/m3s/v0/server/cpus/2", 200 },
   { "PUT", "/api/m3s/v0/agent/memoryLimit/4096", 200 },
@@ -695,7 +696,8 @@ START_TEST(answers_like_the_original)
                    "\"Agent\":{\"agent-task-0\":{\"Status\":\"TASK_RUNNING\",\"K3sNodeName\":\"\"},"
                    "\"agent-task-1\":{\"Status\":\"TASK_STAGING\",\"K3sNodeName\":\"\"}},"
                    "\"API\":\"\",\"Datastore\":{\"datastore-task-0\":\"TASK_RUNNING\","
-                   "\"datastore-task-1\":\"TASK_STAGING\",\"datastore-task-2\":\"TASK_STAGING\"}}");
+                   "\"datastore-task-1\":\"TASK_STAGING\",\"datastore-task-2\":\"TASK_STAGING\"},"
+                   "\"Outdated\":{\"Datastore\":[],\"Server\":[],\"Agent\":[]}}");
   /* status/k8s */
   expect(&h, "GET", "/api/m3s/v0/status/k8s", 200, "application/json", "ok");
   atomic_store(&agent_healthy, 0);

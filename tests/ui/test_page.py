@@ -14,7 +14,9 @@ directory (its path is printed; M3S_UI_SCREENSHOT=<file> copies it).
 
 Run: M3S_BIN=build/m3s python3 tests/ui/test_page.py -v
 """
+import base64
 import html.parser
+import json
 import os
 import re
 import shutil
@@ -23,6 +25,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ui_harness import PASSWORD, ROLES, USER, UiCase  # noqa: E402
@@ -51,7 +54,7 @@ class Dom(html.parser.HTMLParser):
             self.role = a["data-role"]
         if "data-task" in a:
             self.tasks.append((self.role, a["data-task"], a.get("data-state"),
-                               a.get("data-host")))
+                               a.get("data-host"), a.get("data-outdated")))
         if "data-seq" in a:
             self._row = []
             self.events.append(self._row)
@@ -139,6 +142,20 @@ class PageTest(UiCase):
         self.assertTrue(any("role scaled" in r[3] or "creating" in r[3] for r in dom.events))
         page_text = " ".join(dom.by_id.values())
         self.assertNotIn(PASSWORD, page_text)
+        self.assertEqual({t[4] for t in dom.tasks}, {"false"}, dom.tasks)
+
+        # A run-time change of the K3s image: the servers and agents running
+        # are outdated, the datastore (another image) is not.
+        req = urllib.request.Request(
+            "http://127.0.0.1:%d/api/m3s/v0/cluster/update" % self.api_port, method="PUT",
+            data=json.dumps({"IMAGE_K3S": "example/k3s:next"}).encode())
+        req.add_header("Authorization", "Basic " + base64.b64encode(
+            ("%s:%s" % (USER, PASSWORD)).encode()).decode())
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            self.assertEqual(resp.status, 200)
+        dom = self.page()
+        self.assertEqual({(t[0], t[4]) for t in dom.tasks},
+                         {("datastore", "false"), ("server", "true"), ("agent", "true")})
 
         shot = os.path.join(self.tmp, "status-page.png")
         self.chromium("--screenshot=" + shot, "--window-size=1280,900", "--hide-scrollbars")

@@ -1175,7 +1175,7 @@ START_TEST(test_help)
     snprintf(want, sizeof(want), "\n  %s  (", original_names[n]);
     ck_assert_msg(strstr(help, want), "%s missing from --help", original_names[n]);
   }
-  ck_assert(strstr(help, "  DS_CPU_LIMIT  (number >= 0.01; default: same as DS_CPU)"));
+  ck_assert(strstr(help, "  DS_CPU_LIMIT  (number >= 0.01, run-time; default: same as DS_CPU)"));
   ck_assert(strstr(help, "  K3S_SERVER_PORT  (port; default: same as PORTRANGE_FROM)"));
   ck_assert(strstr(help, "  K3S_CONTAINER_DISK  (string; default: same as DOCKER_SHM_SIZE)"));
   ck_assert(strstr(help, "  HEARTBEAT_INTERVAL  (duration > 0; default: 15s)"));
@@ -1409,6 +1409,93 @@ START_TEST(test_vault_timeout_and_unreachable)
 }
 END_TEST
 
+
+/* ---- run-time changes ---- */
+
+#define ITEMS(...) (const m3s_config_item_t[]){ __VA_ARGS__ }, \
+  sizeof((const m3s_config_item_t[]){ __VA_ARGS__ }) / sizeof(m3s_config_item_t)
+
+START_TEST(test_set_good)
+{
+  m3s_config_t cfg, copy;
+  ck_assert_int_eq(LOAD(&cfg, "K3S_AGENT_CPU", "1", "K3S_AGENT_CPU_LIMIT", "3"), 0);
+  m3s_config_copy(&copy, &cfg);
+  ck_assert_int_eq(m3s_config_set(&cfg, ITEMS({ "KUBERNETES_VERSION", "v1.32.1" },
+                                             { "IMAGE_K3S", "example/k3s:2" },
+                                             { "K3S_AGENT_LABELS", "[{\"key\":\"a\",\"value\":\"b\"}]" },
+                                             { "K3S_AGENT_CPU", "2.5" }),
+                                  err, sizeof(err)), 0);
+  ck_assert_str_eq(err, "");
+  ck_assert_str_eq(cfg.kubernetes_version, "v1.32.1");
+  ck_assert_str_eq(cfg.image_k3s, "example/k3s:2");
+  ck_assert_str_eq(cfg.k3s_agent_labels, "[{\"key\":\"a\",\"value\":\"b\"}]");
+  ck_assert_double_eq(cfg.k3s_agent_cpu, 2.5);
+  ck_assert_double_eq(cfg.k3s_agent_cpu_limit, 3);    /* given at start: kept */
+  /* The copy is deep: the change did not reach it. */
+  ck_assert_str_eq(copy.kubernetes_version, "v1.31.5");
+  ck_assert_str_eq(copy.fw, cfg.fw);
+  ck_assert_ptr_ne(copy.fw, cfg.fw);
+  /* Empty means the default; a limit left empty follows its request. */
+  ck_assert_int_eq(m3s_config_set(&cfg, ITEMS({ "IMAGE_K3S", "" },
+                                             { "K3S_AGENT_CPU_LIMIT", "" }),
+                                  err, sizeof(err)), 0);
+  ck_assert_str_eq(cfg.image_k3s, copy.image_k3s);
+  ck_assert_double_eq(cfg.k3s_agent_cpu_limit, 2.5);
+  json_t *v = m3s_config_value_json(&cfg, "K3S_AGENT_CPU");
+  ck_assert(json_is_real(v) && json_real_value(v) == 2.5);
+  json_decref(v);
+  v = m3s_config_value_json(&cfg, "KUBERNETES_VERSION");
+  ck_assert_str_eq(json_string_value(v), "v1.32.1");
+  json_decref(v);
+  ck_assert_str_eq(m3s_config_record_field("IMAGE_K3S"), "ImageK3S");
+  ck_assert_str_eq(m3s_config_record_field("K3S_AGENT_MEM_LIMIT"), "K3SAgentMEMLimit");
+  ck_assert_ptr_null(m3s_config_record_field("K3S_TOKEN"));
+  ck_assert(m3s_config_is_live("K3S_SERVER_STRING"));
+  ck_assert(!m3s_config_is_live("FRAMEWORK_NAME"));
+  ck_assert(!m3s_config_is_live("rollout"));
+  m3s_config_free(&copy);
+  m3s_config_free(&cfg);
+}
+END_TEST
+
+/* Every refusal names the variable and leaves the configuration as it was. */
+START_TEST(test_set_bad)
+{
+  static const struct { m3s_config_item_t it[2]; size_t n; const char *want; } bad[] = {
+    { { { "K3S_AGENT_CPU", "lots" } }, 1, "K3S_AGENT_CPU=\"lots\": expected a number >= 0.01" },
+    { { { "K3S_AGENT_MEM", "16" } }, 1, "K3S_AGENT_MEM=\"16\": expected a number >= 32" },
+    { { { "K3S_AGENT_LABELS", "{\"key\":\"a\"}" } }, 1, "K3S_AGENT_LABELS=" },
+    { { { "K3S_SERVER_LABELS", "[1," } }, 1, "K3S_SERVER_LABELS=\"[1,\": expected JSON" },
+    { { { "NO_SUCH_THING", "1" } }, 1, "NO_SUCH_THING: unknown variable" },
+    { { { "rollout", "true" } }, 1, "rollout: unknown variable" },
+    { { { "FRAMEWORK_NAME", "x" } }, 1, "FRAMEWORK_NAME: cannot be changed at run time" },
+    { { { "IMAGE_K3S", "vault://secret/data/m3s:image" } }, 1, "IMAGE_K3S: vault://" },
+    { { { "IMAGE_K3S", "a" }, { "IMAGE_K3S", "b" } }, 2, "IMAGE_K3S: given twice" },
+    /* a good value does not save a bad one given with it */
+    { { { "IMAGE_K3S", "ok:1" }, { "DS_CPU", "-1" } }, 2, "DS_CPU=\"-1\"" },
+  };
+  m3s_config_t cfg;
+  ck_assert_int_eq(LOAD(&cfg, NULL), 0);
+  char *before = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&before, &len);
+  m3s_config_print(&cfg, f);
+  fclose(f);
+  for(size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    ck_assert_int_eq(m3s_config_set(&cfg, bad[i].it, bad[i].n, err, sizeof(err)), -EINVAL);
+    ck_assert_msg(strstr(err, bad[i].want), "%zu: %s", i, err);
+    char *after = NULL;
+    f = open_memstream(&after, &len);
+    m3s_config_print(&cfg, f);
+    fclose(f);
+    ck_assert_str_eq(after, before);
+    free(after);
+  }
+  free(before);
+  m3s_config_free(&cfg);
+}
+END_TEST
+
 static Suite *config_suite(enum fork_status fork)
 {
   Suite *s = suite_create("config");
@@ -1446,6 +1533,11 @@ static Suite *config_suite(enum fork_status fork)
   tcase_add_test(tc, test_datastore);
   tcase_add_test(tc, test_portrange);
   tcase_add_test(tc, test_error_buffer);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("runtime");
+  tcase_add_test(tc, test_set_good);
+  tcase_add_test(tc, test_set_bad);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("output");

@@ -98,6 +98,7 @@ static void assert_task_equal(const m3s_task_record_t *a,
   ck_assert_int_eq(a->instances, b->instances);
   ck_assert_int_eq(a->health, b->health);
   ck_assert_str_eq(s0(a->restart), s0(b->restart));
+  ck_assert_str_eq(s0(a->spec_digest), s0(b->spec_digest));
   ck_assert_uint_eq(a->n_port_mappings, b->n_port_mappings);
   for(size_t i = 0; i < a->n_port_mappings; i++) {
     ck_assert_int_eq(a->port_mappings[i].host_port, b->port_mappings[i].host_port);
@@ -308,6 +309,7 @@ static void fill_task(m3s_task_record_t *r)
   r->instances = 1;
   r->health = true;
   r->restart = m3s_xstrdup("");
+  r->spec_digest = m3s_xstrdup("");
   r->n_port_mappings = 2;
   r->port_mappings = m3s_xcalloc(2, sizeof(*r->port_mappings));
   r->port_mappings[0] = (m3s_port_mapping_t){ 31000, 6443, m3s_xstrdup("tcp") };
@@ -357,6 +359,46 @@ START_TEST(test_task_struct_roundtrip)
   free(s);
   free(s2);
   m3s_task_record_free(&a);
+  m3s_task_record_free(&b);
+}
+END_TEST
+
+
+/* spec_digest (m3s only): written when known, read back, omitted when
+ * empty; a value of another type stays as it was. */
+START_TEST(test_task_spec_digest)
+{
+  m3s_task_record_t a, b;
+
+  fill_task(&a);
+  free(a.spec_digest);
+  a.spec_digest = strdup("00112233445566778899aabbccddeeff");
+  char *s = m3s_task_record_to_json(&a);
+  ck_assert_int_eq(task_from(s, &b), 0);
+  ck_assert_str_eq(b.spec_digest, "00112233445566778899aabbccddeeff");
+  ck_assert_ptr_null(b.extra);
+  char *s2 = m3s_task_record_to_json(&b);
+  assert_json_equal(s, s2);
+  free(s);
+  free(s2);
+  m3s_task_record_free(&b);
+  free(a.spec_digest);
+  a.spec_digest = strdup("");
+  s = m3s_task_record_to_json(&a);
+  json_t *j = parse(s);
+  ck_assert_ptr_null(json_object_get(j, "spec_digest"));
+  json_decref(j);
+  free(s);
+  m3s_task_record_free(&a);
+  /* Not a string: unknown, and kept as is. */
+  static const char odd[] = "{\"TaskID\":\"t\",\"task_name\":\"m3s:agent\",\"spec_digest\":42}";
+  ck_assert_int_eq(task_from(odd, &b), 0);
+  ck_assert_str_eq(b.spec_digest, "");
+  s = m3s_task_record_to_json(&b);
+  j = parse(s);
+  ck_assert_int_eq(json_integer_value(json_object_get(j, "spec_digest")), 42);
+  json_decref(j);
+  free(s);
   m3s_task_record_free(&b);
 }
 END_TEST
@@ -913,6 +955,7 @@ static Suite *records_suite(void)
   tcase_add_test(tc, test_task_go_agent_running);
   tcase_add_test(tc, test_task_go_datastore_new);
   tcase_add_test(tc, test_task_struct_roundtrip);
+  tcase_add_test(tc, test_task_spec_digest);
   tcase_add_test(tc, test_task_omission);
   tcase_add_test(tc, test_task_item_leftovers);
   tcase_add_loop_test(tc, test_task_bad_inputs, 0,

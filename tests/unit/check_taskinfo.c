@@ -9,6 +9,7 @@
  * Fork mode and CK_FORK=no both work.
  */
 #include <check.h>
+#include <errno.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 
 #include "m3s/config.h"
 #include "m3s/taskinfo.h"
+#include "m3s/taskspec.h"
 #include "check_main.h"
 
 static const char *fake_getenv(const char *name, void *ctx)
@@ -700,6 +702,66 @@ START_TEST(test_errors)
 }
 END_TEST
 
+
+/* The spec digest: the same for every launch of a spec, different as soon
+ * as anything launched differs. */
+START_TEST(test_spec_digest)
+{
+  char d1[M3S_SPEC_DIGEST_LEN + 1], d2[M3S_SPEC_DIGEST_LEN + 1], d3[M3S_SPEC_DIGEST_LEN + 1];
+  LOAD(NULL, NULL);
+  for(m3s_role_t r = M3S_ROLE_DATASTORE; r <= M3S_ROLE_AGENT; r++) {
+    ck_assert_int_eq(m3s_task_spec_digest(&cfg, NULL, r, d1), 0);
+    ck_assert_int_eq(strlen(d1), M3S_SPEC_DIGEST_LEN);
+    ck_assert_int_eq(m3s_task_spec_digest(&cfg, NULL, r, d2), 0);
+    ck_assert_str_eq(d1, d2);
+  }
+  ck_assert_int_eq(m3s_task_spec_digest(&cfg, NULL, M3S_ROLE_NONE, d1), -EINVAL);
+  ck_assert_str_eq(d1, "");
+  /* The roles differ from each other. */
+  m3s_task_spec_digest(&cfg, NULL, M3S_ROLE_SERVER, d1);
+  m3s_task_spec_digest(&cfg, NULL, M3S_ROLE_AGENT, d2);
+  ck_assert_str_ne(d1, d2);
+  /* Resources count: res given explicitly equal to cfg's is the same spec. */
+  m3s_task_resources_t res;
+  m3s_task_resources_from_config(&cfg, M3S_ROLE_AGENT, &res);
+  m3s_task_spec_digest(&cfg, &res, M3S_ROLE_AGENT, d3);
+  ck_assert_str_eq(d2, d3);
+  res.mem += 1;
+  m3s_task_spec_digest(&cfg, &res, M3S_ROLE_AGENT, d3);
+  ck_assert_str_ne(d2, d3);
+  /* Each run-time setting of the agent changes its digest. */
+  static const m3s_config_item_t changes[] = {
+    { "KUBERNETES_VERSION", "v1.99.0" }, { "IMAGE_K3S", "example/k3s:9" },
+    { "K3S_AGENT_STRING", "--debug" }, { "K3S_AGENT_LABELS", "[{\"key\":\"k\",\"value\":\"v\"}]" },
+    { "K3S_AGENT_CPU", "7" }, { "K3S_AGENT_MEM_LIMIT", "9000" },
+  };
+  for(size_t i = 0; i < sizeof(changes) / sizeof(changes[0]); i++) {
+    m3s_config_t c2;
+    m3s_config_copy(&c2, &cfg);
+    ck_assert_int_eq(m3s_config_set(&c2, &changes[i], 1, err, sizeof(err)), 0);
+    ck_assert_int_eq(m3s_task_spec_digest(&c2, NULL, M3S_ROLE_AGENT, d3), 0);
+    ck_assert_msg(strcmp(d2, d3) != 0, "%s did not change the digest", changes[i].name);
+    /* ... and not the datastore's, which does not use it. */
+    m3s_task_spec_digest(&cfg, NULL, M3S_ROLE_DATASTORE, d1);
+    m3s_task_spec_digest(&c2, NULL, M3S_ROLE_DATASTORE, d3);
+    if(strncmp(changes[i].name, "K3S_AGENT", 9) == 0 || strcmp(changes[i].name, "IMAGE_K3S") == 0 ||
+       strcmp(changes[i].name, "KUBERNETES_VERSION") == 0)
+      ck_assert_str_eq(d1, d3);
+    m3s_config_free(&c2);
+  }
+  /* IMAGE_ETCD is the datastore's only with etcd. */
+  LOAD("DS_ETCD", "true");
+  m3s_task_spec_digest(&cfg, NULL, M3S_ROLE_DATASTORE, d1);
+  m3s_config_t c3;
+  m3s_config_copy(&c3, &cfg);
+  ck_assert_int_eq(m3s_config_set(&c3, &(m3s_config_item_t){ "IMAGE_ETCD", "etcd:9" }, 1, err,
+                                  sizeof(err)), 0);
+  m3s_task_spec_digest(&c3, NULL, M3S_ROLE_DATASTORE, d3);
+  ck_assert_str_ne(d1, d3);
+  m3s_config_free(&c3);
+}
+END_TEST
+
 static Suite *taskinfo_suite(void)
 {
   Suite *s = suite_create("taskinfo");
@@ -715,6 +777,7 @@ static Suite *taskinfo_suite(void)
   tcase_add_test(tc, test_agent_options);
   tcase_add_test(tc, test_resources_override_and_demand);
   tcase_add_test(tc, test_errors);
+  tcase_add_test(tc, test_spec_digest);
   suite_add_tcase(s, tc);
   return s;
 }

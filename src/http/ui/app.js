@@ -71,6 +71,8 @@ function drawRole(name, r, now) {
   const notes = [];
   if (!r.upstream_healthy && name !== "datastore") notes.push("waits for its upstream role");
   if (r.backoff_ms > 0) notes.push("restart backoff " + Math.ceil(r.backoff_ms / 1000) + "s");
+  if (r.outdated > 0) notes.push(r.outdated + " outdated (launched with an older configuration)");
+  if (r.spec_unknown > 0) notes.push(r.spec_unknown + " with an unknown spec");
   if (notes.length) box.append(el("div", { class: "dim small" }, notes.join("; ")));
   const ids = Object.keys(r.tasks || {});
   if (!ids.length) {
@@ -81,16 +83,19 @@ function drawRole(name, r, now) {
   for (const id of ids) {
     const t = r.tasks[id];
     const state = t.state || "(none)";
-    body.append(el("tr", { "data-task": id, "data-state": state, "data-host": t.host || "" },
+    body.append(el("tr", { "data-task": id, "data-state": state, "data-host": t.host || "",
+                           "data-outdated": String(t.outdated) },
       el("td", { class: "id", title: id }, id.length > 9 ? id.slice(0, 8) + "\u2026" : id),
       el("td", { class: "st-" + state }, state.replace(/^TASK_/, "")),
       el("td", { class: "host" }, t.host || "-"),
       el("td", { class: "age" }, age(now - parseTime(t.since))),
       el("td", {}, t.phase || ""),
-      el("td", {}, t.healthy === null || t.healthy === undefined ? "-" : t.healthy ? "yes" : "no")));
+      el("td", {}, t.healthy === null || t.healthy === undefined ? "-" : t.healthy ? "yes" : "no"),
+      el("td", { class: t.outdated ? "outdated" : "" },
+         t.outdated === null || t.outdated === undefined ? "-" : t.outdated ? "outdated" : "current")));
   }
   box.append(el("table", {},
-    el("thead", {}, el("tr", {}, ...["task", "state", "host", "age", "phase", "healthy"].map(h => el("th", {}, h)))),
+    el("thead", {}, el("tr", {}, ...["task", "state", "host", "age", "phase", "healthy", "spec"].map(h => el("th", {}, h)))),
     body));
   return box;
 }

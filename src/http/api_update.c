@@ -1,0 +1,90 @@
+/* PUT /api/m3s/v0/cluster/update: a JSON object of run-time variables
+ * (m3s/liveconfig.h). The offers actor checks the change against its
+ * configuration with the same table and validators as at start and answers
+ * once framework_config holds it; a refused change changes nothing. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "m3s/liveconfig.h"
+#include "m3s/offers.h"
+#include "m3s/xalloc.h"
+#include "api-int.h"
+
+#define MAX_UPDATE_BODY 65536
+
+/* The request body, NUL-terminated (free()); NULL with the status sent. */
+static char *read_body(struct mg_connection *c, int *status)
+{
+  const struct mg_request_info *ri = mg_get_request_info(c);
+  if(ri->content_length > MAX_UPDATE_BODY) {
+    mg_disable_connection_keep_alive(c);
+    *status = api_error(c, 413, "request bodies are limited to %d bytes", MAX_UPDATE_BODY);
+    return NULL;
+  }
+  size_t cap = 1024, len = 0;
+  char *buf = m3s_xmalloc(cap + 1);
+  int n;
+  for(;;) {
+    if(len == cap) {
+      if(cap > MAX_UPDATE_BODY) {
+        free(buf);
+        mg_disable_connection_keep_alive(c);
+        *status = api_error(c, 413, "request bodies are limited to %d bytes", MAX_UPDATE_BODY);
+        return NULL;
+      }
+      cap *= 2;
+      buf = m3s_xrealloc(buf, cap + 1);
+    }
+    n = mg_read(c, buf + len, cap - len);
+    if(n <= 0)
+      break;
+    len += (size_t)n;
+  }
+  buf[len] = '\0';
+  return buf;
+}
+
+int api_h_update(api_t *a, struct mg_connection *c, const route_t *r, const req_t *q)
+{
+  (void)r;
+  (void)q;
+  int status = 0;
+  char *text = read_body(c, &status);
+  if(!text)
+    return status;
+  json_error_t jerr;
+  json_t *body = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+  free(text);
+  if(!body)
+    return api_error(c, 400, "the body is not JSON: %s (line %d, column %d)", jerr.text,
+                     jerr.line, jerr.column);
+  char err[512];
+  m3s_live_change_t *ch = m3s_live_change_from_json(body, err, sizeof(err));
+  json_decref(body);
+  if(!ch)
+    return api_error(c, 400, "%s", err);
+  ask_t k = { .to = a->offers, .name = "offers", .type = M3S_OFFERS_CONFIG_UPDATE,
+              .payload = ch };
+  api_ask_all(a, &k, 1);
+  if(k.rc == -ETIMEDOUT) {
+    api_changed(a);
+    api_ask_free(&k, 1);
+    return api_error(c, 503, "the change was not confirmed as saved in Redis within %d ms: it "
+                     "may be in effect already and saved once Redis answers; check the "
+                     "configuration before retrying", a->opts.call_timeout_ms);
+  }
+  if(k.rc)
+    return api_unavailable(c, a, &k);
+  api_changed(a);
+  if(k.ans->flags & M3S_ROLE_ERROR) {
+    const char *why = k.ans->payload;
+    status = api_error(c, 400, "%s", why ? why : "refused");
+    api_ask_free(&k, 1);
+    return status;
+  }
+  json_t *out = api_answer_json(k.ans);
+  api_ask_free(&k, 1);
+  if(!out)
+    return api_error(c, 500, "offers answered without the change");
+  return api_respond_json(c, out);
+}

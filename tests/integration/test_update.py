@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""Run-time configuration changes end to end (PUT /api/m3s/v0/cluster/update):
+the real daemon, the Mesos simulator and a real redis-server on loopback.
+
+A change is checked like the environment at start, answered once Redis holds
+it, kept across a restart of the daemon, used for every task launched after
+it; tasks launched before it show as outdated in status/m3s and /metrics. A
+bad body is a 400 that changes nothing.
+
+Run: M3S_BIN=build/m3s python3 tests/integration/test_update.py -v
+"""
+import base64
+import json
+import os
+import re
+import sys
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import test_orchestra  # noqa: E402  (the module: its tests must not run here)
+
+FW = test_orchestra.FW
+LONG = test_orchestra.LONG
+
+
+class UpdateTest(test_orchestra.OrchestraTest):
+    def request(self, path, method="GET", body=None):
+        """(status, body) of a call to the daemon's HTTP port."""
+        data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.api_port, path),
+                                     method=method, data=data)
+        req.add_header("Authorization",
+                       "Basic " + base64.b64encode(b"ops:orchestra-secret").decode())
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def update(self, body):
+        return self.request("/api/m3s/v0/cluster/update", "PUT", body)
+
+    def fw_config(self):
+        return json.loads(self.redis().command("GET", "%s:framework_config" % FW))
+
+    def outdated(self):
+        code, body = self.api("status/m3s")
+        self.assertEqual(code, 200, body)
+        doc = json.loads(body)
+        # The original's fields are all still there.
+        self.assertEqual(set(doc), {"Server", "Agent", "API", "Datastore", "Outdated"})
+        return {k: set(v) for k, v in doc["Outdated"].items()}
+
+    def metric(self, name, role):
+        code, text = self.request("/metrics")
+        self.assertEqual(code, 200, text)
+        m = re.search(r'^%s\{role="%s"\} (\S+)$' % (name, role), text, re.M)
+        self.assertIsNotNone(m, "%s{role=%s} missing" % (name, role))
+        return float(m.group(1))
+
+    @staticmethod
+    def env_of(ti):
+        return {v["name"]: v.get("value") for v in
+                ti["command"].get("environment", {}).get("variables", [])}
+
+    @staticmethod
+    def cpus_of(ti):
+        return [r["scalar"]["value"] for r in ti["resources"] if r["name"] == "cpus"][0]
+
+    def agent_launches(self, sim):
+        return {ti["task_id"]["value"]: ti for _, _, _, ti in self.launched(sim)
+                if ti["name"].endswith(":agent")}
+
+    def new_agents(self, sim, before, n):
+        """The n agent TaskInfos launched since `before` (a set of ids),
+        once they run and are recorded."""
+        def ready():
+            got = {k: v for k, v in self.agent_launches(sim).items() if k not in before}
+            recs = self.records("agent")
+            if len(got) == n and all(recs.get(k, {}).get("State") == "TASK_RUNNING"
+                                     for k in got):
+                return got
+            return None
+        return self.wait("%d new agent(s)" % n, ready, LONG)
+
+    # -- tests -------------------------------------------------------------
+
+    def test_update_is_kept_used_and_marks_outdated(self):
+        sim, d = self.cluster(agents=6, K3S_AGENT_COUNT="2", IMAGE_K3S="example/k3s:1",
+                              KUBERNETES_VERSION="v1.31.5", K3S_AGENT_CPU="0.5")
+        self.wait_converged(sim, 1, 1, 2)
+        old = self.agent_launches(sim)
+        server_ids = {t[0] for t in self.active(sim, "server")}
+        recs = self.records()
+        self.assertTrue(all(re.fullmatch(r"[0-9a-f]{32}", r.get("spec_digest", ""))
+                            for r in recs.values()), recs)
+        self.assertEqual(self.outdated(), {"Datastore": set(), "Server": set(), "Agent": set()})
+        self.assertEqual(self.metric("m3s_tasks_outdated", "agent"), 0)
+
+        code, body = self.update({"KUBERNETES_VERSION": "v1.32.0", "IMAGE_K3S": "example/k3s:2",
+                                  "K3S_AGENT_CPU": 0.6})
+        self.assertEqual(code, 200, body)
+        self.assertEqual(json.loads(body), {"updated": {
+            "KUBERNETES_VERSION": "v1.32.0", "IMAGE_K3S": "example/k3s:2", "K3S_AGENT_CPU": 0.6}})
+        # In Redis when answered, in the original's fields.
+        fc = self.fw_config()
+        self.assertEqual(fc["KubernetesVersion"], "v1.32.0")
+        self.assertEqual(fc["ImageK3S"], "example/k3s:2")
+        self.assertEqual(fc["K3SAgentCPU"], 0.6)
+        self.assertEqual(fc["K3SAgentCPULimit"], 0.6, "a limit at its request follows it")
+        self.assertEqual(sorted(fc["M3SRuntimeVariables"]), ["IMAGE_K3S", "KUBERNETES_VERSION"])
+        # The tasks launched before are outdated; the datastore's spec does
+        # not use these settings.
+        self.assertEqual(self.outdated(), {"Datastore": set(), "Server": server_ids,
+                                           "Agent": set(old)})
+        self.assertEqual(self.metric("m3s_tasks_outdated", "agent"), 2)
+        self.assertEqual(self.metric("m3s_tasks_outdated", "server"), 1)
+        self.assertEqual(self.metric("m3s_tasks_outdated", "datastore"), 0)
+        self.assertEqual(self.metric("m3s_tasks_spec_unknown", "agent"), 0)
+
+        # Tasks launched from now on carry the change.
+        self.scale("agent", 3, 1)
+        new = self.new_agents(sim, set(old), 1)
+        for ti in new.values():
+            self.assertEqual(ti["container"]["docker"]["image"], "example/k3s:2")
+            self.assertEqual(self.env_of(ti)["KUBERNETES_VERSION"], "v1.32.0")
+            self.assertEqual(self.cpus_of(ti), 0.6)
+        self.assertEqual(self.outdated()["Agent"], set(old))
+
+        # A restart keeps it, although the environment still says otherwise.
+        self.assertEqual(d.stop(), 0)
+        d2 = self.daemon(sim, FRAMEWORK_PORT=str(self.api_port), AUTH_USERNAME="ops",
+                         AUTH_PASSWORD="orchestra-secret", K3S_AGENT_COUNT="2",
+                         IMAGE_K3S="example/k3s:1", KUBERNETES_VERSION="v1.31.5",
+                         K3S_AGENT_CPU="0.5", RECONCILE_WAIT="3s", REFUSE_OFFERS="1")
+        self.daemon_subscribed(sim, d2)
+        self.wait_converged(sim, 1, 1, 3)
+        self.assertEqual(self.outdated(), {"Datastore": set(), "Server": server_ids,
+                                           "Agent": set(old)})
+        self.assertEqual(self.metric("m3s_tasks_outdated", "agent"), 2)
+        before = set(self.agent_launches(sim))
+        self.scale("agent", 4, 1)
+        for ti in self.new_agents(sim, before, 1).values():
+            self.assertEqual(ti["container"]["docker"]["image"], "example/k3s:2")
+            self.assertEqual(self.env_of(ti)["KUBERNETES_VERSION"], "v1.32.0")
+            self.assertEqual(self.cpus_of(ti), 0.6)
+
+        # The original's resource endpoint feeds the same configuration: it
+        # makes every agent outdated and is what the next one gets.
+        code, body = self.api("agent/cpus/0.7", "PUT")
+        self.assertEqual(code, 200, body)
+        self.assertEqual(self.fw_config()["K3SAgentCPU"], 0.7)
+        self.assertEqual(len(self.outdated()["Agent"]), 4)
+        before = set(self.agent_launches(sim))
+        self.scale("agent", 5, 1)
+        for ti in self.new_agents(sim, before, 1).values():
+            self.assertEqual(self.cpus_of(ti), 0.7)
+            self.assertEqual(ti["container"]["docker"]["image"], "example/k3s:2")
+        self.assertEqual(len(self.outdated()["Agent"]), 4)
+        self.assert_clean(sim, d2)
+
+    def test_bad_update_changes_nothing(self):
+        sim, d = self.cluster(agents=4, K3S_AGENT_COUNT="1", IMAGE_K3S="example/k3s:1",
+                              K3S_AGENT_CPU="0.5")
+        self.wait_converged(sim, 1, 1, 1)
+        fc0 = self.fw_config()
+        bad = [
+            (b"not json", "not JSON"),
+            (b'{"IMAGE_K3S": "a", "IMAGE_K3S": "b"}', "not JSON"),
+            (b"[1, 2]", "expected a JSON object"),
+            (b"{}", "no variables"),
+            ({"K3S_AGENT_CPU": "lots"}, 'K3S_AGENT_CPU="lots": expected a number'),
+            ({"K3S_AGENT_MEM": 16}, 'K3S_AGENT_MEM="16": expected a number >= 32'),
+            ({"K3S_AGENT_LABELS": "{\"key\": 1}"}, "K3S_AGENT_LABELS="),
+            ({"NO_SUCH_VARIABLE": "1"}, "NO_SUCH_VARIABLE: unknown variable"),
+            ({"rollout": True, "IMAGE_K3S": "example/k3s:2"}, "rollout: unknown variable"),
+            ({"FRAMEWORK_NAME": "x"}, "FRAMEWORK_NAME: cannot be changed at run time"),
+            ({"IMAGE_K3S": ["example/k3s:2"]}, "IMAGE_K3S: expected a string, number or boolean"),
+            ({"IMAGE_K3S": None}, "IMAGE_K3S: expected a string, number or boolean"),
+            ({"IMAGE_K3S": "example/k3s:2", "DS_CPU": -1}, 'DS_CPU="-1"'),
+            ({"K3S_AGENT_CPU_LIMIT": 0.2}, "K3S_AGENT_CPU_LIMIT=0.2 is below K3S_AGENT_CPU=0.5"),
+        ]
+        for body, want in bad:
+            code, text = self.update(body)
+            self.assertEqual(code, 400, (body, text))
+            self.assertIn(want, json.loads(text)["error"], body)
+        fc = self.fw_config()
+        for k in ("ImageK3S", "KubernetesVersion", "M3SRuntimeVariables"):
+            self.assertEqual(fc.get(k), fc0.get(k), k)
+        for k in ("K3SAgentCPU", "K3SAgentCPULimit", "K3SAgentMEM", "DSCPU"):
+            self.assertEqual(fc[k], fc0[k], k)
+        self.assertEqual(self.outdated(), {"Datastore": set(), "Server": set(), "Agent": set()})
+        before = set(self.agent_launches(sim))
+        self.scale("agent", 2, 1)
+        for ti in self.new_agents(sim, before, 1).values():
+            self.assertEqual(ti["container"]["docker"]["image"], "example/k3s:1")
+        self.assertIn("m3s_tasks_outdated", self.request("/metrics")[1])
+        self.assert_clean(sim, d)
+
+    def test_confirmed_only_once_redis_has_it(self):
+        """With Redis down the change is not confirmed (503); once Redis is
+        back it is stored, and a restarted daemon keeps it."""
+        sim, d = self.cluster(agents=3, K3S_AGENT_COUNT="1", IMAGE_K3S="example/k3s:1")
+        self.wait_converged(sim, 1, 1, 1)
+        self.redis().kill()
+        code, text = self.update({"IMAGE_K3S": "example/k3s:3"})
+        self.assertEqual(code, 503, text)
+        self.assertIn("not confirmed", json.loads(text)["error"])
+        self.redis().start()
+        self.wait("the change in Redis",
+                  lambda: self.fw_config().get("ImageK3S") == "example/k3s:3", LONG)
+        self.assertEqual(self.fw_config()["M3SRuntimeVariables"], ["IMAGE_K3S"])
+        self.assertEqual(d.stop(), 0)
+        d2 = self.daemon(sim, FRAMEWORK_PORT=str(self.api_port), AUTH_USERNAME="ops",
+                         AUTH_PASSWORD="orchestra-secret", K3S_AGENT_COUNT="1",
+                         IMAGE_K3S="example/k3s:1", RECONCILE_WAIT="3s", REFUSE_OFFERS="1")
+        self.daemon_subscribed(sim, d2)
+        self.wait_converged(sim, 1, 1, 1)
+        before = set(self.agent_launches(sim))
+        self.scale("agent", 2, 1)
+        for ti in self.new_agents(sim, before, 1).values():
+            self.assertEqual(ti["container"]["docker"]["image"], "example/k3s:3")
+        self.assert_clean(sim, d2)
+
+
+def load_tests(loader, tests, pattern):
+    """Only this file's tests: OrchestraTest's own run in test_orchestra.py."""
+    names = sorted(n for n in UpdateTest.__dict__ if n.startswith("test_"))
+    names = [n for n in names if not loader.testNamePatterns or
+             any(p in n for p in loader.testNamePatterns)]
+    return unittest.TestSuite(UpdateTest(n) for n in names)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
