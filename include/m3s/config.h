@@ -58,7 +58,8 @@ void m3s_config_copy(m3s_config_t *dst, const m3s_config_t *src);
 int m3s_config_set(m3s_config_t *cfg, const m3s_config_item_t *items, size_t n,
                    char *err, size_t errlen);
 /* The value of a variable as JSON (string, number or boolean; durations in
- * ms): a new reference, NULL for an unknown name. */
+ * ms; a JSON variable parsed, null when empty): a new reference, NULL for an
+ * unknown name. */
 json_t *m3s_config_value_json(const m3s_config_t *cfg, const char *name);
 
 /* `m3s --help`: every variable with type, default and help, from the table. */

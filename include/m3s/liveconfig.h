@@ -8,7 +8,8 @@
  * actors, as with the original's resource endpoints; they are kept in the
  * original's fields (DSCPU, K3SAgentMEMLimit, ...), which the roles restore
  * at start. The other run-time variables are kept in the original's field
- * for them (ImageK3S, KubernetesVersion, K3SAgentString, ...), and their
+ * for them (ImageK3S, KubernetesVersion, K3SAgentString, ...; labels
+ * parsed, as the original keeps them), and their
  * names in M3S_LIVE_FIELD: only those are restored at start, so a record
  * the Go version wrote (it writes every field from its environment) does
  * not override this daemon's environment.

@@ -99,6 +99,17 @@ static char *value_text(const json_t *v)
   return NULL;
 }
 
+/* A kept value as environment text: JSON variables (labels) are kept
+ * parsed, as the original does. NULL when missing. */
+static char *record_text(const json_t *v)
+{
+  if(json_is_null(v))
+    return m3s_xstrdup("");
+  if(json_is_array(v) || json_is_object(v))
+    return json_dumps(v, JSON_COMPACT);
+  return value_text(v);
+}
+
 m3s_live_change_t *m3s_live_change_from_json(const json_t *body, char *err, size_t errlen)
 {
   const char *key;
@@ -195,7 +206,7 @@ int m3s_live_record_restore(m3s_config_t *cfg, const m3s_fw_config_record_t *rec
     bool dup = false;
     for(size_t k = 0; k < n; k++)
       dup |= strcmp(items[k].name, name) == 0;
-    char *t = dup ? NULL : value_text(json_object_get(rec->extra, field));
+    char *t = dup ? NULL : record_text(json_object_get(rec->extra, field));
     if(!t)
       continue;
     items[n].name = name;

@@ -1378,8 +1378,12 @@ json_t *m3s_config_value_json(const m3s_config_t *cfg, const char *name)
   if(i == NVARS)
     return NULL;
   switch(vars[i].type) {
+  case T_JSON: {
+    /* As the original keeps it: parsed (null when empty). */
+    const char *text = *str_field(cfg, vars[i].off);
+    return text[0] ? json_loads(text, 0, NULL) : json_null();
+  }
   case T_STRING:
-  case T_JSON:
   case T_HOSTPORT:
     return json_string(*str_field(cfg, vars[i].off));
   case T_FLOAT:

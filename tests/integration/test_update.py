@@ -103,18 +103,22 @@ class UpdateTest(test_orchestra.OrchestraTest):
         self.assertEqual(self.outdated(), {"Datastore": set(), "Server": set(), "Agent": set()})
         self.assertEqual(self.metric("m3s_tasks_outdated", "agent"), 0)
 
+        labels = [{"key": "tier", "value": "b"}]
         code, body = self.update({"KUBERNETES_VERSION": "v1.32.0", "IMAGE_K3S": "example/k3s:2",
-                                  "K3S_AGENT_CPU": 0.6})
+                                  "K3S_AGENT_CPU": 0.6, "K3S_AGENT_LABELS": json.dumps(labels)})
         self.assertEqual(code, 200, body)
         self.assertEqual(json.loads(body), {"updated": {
-            "KUBERNETES_VERSION": "v1.32.0", "IMAGE_K3S": "example/k3s:2", "K3S_AGENT_CPU": 0.6}})
+            "KUBERNETES_VERSION": "v1.32.0", "IMAGE_K3S": "example/k3s:2", "K3S_AGENT_CPU": 0.6,
+            "K3S_AGENT_LABELS": labels}})
         # In Redis when answered, in the original's fields.
         fc = self.fw_config()
         self.assertEqual(fc["KubernetesVersion"], "v1.32.0")
         self.assertEqual(fc["ImageK3S"], "example/k3s:2")
         self.assertEqual(fc["K3SAgentCPU"], 0.6)
         self.assertEqual(fc["K3SAgentCPULimit"], 0.6, "a limit at its request follows it")
-        self.assertEqual(sorted(fc["M3SRuntimeVariables"]), ["IMAGE_K3S", "KUBERNETES_VERSION"])
+        self.assertEqual(fc["K3SAgentLabels"], labels, "kept parsed, as the original does")
+        self.assertEqual(sorted(fc["M3SRuntimeVariables"]),
+                         ["IMAGE_K3S", "K3S_AGENT_LABELS", "KUBERNETES_VERSION"])
         # The tasks launched before are outdated; the datastore's spec does
         # not use these settings.
         self.assertEqual(self.outdated(), {"Datastore": set(), "Server": server_ids,
@@ -131,6 +135,7 @@ class UpdateTest(test_orchestra.OrchestraTest):
             self.assertEqual(ti["container"]["docker"]["image"], "example/k3s:2")
             self.assertEqual(self.env_of(ti)["KUBERNETES_VERSION"], "v1.32.0")
             self.assertEqual(self.cpus_of(ti), 0.6)
+            self.assertEqual(ti["labels"]["labels"], labels)
         self.assertEqual(self.outdated()["Agent"], set(old))
 
         # A restart keeps it, although the environment still says otherwise.
@@ -150,6 +155,7 @@ class UpdateTest(test_orchestra.OrchestraTest):
             self.assertEqual(ti["container"]["docker"]["image"], "example/k3s:2")
             self.assertEqual(self.env_of(ti)["KUBERNETES_VERSION"], "v1.32.0")
             self.assertEqual(self.cpus_of(ti), 0.6)
+            self.assertEqual(ti["labels"]["labels"], labels)
 
         # The original's resource endpoint feeds the same configuration: it
         # makes every agent outdated and is what the next one gets.

@@ -1444,6 +1444,12 @@ START_TEST(test_set_good)
   json_t *v = m3s_config_value_json(&cfg, "K3S_AGENT_CPU");
   ck_assert(json_is_real(v) && json_real_value(v) == 2.5);
   json_decref(v);
+  v = m3s_config_value_json(&cfg, "K3S_AGENT_LABELS");
+  ck_assert(json_is_array(v) && json_array_size(v) == 1);
+  json_decref(v);
+  v = m3s_config_value_json(&cfg, "K3S_SERVER_LABELS");
+  ck_assert(json_is_null(v));
+  json_decref(v);
   v = m3s_config_value_json(&cfg, "KUBERNETES_VERSION");
   ck_assert_str_eq(json_string_value(v), "v1.32.1");
   json_decref(v);
