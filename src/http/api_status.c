@@ -244,6 +244,7 @@ int api_h_capabilities(api_t *a, struct mg_connection *c, const route_t *r, cons
     { "ds-restart", "/api/m3s/v0/ds/restart", "PUT" },
     { "cluster-start", "/api/m3s/v0/cluster/start", "PUT" },
     { "cluster-shutdown", "/api/m3s/v0/cluster/shutdown", "PUT" },
+    { "cluster-update", "/api/m3s/v0/cluster/update", "PUT" },
     { "k3s-count-agents", "/api/m3s/v0/agent/scale", "GET" },
     { "k3s-count-servers", "/api/m3s/v0/server/scale", "GET" },
     { "k3s-count-datastore", "/api/m3s/v0/datastore/scale", "GET" },
