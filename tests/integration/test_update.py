@@ -10,6 +10,7 @@ bad body is a 400 that changes nothing.
 Run: M3S_BIN=build/m3s python3 tests/integration/test_update.py -v
 """
 import base64
+import fnmatch
 import json
 import os
 import re
@@ -234,12 +235,63 @@ class UpdateTest(test_orchestra.OrchestraTest):
             self.assertEqual(ti["container"]["docker"]["image"], "example/k3s:3")
         self.assert_clean(sim, d2)
 
+    def test_records_of_the_original_are_unknown_not_outdated(self):
+        """Tasks the Go M3s launched have no digest: their spec is unknown,
+        not outdated. Its framework_config holds ImageK3S and
+        KubernetesVersion from its own environment; they are not taken for
+        run-time changes: this daemon's environment decides."""
+        data = os.path.join(HERE, "..", "data", "records")
+        sim, d = self.cluster(agents=4, DS_COUNT="0", K3S_SERVER_COUNT="0",
+                              K3S_AGENT_COUNT="0")
+        fid = self.daemon_subscribed(sim, d)["id"]
+        self.assertEqual(d.stop(), 0)
+        with open(os.path.join(data, "task_agent_running.json")) as f:
+            tmpl = json.load(f)
+        with open(os.path.join(data, "framework_config.json")) as f:
+            fwc = json.load(f)
+        self.assertNotEqual(fwc["ImageK3S"], "example/k3s:env")
+        fwc.update(DSMax=1, K3SServerMax=1, K3SAgentMax=2, K3SAgentCPU=0.5,
+                   K3SAgentCPULimit=0.5, K3SAgentMEM=256, K3SAgentMEMLimit=256)
+        agents = [a["id"] for a in sim.state()["agents"]]
+        old = set()
+        for i, role in enumerate(["datastore", "server", "agent", "agent"]):
+            tid = "%08x-1111-4222-8333-%012x" % (i, i)
+            sim.launch_task(framework_id=fid, task_id=tid, agent=agents[i], cpus=0.5, mem=64,
+                            name="%s:%s" % (FW, role))
+            rec = dict(tmpl, TaskID=tid, task_name="%s:%s" % (FW, role), Agent=agents[i])
+            self.assertNotIn("spec_digest", rec)
+            self.redis().command("SET", "%s:%s:%s" % (FW, role, tid), json.dumps(rec))
+            old.add(tid)
+        self.redis().command("SET", "%s:framework_config" % FW, json.dumps(fwc))
+        d2 = self.daemon(sim, FRAMEWORK_PORT=str(self.api_port), FRAMEWORK_BIND="127.0.0.1",
+                         AUTH_USERNAME="ops", AUTH_PASSWORD="orchestra-secret",
+                         DS_COUNT="0", K3S_SERVER_COUNT="0", K3S_AGENT_COUNT="0",
+                         IMAGE_K3S="example/k3s:env", KUBERNETES_VERSION="v1.31.5",
+                         RECONCILE_WAIT="3s", REFUSE_OFFERS="1")
+        self.wait("the original's tasks adopted",
+                  lambda: self.converged(sim, 1, 1, 2) and not sim.unacked_updates())
+        self.assertEqual(self.outdated(), {"Datastore": set(), "Server": set(), "Agent": set()})
+        self.assertEqual(self.metric("m3s_tasks_spec_unknown", "agent"), 2)
+        self.assertEqual(self.metric("m3s_tasks_spec_unknown", "server"), 1)
+        self.assertEqual(self.metric("m3s_tasks_outdated", "agent"), 0)
+        self.scale("agent", 3, 1)
+        new = self.new_agents(sim, set(self.agent_launches(sim)) | old, 1)
+        for ti in new.values():
+            self.assertEqual(ti["container"]["docker"]["image"], "example/k3s:env")
+            self.assertEqual(self.env_of(ti)["KUBERNETES_VERSION"], "v1.31.5")
+        # A change afterwards: the new agent is outdated, the unknown stay so.
+        code, body = self.update({"IMAGE_K3S": "example/k3s:next"})
+        self.assertEqual(code, 200, body)
+        self.assertEqual(self.outdated()["Agent"], set(new))
+        self.assertEqual(self.metric("m3s_tasks_spec_unknown", "agent"), 2)
+        self.assert_clean(sim, d2)
+
 
 def load_tests(loader, tests, pattern):
     """Only this file's tests: OrchestraTest's own run in test_orchestra.py."""
     names = sorted(n for n in UpdateTest.__dict__ if n.startswith("test_"))
     names = [n for n in names if not loader.testNamePatterns or
-             any(p in n for p in loader.testNamePatterns)]
+             any(fnmatch.fnmatchcase(n, p) for p in loader.testNamePatterns)]
     return unittest.TestSuite(UpdateTest(n) for n in names)
 
 
