@@ -6,7 +6,9 @@
  *   - every char * is non-NULL (an empty value is ""),
  *   - durations are int64_t milliseconds (suffix _ms),
  *   - floats are double, counts and ports are int, flags are bool.
- * The struct is read-only once loaded; any thread may read it.
+ * The daemon's struct is read-only once loaded; any thread may read it. A
+ * copy an actor keeps for run-time changes (m3s_config_copy) is its own:
+ * only that actor reads or changes it.
  */
 #ifndef M3S_CONFIG_T_H
 #define M3S_CONFIG_T_H
