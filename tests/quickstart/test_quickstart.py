@@ -258,7 +258,8 @@ class QuickstartTest(unittest.TestCase):
         out = subprocess.run(["bash", "-c", b["try"]], capture_output=True, text=True,
                              timeout=30)
         self.assertEqual(out.returncode, 0, out.stderr)
-        self.assertEqual(set(json.loads(out.stdout)), {"Server", "Agent", "API", "Datastore"})
+        self.assertEqual(set(json.loads(out.stdout)),
+                         {"Server", "Agent", "API", "Datastore", "Outdated"})
         with tempfile.TemporaryDirectory() as d:
             out = subprocess.run(["bash", "-c", b["kubeconfig"] + " && test -f kubeconfig"],
                                  capture_output=True, text=True, timeout=30, cwd=d)
