@@ -68,7 +68,7 @@
  *                       "spec_digest","outdated","spec_unknown",
  *                       "tasks":{id:{"state","agent","hostname","since",
  *                       "healthy","phase","agent_hostname","node",
- *                       "node_ready","spec_digest","outdated"}}}; a task is
+ *                       "node_ready","outdated"}}}; a task is
  *                       outdated when it was launched with another spec
  *                       than the role's configuration gives now
  *                       (m3s/taskspec.h); "outdated" is null and the task

@@ -1032,8 +1032,6 @@ static json_t *status_json(role_actor_t *a)
     int cur = task_current(t, digest);
     outdated += cur == 0;
     unknown += cur == -1;
-    json_object_set_new(o, "spec_digest", t->rec.spec_digest && *t->rec.spec_digest
-                                            ? json_string(t->rec.spec_digest) : json_null());
     json_object_set_new(o, "outdated", cur < 0 ? json_null() : json_boolean(cur == 0));
     json_object_set_new(tasks, t->rec.task_id, o);
   }
