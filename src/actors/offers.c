@@ -563,13 +563,20 @@ static void on_ready(offers_t *o, m3s_offers_ready_t *r)
 
 /* ---- deferred answers ------------------------------------------------------- */
 
-static void on_written(offers_t *o, int64_t tag)
+/* framework_config is written whole: a later stored write holds every
+ * earlier change too; one refused for good answers the requests it carried
+ * with an error. */
+static void on_written(offers_t *o, int64_t tag, bool failed)
 {
   size_t j = 0;
   for(size_t i = 0; i < o->ndefer; i++) {
-    if(o->defer[i].tag <= tag)
-      m3s_reply_finish(o->defer[i].reply, m3s_msg_new(M3S_OFFERS_SCHEDULING, o->defer[i].arg,
-                                                       NULL, NULL));
+    if(o->defer[i].tag <= tag) {
+      m3s_msg_t *a = m3s_msg_new(M3S_OFFERS_SCHEDULING, failed ? -EIO : o->defer[i].arg, NULL,
+                                 NULL);
+      if(failed)
+        a->flags = M3S_ROLE_ERROR;
+      m3s_reply_finish(o->defer[i].reply, a);
+    }
     else
       o->defer[j++] = o->defer[i];
   }
@@ -617,7 +624,7 @@ static void offers_handle(m3s_actor_t *self, m3s_msg_t *msg)
     }
     break;
   case M3S_STORE_WRITTEN:
-    on_written(o, msg->arg);
+    on_written(o, msg->arg, msg->flags & M3S_STORE_FAILED);
     break;
   case M3S_OFFERS_ROLE_READY:
     on_ready(o, msg->payload);
