@@ -53,7 +53,9 @@ class Redis:
         append-only file, synced on every write, keeps the data across."""
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--dir", self.dir],
+             "--appendonly", "yes", "--appendfsync", "always", "--dir", self.dir,
+             # tests move "dir" to make a background save fail (MISCONF)
+             "--enable-protected-configs", "yes"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while not self.ping():

@@ -412,6 +412,94 @@ class OrchestraTest(test_mesos.MesosCase):
         self.assertNotIn(victim, self.records())
         self.assert_clean(sim, d)
 
+    # -- Redis refusing writes (issue 13) ------------------------------------
+
+    def refuse_writes(self, kind):
+        """Makes Redis refuse every write the way `kind` does."""
+        r = self.redis()
+        if kind == "OOM":
+            r.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
+            r.command("CONFIG", "SET", "maxmemory", "1")
+        elif kind == "READONLY":
+            # A replica of a master that is not there keeps its data and
+            # refuses writes.
+            with socket.socket() as sk:
+                sk.bind(("127.0.0.1", 0))
+                nobody = sk.getsockname()[1]
+            r.command("REPLICAOF", "127.0.0.1", str(nobody))
+        elif kind == "MISCONF":
+            gone = os.path.join(r.dir, "gone")
+            os.mkdir(gone)
+            r.command("CONFIG", "SET", "dir", gone)
+            os.rmdir(gone)
+            r.command("CONFIG", "SET", "save", "3600 1")
+            r.command("CONFIG", "SET", "stop-writes-on-bgsave-error", "yes")
+            r.command("BGSAVE")
+            self.wait("the background save to fail", lambda: b"rdb_last_bgsave_status:err"
+                      in r.command("INFO", "persistence"))
+        probe = r.command("SET", "m3s-test:probe", "x").decode()
+        self.assertTrue(probe.startswith(kind), probe)
+
+    def accept_writes(self, kind):
+        r = self.redis()
+        if kind == "OOM":
+            r.command("CONFIG", "SET", "maxmemory", "0")
+        elif kind == "READONLY":
+            r.command("REPLICAOF", "NO", "ONE")
+        elif kind == "MISCONF":
+            r.command("CONFIG", "SET", "dir", r.dir)
+            r.command("CONFIG", "SET", "save", "")
+            r.command("SAVE")
+        self.assertEqual(r.command("SET", "m3s-test:probe", "x").strip(), b"OK")
+        r.command("DEL", "m3s-test:probe")
+
+    def check_refusal_holds(self, kind):
+        """While Redis refuses writes (`kind`), a scale-up and a burst of
+        task failures: no task is launched without its record, no update
+        is acknowledged before its state is stored, the API does not say
+        done; once Redis accepts writes again the cluster converges."""
+        sim, d = self.cluster(agents=8, K3S_AGENT_COUNT="3")
+        self.wait_converged(sim, 1, 1, 3)
+        launched = len(self.launched(sim))
+        nupdates = len(self.updates(sim))
+        self.refuse_writes(kind)
+        code, body = self.api("agent/scale/5")
+        self.assertNotEqual(code, 200, "a scale was confirmed while Redis refused it: " + body)
+        victims = [t[0] for t in self.active(sim, "agent")][:2]
+        for v in victims:
+            sim.fail_task(v)
+        self.wait("the failures to be sent", lambda: all(
+            any(st["task_id"]["value"] == v and st["state"] == "TASK_FAILED"
+                for _, st in self.updates(sim)) for v in victims))
+        code, body = self.api("agent/scale/4")
+        self.assertNotEqual(code, 200, body)
+        time.sleep(2.0)  # time for a wrong launch or acknowledgement to show
+        self.assertIsNone(d.proc.poll(), "the daemon died while Redis refused writes")
+        self.assertEqual(len(self.launched(sim)), launched,
+                         "a task was launched while Redis refused its record")
+        sent = {st.get("uuid") for _, st in self.updates(sim)[nupdates:]} - {None}
+        self.assertTrue(sent)
+        acked = [c for c in sim.calls(type="ACKNOWLEDGE") if isinstance(c["body"], dict)
+                 and c["body"]["acknowledge"]["uuid"] in sent]
+        self.assertEqual(acked, [], "an update was acknowledged while Redis refused its state")
+        self.accept_writes(kind)
+        self.wait_converged(sim, 1, 1, 4)
+        recs = self.records("agent")
+        for v in victims:
+            self.assertNotIn(v, recs)
+        cfg = json.loads(self.redis().command("GET", "%s:framework_config" % FW))
+        self.assertEqual(cfg["K3SAgentMax"], 4)
+        self.assert_clean(sim, d)
+
+    def test_redis_oom_holds_launches_and_acks(self):
+        self.check_refusal_holds("OOM")
+
+    def test_redis_readonly_holds_launches_and_acks(self):
+        self.check_refusal_holds("READONLY")
+
+    def test_redis_misconf_holds_launches_and_acks(self):
+        self.check_refusal_holds("MISCONF")
+
     def test_scale_agents(self):
         sim, d = self.cluster(agents=6, K3S_AGENT_COUNT="1")
         self.wait_converged(sim, 1, 1, 1)
