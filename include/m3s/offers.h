@@ -74,7 +74,7 @@ typedef enum m3s_cluster_op {
 } m3s_cluster_op_t;
 
 typedef struct m3s_offers_known {
-  char task_id[40];
+  char task_id[M3S_TASK_ID_LEN];
   char *agent_id;     /* "" when not launched */
   char *hostname;     /* agent hostname, "" when unknown */
 } m3s_offers_known_t;
@@ -97,7 +97,7 @@ typedef struct m3s_offers_role_state {
 } m3s_offers_role_state_t;
 
 typedef struct m3s_offers_pending {
-  char task_id[40];
+  char task_id[M3S_TASK_ID_LEN];
   m3s_role_t role;
   m3s_task_resources_t res;     /* what to launch it with */
 } m3s_offers_pending_t;

@@ -94,7 +94,7 @@ enum {
 #define M3S_ROLE_CONFIG_TAG ((int64_t)1 << 48)
 
 typedef struct m3s_role_launch {
-  char task_id[40];
+  char task_id[M3S_TASK_ID_LEN];
   char *agent_id;
   char *hostname;        /* agent hostname */
   json_t *taskinfo;      /* deep copy of the launched TaskInfo (owned) */
@@ -102,7 +102,7 @@ typedef struct m3s_role_launch {
 void m3s_role_launch_free(void *p);
 
 typedef struct m3s_role_node {
-  char task_id[40];
+  char task_id[M3S_TASK_ID_LEN];
   char node[256];        /* Kubernetes node name */
   int ready;             /* 1 Ready, 0 not Ready (or Unknown), -1 node gone */
 } m3s_role_node_t;

@@ -28,7 +28,7 @@ enum {
 #define NROLES 4 /* indexed by m3s_role_t; 0 unused */
 
 typedef struct route {            /* a task some role owns */
-  char task_id[40];
+  char task_id[M3S_TASK_ID_LEN];
   m3s_role_t role;
   char *agent_id;                 /* "" until placed */
   char *hostname;

@@ -64,7 +64,7 @@ typedef struct pending_ack {   /* things that wait for a write */
   bool forget;             /* then tell the offers actor the task is gone:
                               until then it routes re-sent updates here */
   char *uuid;              /* for dropping a duplicate of a queued update */
-  char task_id[40];
+  char task_id[M3S_TASK_ID_LEN];
 } pending_ack_t;
 
 typedef struct deferred {
@@ -90,7 +90,7 @@ typedef struct role_actor {
   size_t n, cap;
   /* Kept in step by account(), so no message costs a walk over all tasks. */
   int n_killing, n_running, n_healthy;
-  struct waiting { int64_t tag; char task_id[40]; } *waiting; /* PH_PERSIST, by tag */
+  struct waiting { int64_t tag; char task_id[M3S_TASK_ID_LEN]; } *waiting; /* PH_PERSIST, by tag */
   size_t nwait_head, nwait, capwait;
   m3s_idmap_t by_id;
 
@@ -558,8 +558,14 @@ static void load_tasks(role_actor_t *a, json_t *records, bool last)
     rtask_t *t = m3s_xcalloc(1, sizeof(*t));
     const char *text = json_string_value(val);
     if(m3s_task_record_from_json(text, strlen(text), &t->rec, err, sizeof(err)) != 0 ||
-       !t->rec.task_id[0] || strcmp(t->rec.task_id, ki.name) != 0) {
-      set_aside(a, key, text, t->rec.task_id ? "its TaskID does not match the key" : err);
+       !t->rec.task_id[0] || strcmp(t->rec.task_id, ki.name) != 0 ||
+       strlen(t->rec.task_id) >= M3S_TASK_ID_LEN) {
+      if(t->rec.task_id && strlen(t->rec.task_id) >= M3S_TASK_ID_LEN)
+        snprintf(err, sizeof(err), "its TaskID is longer than %d characters",
+                 M3S_TASK_ID_LEN - 1);
+      else if(t->rec.task_id)
+        snprintf(err, sizeof(err), "its TaskID does not match the key");
+      set_aside(a, key, text, err);
       task_free(t);
       continue;
     }

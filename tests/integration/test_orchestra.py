@@ -635,10 +635,17 @@ class OrchestraTest(test_mesos.MesosCase):
         line, nothing lost, the cluster comes up."""
         self.redis().command("SET", "%s:agent:old-1" % FW, '{"TaskID": "old-1", "CPU": "two"}')
         self.redis().command("SET", "%s:agent:old-2" % FW, '{"TaskID": ')
+        # A usable record but for its id, longer than the actors' buffers
+        # (it would be cut, and its updates taken for a stranger's).
+        with open(os.path.join(HERE, "..", "data", "records", "task_agent_running.json")) as f:
+            long_id = "old-3-" + "x" * 60
+            rec = dict(json.load(f), TaskID=long_id)
+        self.redis().command("SET", "%s:agent:%s" % (FW, long_id), json.dumps(rec))
         sim, d = self.cluster(agents=3, K3S_AGENT_COUNT="1")
         self.wait_converged(sim, 1, 1, 1)
         keys = self.redis().command("--scan", "--pattern", "%s:corrupt:*" % FW).decode().split()
-        self.assertEqual(sorted(k.split(":")[3] for k in keys), ["old-1", "old-2"], keys)
+        self.assertEqual(sorted(k.split(":")[3] for k in keys), ["old-1", "old-2", long_id], keys)
+        self.assertIn("its TaskID is longer than 39 characters", d.text())
         moved = [k for k in keys if ":old-1:" in k][0]
         self.assertEqual(self.redis().command("GET", moved).strip(),
                          b'{"TaskID": "old-1", "CPU": "two"}')
