@@ -1241,6 +1241,24 @@ static void on_load(store_t *s, m3s_msg_t *msg)
   queue_push(&s->queue, (item_t){ .load = l });
 }
 
+/* With sentinels: true (and the connection dropped) when they name another
+ * master than the one connected, so a failover is followed at once. */
+static bool master_moved(store_t *s)
+{
+  const m3s_config_t *cfg = s->base.cfg;
+  char host[256], addr[ADDR_LEN], why[ADDR_LEN + 64];
+  int port;
+  if(!s->c || !cfg->redis_sentinels || !cfg->redis_sentinels[0] ||
+     !ask_sentinels(s, host, sizeof(host), &port))
+    return false;
+  format_addr(addr, sizeof(addr), host, port);
+  if(!strcmp(addr, s->addr))
+    return false;
+  snprintf(why, sizeof(why), "the sentinels name %s as the master now", addr);
+  connection_lost(s, why);
+  return true;
+}
+
 static void on_ping(store_t *s)
 {
   redisReply *r = NULL;
@@ -1249,6 +1267,8 @@ static void on_ping(store_t *s)
   if(s->base.cfg->redis_sentinels && s->base.cfg->redis_sentinels[0]) {
     /* A failover demotes the master without closing the connection. */
     char role[64];
+    if(master_moved(s))
+      return;
     if(!is_master(s->c, role, sizeof(role))) {
       char why[200];
       snprintf(why, sizeof(why), "the server is now a %s", role);
@@ -1330,6 +1350,7 @@ static void store_handle(m3s_actor_t *self, m3s_msg_t *msg)
     break;
   case T_RETRY:
     s->retry_timer = 0; /* the wait hook sends the queue again */
+    (void)master_moved(s);
     break;
   default:
     m3s_warn("unexpected message type %u", msg->type);

@@ -13,8 +13,11 @@ import json
 import os
 import random
 import re
+import shutil
 import socket
+import subprocess
 import sys
+import tempfile
 import time
 import unittest
 import urllib.error
@@ -499,6 +502,117 @@ class OrchestraTest(test_mesos.MesosCase):
 
     def test_redis_misconf_holds_launches_and_acks(self):
         self.check_refusal_holds("MISCONF")
+
+    # -- Redis Sentinel ---------------------------------------------------------
+
+    def sentinel_set(self, replicas):
+        """The test's Redis as master, `replicas` replicas and one sentinel
+        (quorum 1) watching them as "m3s"; returns {port: Redis}, the
+        sentinel's port."""
+        master = self.redis()
+        servers = {master.port: master}
+        for _ in range(replicas):
+            rep = test_mesos.Redis(extra=["--replicaof", "127.0.0.1", str(master.port)])
+            self.addCleanup(rep.stop)
+            servers[rep.port] = rep
+        for rep in servers.values():
+            if rep is not master:
+                self.wait("a replica in sync", lambda rep=rep: b"master_link_status:up"
+                          in rep.command("INFO", "replication"))
+        sdir = tempfile.mkdtemp(prefix="m3s-sentinel-")
+        self.addCleanup(shutil.rmtree, sdir, True)
+        with socket.socket() as sk:
+            sk.bind(("127.0.0.1", 0))
+            sport = sk.getsockname()[1]
+        conf = os.path.join(sdir, "sentinel.conf")
+        with open(conf, "w") as f:
+            f.write("port %d\nbind 127.0.0.1\ndir %s\n"
+                    "sentinel monitor m3s 127.0.0.1 %d 1\n"
+                    "sentinel down-after-milliseconds m3s 1000\n"
+                    "sentinel failover-timeout m3s 5000\n" % (sport, sdir, master.port))
+        proc = subprocess.Popen(["redis-sentinel", conf], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+
+        def stop():
+            proc.kill()
+            proc.wait()
+        self.addCleanup(stop)
+        self.sentinel_port = sport
+        self.wait("the sentinel to see the replicas", lambda: self.sentinel(
+            "SENTINEL", "replicas", "m3s").count(b"slave") >= replicas)
+        return servers, sport
+
+    def sentinel(self, *args):
+        return subprocess.run(["redis-cli", "-p", str(self.sentinel_port)] + list(args),
+                              capture_output=True, timeout=10).stdout
+
+    def sentinel_master(self):
+        out = self.sentinel("SENTINEL", "get-master-addr-by-name", "m3s").split()
+        return int(out[1]) if len(out) == 2 else None
+
+    def check_failover(self, how):
+        """A Sentinel failover (`how`: "failover" by SENTINEL FAILOVER,
+        "kill" by kill -9 of the master) while the daemon scales up and
+        tasks fail, with REDIS_WAIT_REPLICAS=1: afterwards the new master
+        holds every record, and a new daemon started on it adopts the
+        cluster as it is: no task duplicated, none lost or killed.
+
+        WAIT 1 keeps a confirmed write only where the promoted replica has
+        it: with one replica, the one promoted; after kill -9 with two, the
+        sentinel promotes the one with the most data, and the other lets
+        writes be confirmed again. (SENTINEL FAILOVER with two replicas
+        would not do: until the sentinel moves the second one over, it
+        still copies the old master, so WAIT 1 passes for writes the new
+        master never gets.)"""
+        servers, sport = self.sentinel_set(1 if how == "failover" else 2)
+        old = self.redis()
+        sim, d = self.cluster(agents=10, K3S_AGENT_COUNT="2",
+                              REDIS_SENTINELS="127.0.0.1:%d" % sport,
+                              REDIS_WAIT_REPLICAS="1", REDIS_WAIT_TIMEOUT="500ms")
+        self.wait_converged(sim, 1, 1, 2)
+        self.scale("agent", 6, 4)
+        victim = self.active(sim, "agent")[0][0]
+        sim.fail_task(victim)
+        if how == "failover":
+            self.assertIn(b"OK", self.sentinel("SENTINEL", "FAILOVER", "m3s"))
+        else:
+            old.proc.kill()
+            old.proc.wait()
+        self.wait("the sentinel to name a new master",
+                  lambda: self.sentinel_master() not in (None, old.port), LONG * 2)
+        self._redis = servers[self.sentinel_master()]
+        # Until a replica of the new master has its writes, nothing is
+        # confirmed: the API may say so (503) while the count is taken.
+        code, body = self.api("agent/scale/5")
+        self.assertTrue(code == 200 or (code == 503 and "did not confirm" in body), body)
+        self.wait_converged(sim, 1, 1, 5, LONG * 2)
+        self.assertNotIn(victim, self.records())
+        cfg = json.loads(self.redis().command("GET", "%s:framework_config" % FW))
+        self.assertEqual(cfg["K3SAgentMax"], 5)
+        self.assertIn("connected to Redis at 127.0.0.1:%d (master named by the sentinels)"
+                      % self.redis().port, d.text())
+        self.assert_clean(sim, d)
+        # What the new master holds is the whole cluster: a new daemon
+        # launches nothing and kills nothing.
+        n, kills = len(self.launched(sim)), len(sim.calls(type="KILL"))
+        self.assertEqual(d.stop(), 0)
+        d2 = self.daemon(sim, FRAMEWORK_PORT=str(self.api_port), AUTH_USERNAME="ops",
+                         AUTH_PASSWORD="orchestra-secret", RECONCILE_WAIT="3s",
+                         REFUSE_OFFERS="1", REDIS_SENTINELS="127.0.0.1:%d" % sport,
+                         REDIS_WAIT_REPLICAS="1", REDIS_WAIT_TIMEOUT="500ms")
+        self.daemon_subscribed(sim, d2)
+        self.assertEqual(self.api("agent/scale"), (200, '{"Scale":5,"Running":5}'))
+        time.sleep(1.0)
+        self.wait_converged(sim, 1, 1, 5)
+        self.assertEqual(len(self.launched(sim)), n)
+        self.assertEqual(len(sim.calls(type="KILL")), kills)
+        self.assert_clean(sim, d2)
+
+    def test_sentinel_failover_command(self):
+        self.check_failover("failover")
+
+    def test_sentinel_failover_kill9(self):
+        self.check_failover("kill")
 
     def test_scale_agents(self):
         sim, d = self.cluster(agents=6, K3S_AGENT_COUNT="1")
