@@ -53,6 +53,7 @@
 #include <time.h>
 
 #include "m3s/log.h"
+#include "m3s/sentinel.h"
 #include "m3s/store.h"
 #include "m3s/xalloc.h"
 
@@ -367,105 +368,17 @@ static redisReply *handshake_cmd(redisContext *c, const char *fmt, ...)
   return r;
 }
 
-/* Splits "host:port" or "[v6]:port". */
-static bool split_hostport(const char *hp, char *host, size_t hlen, int *port)
-{
-  const char *colon = strrchr(hp, ':');
-  if(!colon || colon == hp)
-    return false;
-  const char *h = hp;
-  size_t n = (size_t)(colon - hp);
-  if(h[0] == '[' && n >= 2 && h[n - 1] == ']') {
-    h++;
-    n -= 2;
-  }
-  char *end;
-  long p = strtol(colon + 1, &end, 10);
-  if(n == 0 || n >= hlen || *end || p <= 0 || p > 65535)
-    return false;
-  memcpy(host, h, n);
-  host[n] = '\0';
-  *port = (int)p;
-  return true;
-}
-
-static void format_addr(char *buf, size_t len, const char *host, int port)
-{
-  snprintf(buf, len, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
-}
-
-/* Asks one sentinel for the master's address. */
-static bool ask_sentinel(store_t *s, const char *sentinel, char *host, size_t hlen, int *port)
-{
-  const m3s_config_t *cfg = s->base.cfg;
-  struct timeval tv = { IO_TIMEOUT_MS / 1000, (IO_TIMEOUT_MS % 1000) * 1000 };
-  char shost[256];
-  int sport;
-  bool ok = false;
-  redisReply *r = NULL;
-  if(!split_hostport(sentinel, shost, sizeof(shost), &sport)) {
-    m3s_warn("REDIS_SENTINELS: \"%s\" is not host:port", sentinel);
-    return false;
-  }
-  redisContext *c = redisConnectWithTimeout(shost, sport, tv);
-  if(!c || c->err) {
-    m3s_debug("sentinel %s: %s", sentinel, c ? c->errstr : "out of memory");
-    goto out;
-  }
-  redisSetTimeout(c, tv);
-  if(cfg->redis_sentinel_password && cfg->redis_sentinel_password[0]) {
-    r = redisCommand(c, "AUTH %b", cfg->redis_sentinel_password,
-                     strlen(cfg->redis_sentinel_password));
-    if(!r || r->type == REDIS_REPLY_ERROR) {
-      m3s_warn("sentinel %s refused REDIS_SENTINEL_PASSWORD%s%s", sentinel, r ? ": " : "",
-               r ? r->str : "");
-      goto out;
-    }
-    freeReplyObject(r);
-  }
-  r = redisCommand(c, "SENTINEL get-master-addr-by-name %s", cfg->redis_master_name);
-  if(!r)
-    goto out;
-  if(r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-     r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING) {
-    m3s_warn("sentinel %s does not know a master named %s (REDIS_MASTER_NAME)%s%s", sentinel,
-             cfg->redis_master_name, r->type == REDIS_REPLY_ERROR ? ": " : "",
-             r->type == REDIS_REPLY_ERROR ? r->str : "");
-    goto out;
-  }
-  snprintf(host, hlen, "%s", r->element[0]->str);
-  *port = atoi(r->element[1]->str);
-  ok = *port > 0;
-out:
-  if(r)
-    freeReplyObject(r);
-  if(c)
-    redisFree(c);
-  sigpipe_discard();
-  return ok;
-}
-
 /* The master's address from the first sentinel that gives one. */
 static bool ask_sentinels(store_t *s, char *host, size_t hlen, int *port)
 {
-  char *list = m3s_xstrdup(s->base.cfg->redis_sentinels), *save = NULL;
-  bool ok = false;
-  for(char *t = strtok_r(list, ", ", &save); t && !ok; t = strtok_r(NULL, ", ", &save))
-    ok = ask_sentinel(s, t, host, hlen, port);
-  free(list);
-  return ok;
-}
-
-/* True when the connected server says it is a master. */
-static bool is_master(redisContext *c, char *role, size_t len)
-{
-  redisReply *r = redisCommand(c, "ROLE");
-  bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
-            r->element[0]->type == REDIS_REPLY_STRING;
-  snprintf(role, len, "%s", ok ? r->element[0]->str : r ? "(unexpected ROLE reply)" : "(no reply)");
-  ok = ok && !strcmp(role, "master");
-  if(r)
-    freeReplyObject(r);
+  const m3s_config_t *cfg = s->base.cfg;
+  char err[400];
+  bool ok = m3s_sentinel_master(cfg->redis_sentinels, cfg->redis_master_name,
+                                cfg->redis_sentinel_password, IO_TIMEOUT_MS, host, hlen, port,
+                                err, sizeof(err));
+  sigpipe_discard();
+  if(!ok)
+    m3s_warn("REDIS_SENTINELS: %s", err);
   return ok;
 }
 
@@ -486,16 +399,13 @@ static int try_connect(store_t *s)
   int port = cfg->redis_port;
 
   if(sentinels) {
-    if(!ask_sentinels(s, host, sizeof(host), &port)) {
-      m3s_warn("no sentinel in REDIS_SENTINELS (%s) names the master %s", cfg->redis_sentinels,
-               cfg->redis_master_name);
-      return -EAGAIN;
-    }
+    if(!ask_sentinels(s, host, sizeof(host), &port))
+      return -EAGAIN; /* logged */
   }
   else {
     snprintf(host, sizeof(host), "%s", cfg->redis_host);
   }
-  format_addr(s->addr, sizeof(s->addr), host, port);
+  m3s_format_hostport(s->addr, sizeof(s->addr), host, port);
   redisContext *c = redisConnectWithTimeout(host, port, tv);
   if(!c) {
     m3s_warn("cannot connect to Redis at %s: out of memory", s->addr);
@@ -568,7 +478,7 @@ static int try_connect(store_t *s)
   r = NULL;
   if(sentinels) {
     char role[64];
-    if(!is_master(c, role, sizeof(role))) {
+    if(!m3s_redis_is_master(c, role, sizeof(role))) {
       /* The sentinels have not finished a failover yet. */
       m3s_warn("Redis at %s, named master %s by the sentinels, is a %s: asking again later",
                s->addr, cfg->redis_master_name, role);
@@ -1251,7 +1161,7 @@ static bool master_moved(store_t *s)
   if(!s->c || !cfg->redis_sentinels || !cfg->redis_sentinels[0] ||
      !ask_sentinels(s, host, sizeof(host), &port))
     return false;
-  format_addr(addr, sizeof(addr), host, port);
+  m3s_format_hostport(addr, sizeof(addr), host, port);
   if(!strcmp(addr, s->addr))
     return false;
   snprintf(why, sizeof(why), "the sentinels name %s as the master now", addr);
@@ -1269,7 +1179,7 @@ static void on_ping(store_t *s)
     char role[64];
     if(master_moved(s))
       return;
-    if(!is_master(s->c, role, sizeof(role))) {
+    if(!m3s_redis_is_master(s->c, role, sizeof(role))) {
       char why[200];
       snprintf(why, sizeof(why), "the server is now a %s", role);
       connection_lost(s, why);

@@ -13,11 +13,8 @@ import json
 import os
 import random
 import re
-import shutil
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 import unittest
 import urllib.error
@@ -25,6 +22,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import redis_sentinel  # noqa: E402
 import test_mesos  # noqa: E402  (the module: its MesosTest must not run here)
 
 BOUND, SLOW = test_mesos.BOUND, test_mesos.SLOW
@@ -519,36 +517,11 @@ class OrchestraTest(test_mesos.MesosCase):
             if rep is not master:
                 self.wait("a replica in sync", lambda rep=rep: b"master_link_status:up"
                           in rep.command("INFO", "replication"))
-        sdir = tempfile.mkdtemp(prefix="m3s-sentinel-")
-        self.addCleanup(shutil.rmtree, sdir, True)
-        with socket.socket() as sk:
-            sk.bind(("127.0.0.1", 0))
-            sport = sk.getsockname()[1]
-        conf = os.path.join(sdir, "sentinel.conf")
-        with open(conf, "w") as f:
-            f.write("port %d\nbind 127.0.0.1\ndir %s\n"
-                    "sentinel monitor m3s 127.0.0.1 %d 1\n"
-                    "sentinel down-after-milliseconds m3s 1000\n"
-                    "sentinel failover-timeout m3s 5000\n" % (sport, sdir, master.port))
-        proc = subprocess.Popen(["redis-sentinel", conf], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-
-        def stop():
-            proc.kill()
-            proc.wait()
-        self.addCleanup(stop)
-        self.sentinel_port = sport
-        self.wait("the sentinel to see the replicas", lambda: self.sentinel(
-            "SENTINEL", "replicas", "m3s").count(b"slave") >= replicas)
-        return servers, sport
-
-    def sentinel(self, *args):
-        return subprocess.run(["redis-cli", "-p", str(self.sentinel_port)] + list(args),
-                              capture_output=True, timeout=10).stdout
-
-    def sentinel_master(self):
-        out = self.sentinel("SENTINEL", "get-master-addr-by-name", "m3s").split()
-        return int(out[1]) if len(out) == 2 else None
+        sentinel = redis_sentinel.Sentinel(master.port)
+        self.addCleanup(sentinel.stop)
+        self.sentinel = sentinel
+        sentinel.wait_replicas(replicas, BOUND)
+        return servers, sentinel.port
 
     def check_failover(self, how):
         """A Sentinel failover (`how`: "failover" by SENTINEL FAILOVER,
@@ -574,13 +547,13 @@ class OrchestraTest(test_mesos.MesosCase):
         victim = self.active(sim, "agent")[0][0]
         sim.fail_task(victim)
         if how == "failover":
-            self.assertIn(b"OK", self.sentinel("SENTINEL", "FAILOVER", "m3s"))
+            self.assertIn(b"OK", self.sentinel.command("SENTINEL", "FAILOVER", "m3s"))
         else:
             old.proc.kill()
             old.proc.wait()
         self.wait("the sentinel to name a new master",
-                  lambda: self.sentinel_master() not in (None, old.port), LONG * 2)
-        self._redis = servers[self.sentinel_master()]
+                  lambda: self.sentinel.master_port() not in (None, old.port), LONG * 2)
+        self._redis = servers[self.sentinel.master_port()]
         # Until a replica of the new master has its writes, nothing is
         # confirmed: the API may say so (503) while the count is taken.
         code, body = self.api("agent/scale/5")
