@@ -454,6 +454,34 @@ class OrchestraTest(test_mesos.MesosCase):
         self.assertEqual(r.command("SET", "m3s-test:probe", "x").strip(), b"OK")
         r.command("DEL", "m3s-test:probe")
 
+    def get(self, path):
+        """(status, body) of GET path (outside the API's prefix)."""
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.api_port, path))
+        req.add_header("Authorization",
+                       "Basic " + base64.b64encode(b"ops:orchestra-secret").decode())
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def check_refusal_shown(self, kind):
+        """The refusal is visible while it lasts: /health, the status
+        answer behind the page, /metrics."""
+        self.wait("/health to give the refusal", lambda: json.loads(self.get("/health")[1]).get(
+            "reason", "").startswith("Redis refuses writes: "))
+        health = json.loads(self.get("/health")[1])
+        self.assertEqual(health["status"], "degraded")
+        self.assertIn(kind, health["reason"])
+        code, body = self.get("/api/m3s/v0/status")
+        self.assertEqual(code, 200, body)
+        self.assertTrue(any("Redis refuses writes" in p for p in json.loads(body)["problems"]),
+                        body)
+        code, body = self.get("/metrics")
+        self.assertEqual(code, 200)
+        m = re.search(r'^m3s_redis_refused_writes_total\{error="%s"\} (\d+)' % kind, body, re.M)
+        self.assertTrue(m and int(m.group(1)) > 0, body)
+
     def check_refusal_holds(self, kind):
         """While Redis refuses writes (`kind`), a scale-up and a burst of
         task failures: no task is launched without its record, no update
@@ -466,6 +494,7 @@ class OrchestraTest(test_mesos.MesosCase):
         self.refuse_writes(kind)
         code, body = self.api("agent/scale/5")
         self.assertNotEqual(code, 200, "a scale was confirmed while Redis refused it: " + body)
+        self.check_refusal_shown(kind)
         victims = [t[0] for t in self.active(sim, "agent")][:2]
         for v in victims:
             sim.fail_task(v)
@@ -485,6 +514,7 @@ class OrchestraTest(test_mesos.MesosCase):
         self.assertEqual(acked, [], "an update was acknowledged while Redis refused its state")
         self.accept_writes(kind)
         self.wait_converged(sim, 1, 1, 4)
+        self.wait("/health ok again", lambda: json.loads(self.get("/health")[1])["status"] == "ok")
         recs = self.records("agent")
         for v in victims:
             self.assertNotIn(v, recs)
