@@ -174,13 +174,38 @@ static json_t *queue_pop(call_queue_t *q)
   return c;
 }
 
-/* Takes the first call that is not an ACCEPT out of the queue (the others
- * keep their order), or NULL. */
+/* Whether the ACCEPT `accept` launches task `id`. */
+static bool accept_launches(const json_t *accept, const char *id)
+{
+  size_t i, k;
+  const json_t *op, *ti;
+  json_array_foreach(json_object_get(json_object_get(accept, "accept"), "operations"), i, op) {
+    json_array_foreach(json_object_get(json_object_get(op, "launch"), "task_infos"), k, ti) {
+      const char *tid = json_string_value(json_object_get(json_object_get(ti, "task_id"), "value"));
+      if(tid && !strcmp(tid, id))
+        return true;
+    }
+  }
+  return false;
+}
+
+/* Takes out of the queue the first call that may go before the ACCEPTs
+ * waiting ahead of it (the others keep their order), or NULL: anything but
+ * an ACCEPT, and but a KILL of a task one of those ACCEPTs launches. */
 static json_t *queue_take_not_accept(call_queue_t *q)
 {
   for(size_t i = 0; i < q->n; i++) {
     json_t *c = q->items[(q->head + i) % q->cap];
     if(!strcmp(m3s_call_type(c), "ACCEPT"))
+      continue;
+    const char *kill = !strcmp(m3s_call_type(c), "KILL")
+      ? json_string_value(json_object_get(json_object_get(json_object_get(c, "kill"), "task_id"),
+                                          "value"))
+      : NULL;
+    bool behind = false;
+    for(size_t k = 0; kill && k < i && !behind; k++)
+      behind = accept_launches(q->items[(q->head + k) % q->cap], kill);
+    if(behind)
       continue;
     for(size_t k = i; k > 0; k--)
       q->items[(q->head + k) % q->cap] = q->items[(q->head + k - 1) % q->cap];

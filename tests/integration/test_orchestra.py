@@ -587,7 +587,8 @@ class OrchestraTest(test_mesos.MesosCase):
         # Until a replica of the new master has its writes, nothing is
         # confirmed: the API may say so (503) while the count is taken.
         code, body = self.api("agent/scale/5")
-        self.assertTrue(code == 200 or (code == 503 and "did not confirm" in body), body)
+        self.assertTrue(code == 200 or (code == 503 and ("did not confirm" in body
+                                                         or "not saved yet" in body)), body)
         self.wait_converged(sim, 1, 1, 5, LONG * 2)
         self.assertNotIn(victim, self.records())
         cfg = json.loads(self.redis().command("GET", "%s:framework_config" % FW))
