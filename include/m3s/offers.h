@@ -18,7 +18,8 @@
  *
  * Messages it accepts:
  *   M3S_STORE_LOADED      framework_config (the cluster fields).
- *   M3S_STORE_WRITTEN     its own framework_config writes (cordon answers).
+ *   M3S_STORE_WRITTEN     its own framework_config writes (cordon answers;
+ *                         -EIO with M3S_ROLE_ERROR when refused for good).
  *   M3S_OFFERS_ROLE_READY payload m3s_offers_ready_t * (taken): a role has
  *                         loaded its records; the tasks it owns.
  *   M3S_OFFERS_ROLE_STATE payload m3s_offers_role_state_t * (taken): a

@@ -23,9 +23,16 @@
  * Messages it accepts:
  *   M3S_STORE_LOADED    the framework_config record (tag TAG_LOAD_CONFIG)
  *                       and the role's task records (TAG_LOAD_TASKS).
- *   M3S_STORE_WRITTEN   its own writes confirmed, in order (tag = write
- *                       sequence); the offers actor's framework_config
- *                       writes for this role carry M3S_ROLE_CONFIG_TAG | seq.
+ *   M3S_STORE_WRITTEN   the outcome of each of its own writes, in order (tag
+ *                       = write sequence; flags M3S_STORE_FAILED when
+ *                       refused for good); the offers actor's
+ *                       framework_config writes for this role carry
+ *                       M3S_ROLE_CONFIG_TAG | seq. What waits on a write
+ *                       (an offer, an acknowledgement) goes ahead only on
+ *                       that write's own "stored"; on "failed" it is not
+ *                       done (a new task is dropped and replaced after the
+ *                       restart backoff, an update stays unacknowledged, a
+ *                       request is answered -EIO with M3S_ROLE_ERROR).
  *   M3S_ROLE_UPSTREAM   arg 1/0: the upstream role is healthy (from the
  *                       previous role; the datastore has none).
  *   M3S_ROLE_SUBSCRIBED from the offers actor after each subscription:
