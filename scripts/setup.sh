@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libcurl4-openssl-dev libhiredis-dev
-          libjansson-dev libcivetweb-dev libssl-dev check redis-server curl
+          libjansson-dev libcivetweb-dev libssl-dev check redis-server redis-sentinel curl
           ca-certificates procps python3 openssl clang libclang-rt-14-dev wrk
           shellcheck python3-yaml jq libyaml-dev chromium docker-compose systemd)
 # --build-only: just what scripts/build.sh needs (the Dockerfile's builder).

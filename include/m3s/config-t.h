@@ -96,6 +96,11 @@ typedef struct m3s_config {
   int redis_port;                  /* derived */
   char *redis_password;
   int redis_db;
+  char *redis_sentinels;           /* "host:port,host:port"; "" = REDIS_SERVER */
+  char *redis_master_name;
+  char *redis_sentinel_password;
+  int redis_wait_replicas;
+  int64_t redis_wait_timeout_ms;
 
   /* Datastore */
   int ds_count;

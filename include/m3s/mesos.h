@@ -19,8 +19,11 @@
  *                      are kept for the next one.
  *   M3S_STORE_LOADED   from the store: the framework record; the actor
  *                      subscribes only after it (with the stored id, if any).
- *   M3S_STORE_WRITTEN  from the store: the framework record is in Redis;
- *                      ACCEPT calls wait for it after a new registration.
+ *   M3S_STORE_WRITTEN  from the store: the outcome of the framework
+ *                      record's latest write (earlier ones are ignored).
+ *                      ACCEPT calls wait for "stored" after a new
+ *                      registration; the calls behind them go on, but a
+ *                      KILL never passes the ACCEPT that launches its task.
  *   M3S_MESOS_READY    from the offers sink: the roles know their tasks.
  *                      With an offers sink set, the actor subscribes only
  *                      after both this and the framework record.

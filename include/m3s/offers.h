@@ -18,7 +18,8 @@
  *
  * Messages it accepts:
  *   M3S_STORE_LOADED      framework_config (the cluster fields).
- *   M3S_STORE_WRITTEN     its own framework_config writes (cordon answers).
+ *   M3S_STORE_WRITTEN     its own framework_config writes (cordon answers;
+ *                         -EIO with M3S_ROLE_ERROR when refused for good).
  *   M3S_OFFERS_ROLE_READY payload m3s_offers_ready_t * (taken): a role has
  *                         loaded its records; the tasks it owns.
  *   M3S_OFFERS_ROLE_STATE payload m3s_offers_role_state_t * (taken): a
@@ -87,7 +88,7 @@ typedef enum m3s_cluster_op {
 } m3s_cluster_op_t;
 
 typedef struct m3s_offers_known {
-  char task_id[40];
+  char task_id[M3S_TASK_ID_LEN];
   char *agent_id;     /* "" when not launched */
   char *hostname;     /* agent hostname, "" when unknown */
 } m3s_offers_known_t;
@@ -111,7 +112,7 @@ typedef struct m3s_offers_role_state {
 } m3s_offers_role_state_t;
 
 typedef struct m3s_offers_pending {
-  char task_id[40];
+  char task_id[M3S_TASK_ID_LEN];
   m3s_role_t role;
   m3s_task_resources_t res;     /* what to launch it with */
 } m3s_offers_pending_t;

@@ -191,6 +191,11 @@ char *m3s_key_kubernetes_config(const char *fw);  /* <fw>:kubernetes_config */
 char *m3s_key_kubernetes_node(const char *fw, const char *node);
 char *m3s_key_task(const char *fw, m3s_role_t role, const char *task_id);
 
+/* Room for a task id in the actors' fixed buffers, NUL included. Ids the
+ * daemon makes are 36 characters; a loaded record with a longer one is set
+ * aside as unusable, so an id is never cut. */
+#define M3S_TASK_ID_LEN 40
+
 typedef enum m3s_key_kind {
   M3S_KEY_OTHER = 0,           /* not under "<fw>:" (other framework, junk ":") */
   M3S_KEY_FRAMEWORK,

@@ -24,9 +24,16 @@
  * Messages it accepts:
  *   M3S_STORE_LOADED    the framework_config record (tag TAG_LOAD_CONFIG)
  *                       and the role's task records (TAG_LOAD_TASKS).
- *   M3S_STORE_WRITTEN   its own writes confirmed, in order (tag = write
- *                       sequence); the offers actor's framework_config
- *                       writes for this role carry M3S_ROLE_CONFIG_TAG | seq.
+ *   M3S_STORE_WRITTEN   the outcome of each of its own writes, in order (tag
+ *                       = write sequence; flags M3S_STORE_FAILED when
+ *                       refused for good); the offers actor's
+ *                       framework_config writes for this role carry
+ *                       M3S_ROLE_CONFIG_TAG | seq. What waits on a write
+ *                       (an offer, an acknowledgement) goes ahead only on
+ *                       that write's own "stored"; on "failed" it is not
+ *                       done (a new task is dropped and replaced after the
+ *                       restart backoff, an update stays unacknowledged, a
+ *                       request is answered -EIO with M3S_ROLE_ERROR).
  *   M3S_ROLE_UPSTREAM   arg 1/0: the upstream role is healthy (from the
  *                       previous role; the datastore has none).
  *   M3S_ROLE_SUBSCRIBED from the offers actor after each subscription:
@@ -111,7 +118,7 @@ enum {
 #define M3S_ROLE_CONFIG_TAG ((int64_t)1 << 48)
 
 typedef struct m3s_role_launch {
-  char task_id[40];
+  char task_id[M3S_TASK_ID_LEN];
   char *agent_id;
   char *hostname;        /* agent hostname */
   json_t *taskinfo;      /* deep copy of the launched TaskInfo (owned) */
@@ -121,7 +128,7 @@ typedef struct m3s_role_launch {
 void m3s_role_launch_free(void *p);
 
 typedef struct m3s_role_node {
-  char task_id[40];
+  char task_id[M3S_TASK_ID_LEN];
   char node[256];        /* Kubernetes node name */
   int ready;             /* 1 Ready, 0 not Ready (or Unknown), -1 node gone */
 } m3s_role_node_t;

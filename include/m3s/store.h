@@ -9,11 +9,17 @@
  *   M3S_STORE_WRITE  payload m3s_store_batch_t * (taken). The batch's
  *                    operations are applied atomically (MULTI/EXEC when there
  *                    are several) and in order with every batch sent before
- *                    it. Once Redis has confirmed them, a M3S_STORE_WRITTEN
- *                    message (arg = the batch's tag) goes to batch->notify,
- *                    if set. While Redis is down, batches wait in order in a
- *                    bounded queue and are replayed on reconnection; nothing
- *                    is confirmed before it is written.
+ *                    it. Every batch gets exactly one outcome, a
+ *                    M3S_STORE_WRITTEN message (arg = the batch's tag) to
+ *                    batch->notify, if set: stored (flags 0; with
+ *                    REDIS_WAIT_REPLICAS, once that many replicas have it),
+ *                    or refused for good (flags M3S_STORE_FAILED, payload the
+ *                    reason as char *). While Redis is down or refuses for a
+ *                    while (OOM, READONLY, MISCONF, LOADING, BUSY, MASTERDOWN,
+ *                    TRYAGAIN, too few replicas), the batch and every one
+ *                    behind it wait in order and are written again after a
+ *                    backoff; nothing is dropped and nothing is confirmed
+ *                    before it is written.
  *   M3S_STORE_LOAD   payload m3s_store_load_t * (taken): SCANs every key
  *                    matching <fw>:<match> and sends M3S_STORE_LOADED to
  *                    load->notify with a json_t * object {key: value} (values
@@ -31,11 +37,16 @@
  *   M3S_STORE_NEXT   arg = a load's tag: its receiver is ready for the next
  *                    chunk.
  *   M3S_STORE_STATUS request (m3s_call) without payload; answered with a
- *                    json_t * {"connected": bool, "queued": n, "errors": n,
- *                    "reconnects": n}.
+ *                    json_t * {"connected": bool, "server": "host:port",
+ *                    "queued": n, "errors": n, "reconnects": n, "written",
+ *                    "refused", "failed", "refused_by_error": {WORD: n}
+ *                    (WORD = first word of Redis's error reply, or WAIT),
+ *                    ...} and, while writes are refused, "refusing": WORD,
+ *                    "refusal": the reply with its key, "refusing_ms".
  * Messages it sends: M3S_STORE_WRITTEN, M3S_STORE_LOADED (above).
  *
- * Start-up: the actor connects (REDIS_SERVER, REDIS_PASSWORD, REDIS_DB). A
+ * Start-up: the actor connects (REDIS_SERVER, or the master named by
+ * REDIS_SENTINELS; REDIS_PASSWORD, REDIS_DB). A
  * refused password or a DB index Redis rejects makes start() fail with a
  * clear error; an unreachable Redis does not: the actor retries with
  * backoff and jitter while the daemon runs.
@@ -59,7 +70,8 @@ enum {
   M3S_STORE_NEXT,
 };
 
-#define M3S_STORE_MORE 1u /* flags of a M3S_STORE_LOADED chunk that is not the last */
+#define M3S_STORE_MORE 1u   /* flags of a M3S_STORE_LOADED chunk that is not the last */
+#define M3S_STORE_FAILED 2u /* flags of a M3S_STORE_WRITTEN: refused for good */
 
 typedef enum m3s_store_op_kind { M3S_STORE_SET, M3S_STORE_DEL } m3s_store_op_kind_t;
 

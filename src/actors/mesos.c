@@ -62,7 +62,8 @@ typedef enum sub_state {
 static const char *const state_names[] = { "loading", "waiting", "connecting", "streaming",
                                            "subscribed" };
 
-enum { TAG_FRAMEWORK_RECORD = 1 }; /* tag of our M3S_STORE_WRITE batches */
+/* Tags of our M3S_STORE_WRITE batches: the framework record's write
+ * sequence; only the latest write's outcome counts. */
 #define STOP_DRAIN_MS 1000  /* longest wait for a call on the wire at stop */
 
 typedef struct call_queue {
@@ -75,6 +76,7 @@ typedef struct mesos {
   m3s_actor_t *offers_sink, *update_sink;
   m3s_actor_t *store;         /* NULL: nothing is persisted (unit setups) */
   bool fw_persisted;          /* the framework id in use is in Redis */
+  int64_t fw_wseq;            /* tag of the framework record's latest write */
   bool fw_loaded;             /* the framework record has been read */
   bool ready;                 /* the offers sink said READY (or there is none) */
   bool draining;              /* stopping: no new call starts */
@@ -170,6 +172,48 @@ static json_t *queue_pop(call_queue_t *q)
   q->head = (q->head + 1) % q->cap;
   q->n--;
   return c;
+}
+
+/* Whether the ACCEPT `accept` launches task `id`. */
+static bool accept_launches(const json_t *accept, const char *id)
+{
+  size_t i, k;
+  const json_t *op, *ti;
+  json_array_foreach(json_object_get(json_object_get(accept, "accept"), "operations"), i, op) {
+    json_array_foreach(json_object_get(json_object_get(op, "launch"), "task_infos"), k, ti) {
+      const char *tid = json_string_value(json_object_get(json_object_get(ti, "task_id"), "value"));
+      if(tid && !strcmp(tid, id))
+        return true;
+    }
+  }
+  return false;
+}
+
+/* Takes out of the queue the first call that may go before the ACCEPTs
+ * waiting ahead of it (the others keep their order), or NULL: anything but
+ * an ACCEPT, and but a KILL of a task one of those ACCEPTs launches. */
+static json_t *queue_take_not_accept(call_queue_t *q)
+{
+  for(size_t i = 0; i < q->n; i++) {
+    json_t *c = q->items[(q->head + i) % q->cap];
+    if(!strcmp(m3s_call_type(c), "ACCEPT"))
+      continue;
+    const char *kill = !strcmp(m3s_call_type(c), "KILL")
+      ? json_string_value(json_object_get(json_object_get(json_object_get(c, "kill"), "task_id"),
+                                          "value"))
+      : NULL;
+    bool behind = false;
+    for(size_t k = 0; kill && k < i && !behind; k++)
+      behind = accept_launches(q->items[(q->head + k) % q->cap], kill);
+    if(behind)
+      continue;
+    for(size_t k = i; k > 0; k--)
+      q->items[(q->head + k) % q->cap] = q->items[(q->head + k - 1) % q->cap];
+    q->head = (q->head + 1) % q->cap;
+    q->n--;
+    return c;
+  }
+  return NULL;
 }
 
 /* Calls tied to one subscription: their offers and updates die with it (the
@@ -352,7 +396,7 @@ static void persist_framework(mesos_t *m)
   }
   char key[300];
   snprintf(key, sizeof(key), "%s:framework", m->base.cfg->fw);
-  m3s_store_batch_t *b = m3s_store_batch_new(&m->base, TAG_FRAMEWORK_RECORD);
+  m3s_store_batch_t *b = m3s_store_batch_new(&m->base, ++m->fw_wseq);
   if(m->framework_id) {
     char *rec = framework_record(m);
     m3s_store_batch_set(b, key, rec ? rec : "{}");
@@ -753,10 +797,12 @@ static void pump_calls(mesos_t *m)
     if(!m->queue.n)
       return;
     /* Nothing is launched under a framework id that Redis does not hold
-     * yet: a restarted daemon must find its tasks again. */
-    if(!m->fw_persisted && !strcmp(m3s_call_type(m->queue.items[m->queue.head]), "ACCEPT"))
+     * yet: a restarted daemon must find its tasks again. The ACCEPTs wait
+     * in order; the calls behind them (ACKNOWLEDGE, KILL, DECLINE, ...) go
+     * on. */
+    m->inflight = m->fw_persisted ? queue_pop(&m->queue) : queue_take_not_accept(&m->queue);
+    if(!m->inflight)
       return;
-    m->inflight = queue_pop(&m->queue);
     if(!ack_of_other_framework(m, m->inflight))
       break;
     json_decref(m->inflight);
@@ -959,10 +1005,16 @@ static void mesos_handle(m3s_actor_t *self, m3s_msg_t *msg)
       subscribe_now(m);
     break;
   case M3S_STORE_WRITTEN:
-    if(msg->arg == TAG_FRAMEWORK_RECORD) {
-      m->fw_persisted = true;
-      pump_calls(m);
+    if(msg->arg != m->fw_wseq)
+      break; /* an earlier write: a later one is on its way */
+    if(msg->flags & M3S_STORE_FAILED) {
+      /* Launches stay held; the next subscription writes it again. */
+      m3s_error("the framework record cannot be stored: %s; no task is launched until it is",
+                (const char *)msg->payload);
+      break;
     }
+    m->fw_persisted = true;
+    pump_calls(m);
     break;
   case M3S_MESOS_FORGET_ID: {
     int64_t forgot = 0;

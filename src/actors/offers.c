@@ -29,7 +29,7 @@ enum {
 #define NROLES 4 /* indexed by m3s_role_t; 0 unused */
 
 typedef struct route {            /* a task some role owns */
-  char task_id[40];
+  char task_id[M3S_TASK_ID_LEN];
   m3s_role_t role;
   char *agent_id;                 /* "" until placed */
   char *hostname;
@@ -575,13 +575,20 @@ static void on_ready(offers_t *o, m3s_offers_ready_t *r)
 
 /* ---- deferred answers ------------------------------------------------------- */
 
-static void on_written(offers_t *o, int64_t tag)
+/* framework_config is written whole: a later stored write holds every
+ * earlier change too; one refused for good answers the requests it carried
+ * with an error. */
+static void on_written(offers_t *o, int64_t tag, bool failed)
 {
   size_t j = 0;
   for(size_t i = 0; i < o->ndefer; i++) {
-    if(o->defer[i].tag <= tag)
-      m3s_reply_finish(o->defer[i].reply, m3s_msg_new(M3S_OFFERS_SCHEDULING, o->defer[i].arg,
-                                                       NULL, NULL));
+    if(o->defer[i].tag <= tag) {
+      m3s_msg_t *a = m3s_msg_new(M3S_OFFERS_SCHEDULING, failed ? -EIO : o->defer[i].arg, NULL,
+                                 NULL);
+      if(failed)
+        a->flags = M3S_ROLE_ERROR;
+      m3s_reply_finish(o->defer[i].reply, a);
+    }
     else
       o->defer[j++] = o->defer[i];
   }
@@ -757,13 +764,24 @@ static void on_config_update(offers_t *o, m3s_msg_t *msg)
   o->upd[o->nupd++] = (struct upd_wait){ tag, rp, json_pack("{s:o}", "updated", updated) };
 }
 
-static void updates_written(offers_t *o, int64_t tag)
+/* The change is in effect either way; a write Redis refused for good is
+ * reported as such, so the caller does not take it for saved. */
+static void updates_written(offers_t *o, int64_t tag, bool failed)
 {
   size_t j = 0;
   for(size_t i = 0; i < o->nupd; i++) {
-    if(o->upd[i].tag <= tag)
-      m3s_reply_finish(o->upd[i].reply, m3s_msg_new(M3S_OFFERS_CONFIG_UPDATE, 0,
-                                                    o->upd[i].answer, m3s_json_drop));
+    if(o->upd[i].tag <= tag) {
+      m3s_msg_t *a;
+      if(failed) {
+        json_decref(o->upd[i].answer);
+        a = m3s_msg_new(M3S_OFFERS_CONFIG_UPDATE, -EIO,
+                        m3s_xstrdup("Redis refused to save the change for good"), free);
+        a->flags = M3S_ROLE_ERROR;
+      }
+      else
+        a = m3s_msg_new(M3S_OFFERS_CONFIG_UPDATE, 0, o->upd[i].answer, m3s_json_drop);
+      m3s_reply_finish(o->upd[i].reply, a);
+    }
     else
       o->upd[j++] = o->upd[i];
   }
@@ -811,8 +829,8 @@ static void offers_handle(m3s_actor_t *self, m3s_msg_t *msg)
     }
     break;
   case M3S_STORE_WRITTEN:
-    on_written(o, msg->arg);
-    updates_written(o, msg->arg);
+    on_written(o, msg->arg, msg->flags & M3S_STORE_FAILED);
+    updates_written(o, msg->arg, msg->flags & M3S_STORE_FAILED);
     break;
   case M3S_OFFERS_ROLE_READY:
     on_ready(o, msg->payload);

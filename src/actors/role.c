@@ -55,6 +55,8 @@ typedef struct rtask {
   char *extra;             /* the record's unmodelled fields as compact JSON
                               text (NULL = none): a parsed tree per task
                               would cost ten times the memory */
+  int64_t wtag;            /* tag of the record's latest write (0 = loaded) */
+  bool wfailed;            /* that write was refused for good */
 } rtask_t;
 
 typedef struct pending_ack {   /* things that wait for a write */
@@ -63,7 +65,7 @@ typedef struct pending_ack {   /* things that wait for a write */
   bool forget;             /* then tell the offers actor the task is gone:
                               until then it routes re-sent updates here */
   char *uuid;              /* for dropping a duplicate of a queued update */
-  char task_id[40];
+  char task_id[M3S_TASK_ID_LEN];
 } pending_ack_t;
 
 typedef struct deferred {
@@ -89,11 +91,12 @@ typedef struct role_actor {
   size_t n, cap;
   /* Kept in step by account(), so no message costs a walk over all tasks. */
   int n_killing, n_running, n_healthy;
-  struct waiting { int64_t tag; char task_id[40]; } *waiting; /* PH_PERSIST, by tag */
+  struct waiting { int64_t tag; char task_id[M3S_TASK_ID_LEN]; } *waiting; /* PH_PERSIST, by tag */
   size_t nwait_head, nwait, capwait;
   m3s_idmap_t by_id;
 
-  int64_t wseq, written;   /* own writes: sequence and last confirmed */
+  int64_t wseq, written;   /* own writes: sequence, and the last one whose
+                              outcome came (the store answers in order) */
   int64_t cseq;            /* config writes asked of the offers actor */
   pending_ack_t *acks;
   size_t nacks, capacks;
@@ -178,6 +181,8 @@ static int64_t write_task(role_actor_t *a, rtask_t *t, bool del)
   }
   free(key);
   m3s_send(a->store, m3s_msg_new(M3S_STORE_WRITE, 0, b, m3s_store_batch_free));
+  t->wtag = a->wseq;
+  t->wfailed = false;
   return a->wseq;
 }
 
@@ -387,14 +392,23 @@ static void converge(role_actor_t *a)
 
 /* ---- written confirmations --------------------------------------------------------- */
 
-static void on_written(role_actor_t *a, int64_t tag)
+static void backoff_after_failure(role_actor_t *a, rtask_t *t);
+
+/* The outcome of one write: what waited on that very write goes ahead
+ * (stored) or is not done (failed for good); nothing waits on another
+ * write's outcome. */
+static void on_written(role_actor_t *a, int64_t tag, const char *failed)
 {
   if(tag & M3S_ROLE_CONFIG_TAG) {
+    /* framework_config is written whole: a later stored write holds every
+     * earlier change too. */
     size_t j = 0;
     for(size_t i = 0; i < a->ndefer; i++) {
       deferred_t *d = &a->defer[i];
       if(d->tag <= tag) {
-        m3s_msg_t *ans = m3s_msg_new(d->type, d->arg, NULL, NULL);
+        m3s_msg_t *ans = m3s_msg_new(d->type, failed ? -EIO : d->arg, NULL, NULL);
+        if(failed)
+          ans->flags = M3S_ROLE_ERROR;
         m3s_reply_finish(d->reply, ans);
       }
       else {
@@ -406,27 +420,51 @@ static void on_written(role_actor_t *a, int64_t tag)
   }
   if(tag > a->written)
     a->written = tag;
+  if(failed) {
+    for(size_t i = 0; i < a->n; i++)
+      if(a->tasks[i]->wtag == tag)
+        a->tasks[i]->wfailed = true;
+  }
   size_t j = 0;
   for(size_t i = 0; i < a->nacks; i++) {
     pending_ack_t *p = &a->acks[i];
-    if(p->tag <= a->written) {
+    if(p->tag != tag) {
+      a->acks[j++] = *p;
+      continue;
+    }
+    if(!failed) {
       call(a, p->ack);
       if(p->forget)
         m3s_send(a->offers, m3s_msg_new(M3S_OFFERS_FORGET, 0, m3s_xstrdup(p->task_id), NULL));
-      free(p->uuid);
     }
     else {
-      a->acks[j++] = *p;
+      /* Not acknowledged: the master sends the update again. */
+      m3s_error("%s task %s: its new state cannot be stored, the update stays "
+                "unacknowledged: %s", m3s_role_name(a->role), p->task_id, failed);
+      json_decref(p->ack);
     }
+    free(p->uuid);
   }
   a->nacks = j;
-  while(a->nwait_head < a->nwait && a->waiting[a->nwait_head].tag <= a->written) {
-    rtask_t *t = m3s_idmap_get(&a->by_id, a->waiting[a->nwait_head++].task_id);
-    if(t && t->phase == PH_PERSIST)
+  /* Records written for new tasks, in write order. */
+  while(a->nwait_head < a->nwait && a->waiting[a->nwait_head].tag <= tag) {
+    struct waiting *w = &a->waiting[a->nwait_head++];
+    rtask_t *t = m3s_idmap_get(&a->by_id, w->task_id);
+    if(!t || t->phase != PH_PERSIST || w->tag != tag)
+      continue;
+    if(!failed) {
       offer_task(a, t);
+      continue;
+    }
+    m3s_error("%s task %s is not launched: Redis refused its record: %s",
+              m3s_role_name(a->role), t->rec.task_id, failed);
+    backoff_after_failure(a, t);
+    task_remove(a, t);
   }
   if(a->nwait_head == a->nwait)
     a->nwait_head = a->nwait = 0;
+  if(failed)
+    converge(a);
 }
 
 static void defer_reply(role_actor_t *a, m3s_msg_t *req, uint32_t type, int64_t arg)
@@ -537,8 +575,14 @@ static void load_tasks(role_actor_t *a, json_t *records, bool last)
     rtask_t *t = m3s_xcalloc(1, sizeof(*t));
     const char *text = json_string_value(val);
     if(m3s_task_record_from_json(text, strlen(text), &t->rec, err, sizeof(err)) != 0 ||
-       !t->rec.task_id[0] || strcmp(t->rec.task_id, ki.name) != 0) {
-      set_aside(a, key, text, t->rec.task_id ? "its TaskID does not match the key" : err);
+       !t->rec.task_id[0] || strcmp(t->rec.task_id, ki.name) != 0 ||
+       strlen(t->rec.task_id) >= M3S_TASK_ID_LEN) {
+      if(t->rec.task_id && strlen(t->rec.task_id) >= M3S_TASK_ID_LEN)
+        snprintf(err, sizeof(err), "its TaskID is longer than %d characters",
+                 M3S_TASK_ID_LEN - 1);
+      else if(t->rec.task_id)
+        snprintf(err, sizeof(err), "its TaskID does not match the key");
+      set_aside(a, key, text, err);
       task_free(t);
       continue;
     }
@@ -733,12 +777,14 @@ static bool ack_queued(role_actor_t *a, const char *task_id, const char *uuid)
   return false;
 }
 
-static bool task_ack_pending(role_actor_t *a, const char *task_id)
+/* The tag of the write a gone task's acknowledgement waits for, 0 = none. */
+static int64_t task_ack_pending(role_actor_t *a, const char *task_id)
 {
+  int64_t tag = 0;
   for(size_t i = 0; i < a->nacks; i++)
-    if(!strcmp(a->acks[i].task_id, task_id))
-      return true;
-  return false;
+    if(!strcmp(a->acks[i].task_id, task_id) && a->acks[i].tag > tag)
+      tag = a->acks[i].tag;
+  return tag;
 }
 
 static void backoff_after_failure(role_actor_t *a, rtask_t *t)
@@ -827,10 +873,11 @@ static void on_update(role_actor_t *a, m3s_mesos_update_t *u)
     return;
   if(ack_queued(a, id, uuid))
     return; /* a re-sent update whose acknowledgement waits for Redis */
-  if(!t && task_ack_pending(a, id)) {
+  int64_t gone_tag = t ? 0 : task_ack_pending(a, id);
+  if(gone_tag) {
     /* Gone, its end not yet in Redis: a later update of it is
      * acknowledged after that. */
-    queue_ack(a, u, id, uuid, a->wseq);
+    queue_ack(a, u, id, uuid, gone_tag);
     return;
   }
   if(t && t->reconciling) {
@@ -892,8 +939,10 @@ static void on_update(role_actor_t *a, m3s_mesos_update_t *u)
   }
   /* StateTime stays the time the task was created, as in the original
    * (its age gates node timeouts); an unchanged state is acknowledged once
-   * every earlier write (its own among them) is in. */
-  int64_t tag = changed ? write_task(a, t, false) : a->wseq;
+   * the record's latest write is in (written again if it was refused). */
+  if(t->wfailed)
+    changed = true;
+  int64_t tag = changed ? write_task(a, t, false) : t->wtag;
   if(u->ack) {
     if(tag <= a->written) {
       call(a, u->ack);
@@ -1067,7 +1116,7 @@ static void role_handle(m3s_actor_t *self, m3s_msg_t *msg)
     maybe_ready(a);
     break;
   case M3S_STORE_WRITTEN:
-    on_written(a, msg->arg);
+    on_written(a, msg->arg, msg->flags & M3S_STORE_FAILED ? msg->payload : NULL);
     break;
   case M3S_ROLE_UPSTREAM:
     a->upstream = msg->arg != 0 || a->role == M3S_ROLE_DATASTORE;

@@ -13,12 +13,27 @@
  * are idempotent, so a replay is harmless) and arms a reconnect timer with
  * exponential backoff and jitter.
  *
- * Two kinds of failure reply are told apart: server states that pass
- * (LOADING after a restart, READONLY during a failover, NOAUTH after a
- * restart with a new password, BUSY, MASTERDOWN, TRYAGAIN) are handled like
- * an outage, because the same batch will succeed later; any other error
- * reply would come back on every retry, so the batch is dropped, counted
- * and logged with its key, and never confirmed.
+ * Every batch gets exactly one outcome, sent to its notify actor: stored
+ * (M3S_STORE_WRITTEN) or refused for good (the same with M3S_STORE_FAILED).
+ * Two kinds of refusal are told apart. Server states that pass (OOM,
+ * MISCONF, BUSY, TRYAGAIN, NOREPLICAS: retried on the same connection;
+ * LOADING, READONLY, NOAUTH, MASTERDOWN: the server itself may change, so
+ * the connection is made again, through the sentinels if there are any)
+ * keep the batch and every one behind it queued, and they are sent again
+ * after a backoff with jitter: nothing behind a refused batch is confirmed
+ * before it. Any other error reply would come back on every retry: the
+ * batch is reported failed to its sender, counted and logged with its key.
+ * A refusal is visible while it lasts: one log line when it starts or its
+ * reason changes, one when writes pass again, and the status answer (the
+ * API's /health, status page and metrics read it).
+ *
+ * With REDIS_WAIT_REPLICAS = N > 0 each pipeline ends with WAIT N: when
+ * fewer replicas have the writes, none of them is confirmed and they are
+ * written again (SET and DEL are idempotent) after a backoff.
+ *
+ * With REDIS_SENTINELS the master's address is asked of the sentinels on
+ * every (re)connection and checked with ROLE; the periodic check asks ROLE
+ * too, so a demoted master is left even while no write is refused.
  *
  * Values are never logged (they hold credentials and keys), only keys.
  */
@@ -38,15 +53,17 @@
 #include <time.h>
 
 #include "m3s/log.h"
+#include "m3s/sentinel.h"
 #include "m3s/store.h"
 #include "m3s/xalloc.h"
 
 enum {
   T_RECONNECT = M3S_MSG_USER, /* timer: try to connect again */
   T_PING,                     /* timer: check an idle connection */
+  T_RETRY,                    /* timer: send refused batches again */
 };
 
-#define MAX_QUEUED_BATCHES 100000
+#define BACKLOG_WARN_BATCHES 100000 /* a queue this long is logged and shown */
 #define FLUSH_CHUNK 1000          /* batches per pipeline round trip */
 #define GET_CHUNK 1000            /* GETs per pipeline round trip in a load */
 #define SCAN_COUNT "1000"
@@ -54,7 +71,8 @@ enum {
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define PING_PERIOD_MS 5000
-#define REFUSE_LOG_EVERY 1000     /* one log line per this many refused batches */
+#define MAX_ERROR_WORDS 16        /* refusal kinds counted apart */
+#define ADDR_LEN 300
 
 typedef struct item {
   m3s_store_batch_t *batch; /* exactly one of batch and load is set */
@@ -66,16 +84,30 @@ typedef struct item_queue {
   size_t head, n, cap;
 } item_queue_t;
 
+typedef struct refusal_count {
+  char word[24];           /* first word of Redis's error reply */
+  uint64_t n;
+} refusal_count_t;
+
 typedef struct store {
   m3s_actor_t base;
   redisContext *c;         /* NULL while disconnected */
+  char addr[ADDR_LEN];     /* host:port of the server connected (or tried) */
   item_queue_t queue;
-  size_t batches;          /* write batches in the queue (bounded) */
+  size_t batches;          /* write batches in the queue */
+  bool backlogged;         /* batches >= BACKLOG_WARN_BATCHES (logged once) */
   int64_t backoff_ms;
   uint64_t reconnect_timer;
+  uint64_t retry_timer;    /* armed while refused batches wait */
   unsigned rng;
+  /* the refusal that lasts ("" = writes pass), and since when */
+  char refusing[24];
+  char refusal[400];
+  int64_t refusing_since_ms;
+  refusal_count_t by_error[MAX_ERROR_WORDS];
+  size_t nby_error;
   /* counters */
-  uint64_t errors, reconnects, written, refused, corrupt, loads;
+  uint64_t errors, reconnects, written, refused, failed, corrupt, loads, wait_short;
 } store_t;
 
 /* Outcome of a command at the connection level. */
@@ -242,14 +274,87 @@ static void sigpipe_discard(void)
     ;
 }
 
-static bool is_transient_error(const char *err)
+static bool has_prefix_in(const char *err, const char *const *prefixes, size_t n)
 {
-  static const char *const prefixes[] = { "LOADING", "READONLY", "NOAUTH", "BUSY",
-                                          "MASTERDOWN", "TRYAGAIN" };
-  for(size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+  for(size_t i = 0; i < n; i++)
     if(!strncmp(err, prefixes[i], strlen(prefixes[i])))
       return true;
   return false;
+}
+
+/* Refusals that pass: the same batch succeeds later. */
+static bool is_transient_error(const char *err)
+{
+  static const char *const prefixes[] = { "LOADING", "READONLY", "NOAUTH", "BUSY", "MASTERDOWN",
+                                          "TRYAGAIN", "OOM", "MISCONF", "NOREPLICAS" };
+  return has_prefix_in(err, prefixes, sizeof(prefixes) / sizeof(prefixes[0]));
+}
+
+/* Transient refusals that ask for another connection: the server is not
+ * (or not yet) the master this daemon should write to. */
+static bool needs_reconnect(const char *err)
+{
+  static const char *const prefixes[] = { "LOADING", "READONLY", "NOAUTH", "MASTERDOWN" };
+  return has_prefix_in(err, prefixes, sizeof(prefixes) / sizeof(prefixes[0]));
+}
+
+/* ---- refusals: counted by kind, logged once per change ----------------------------- */
+
+static void error_word(const char *err, char *word, size_t len)
+{
+  size_t n = strcspn(err, " \r\n");
+  if(n >= len)
+    n = len - 1;
+  memcpy(word, err, n);
+  word[n] = '\0';
+  for(size_t i = 0; i < n; i++)
+    if(!isalnum((unsigned char)word[i]) && word[i] != '_')
+      word[i] = '_'; /* a metric label value stays plain */
+}
+
+static void count_refusal(store_t *s, const char *word)
+{
+  s->refused++;
+  for(size_t i = 0; i < s->nby_error; i++)
+    if(!strcmp(s->by_error[i].word, word)) {
+      s->by_error[i].n++;
+      return;
+    }
+  size_t i = s->nby_error < MAX_ERROR_WORDS ? s->nby_error++ : MAX_ERROR_WORDS - 1;
+  if(i == MAX_ERROR_WORDS - 1 && strcmp(s->by_error[i].word, "OTHER") != 0) {
+    snprintf(s->by_error[i].word, sizeof(s->by_error[i].word), "OTHER");
+    s->by_error[i].n = 0;
+  }
+  else if(i < MAX_ERROR_WORDS - 1) {
+    snprintf(s->by_error[i].word, sizeof(s->by_error[i].word), "%s", word);
+  }
+  s->by_error[i].n++;
+}
+
+/* A refusal that lasts (transient) or a write failed for good: logged when
+ * it starts or its kind changes, shown until a write passes again. */
+static void refusal_begin(store_t *s, const char *word, const char *what, bool transient)
+{
+  bool changed = strcmp(s->refusing, word) != 0;
+  snprintf(s->refusal, sizeof(s->refusal), "%s", what);
+  if(!changed)
+    return;
+  if(!s->refusing[0])
+    s->refusing_since_ms = m3s_now_ms();
+  snprintf(s->refusing, sizeof(s->refusing), "%s", word);
+  if(transient)
+    m3s_warn("Redis at %s refuses writes: %s; they wait and are retried", s->addr, what);
+  else
+    m3s_error("Redis at %s refused a write for good: %s; its sender is told", s->addr, what);
+}
+
+static void refusal_end(store_t *s)
+{
+  if(!s->refusing[0])
+    return;
+  m3s_info("Redis at %s accepts writes again (refused with %s for %lld ms)", s->addr,
+           s->refusing, (long long)(m3s_now_ms() - s->refusing_since_ms));
+  s->refusing[0] = s->refusal[0] = '\0';
 }
 
 /* Runs one command during the handshake. Returns the reply (caller frees) or
@@ -263,28 +368,56 @@ static redisReply *handshake_cmd(redisContext *c, const char *fmt, ...)
   return r;
 }
 
-/* One connection attempt: connect, AUTH (only with a password), SELECT,
- * PING. Returns 0 (s->c set), -EACCES (password refused), -EINVAL (DB index
- * refused), or -EAGAIN (unreachable or timed out: try again later). */
+/* The master's address from the first sentinel that gives one. */
+static bool ask_sentinels(store_t *s, char *host, size_t hlen, int *port)
+{
+  const m3s_config_t *cfg = s->base.cfg;
+  char err[400];
+  bool ok = m3s_sentinel_master(cfg->redis_sentinels, cfg->redis_master_name,
+                                cfg->redis_sentinel_password, IO_TIMEOUT_MS, host, hlen, port,
+                                err, sizeof(err));
+  sigpipe_discard();
+  if(!ok)
+    m3s_warn("REDIS_SENTINELS: %s", err);
+  return ok;
+}
+
+/* One connection attempt: the master's address (REDIS_SERVER, or asked of
+ * REDIS_SENTINELS and checked with ROLE), connect, AUTH (only with a
+ * password), SELECT, PING. Returns 0 (s->c set), -EACCES (password
+ * refused), -EINVAL (DB index refused), or -EAGAIN (unreachable, not the
+ * master or timed out: try again later). */
 static int try_connect(store_t *s)
 {
   const m3s_config_t *cfg = s->base.cfg;
   struct timeval tv = { IO_TIMEOUT_MS / 1000, (IO_TIMEOUT_MS % 1000) * 1000 };
   redisReply *r = NULL;
   int rc = 0;
+  bool sentinels = cfg->redis_sentinels && cfg->redis_sentinels[0];
+  const char *var = sentinels ? "REDIS_SENTINELS" : "REDIS_SERVER";
+  char host[256];
+  int port = cfg->redis_port;
 
-  redisContext *c = redisConnectWithTimeout(cfg->redis_host, cfg->redis_port, tv);
+  if(sentinels) {
+    if(!ask_sentinels(s, host, sizeof(host), &port))
+      return -EAGAIN; /* logged */
+  }
+  else {
+    snprintf(host, sizeof(host), "%s", cfg->redis_host);
+  }
+  m3s_format_hostport(s->addr, sizeof(s->addr), host, port);
+  redisContext *c = redisConnectWithTimeout(host, port, tv);
   if(!c) {
-    m3s_warn("cannot connect to Redis at %s: out of memory", cfg->redis_server);
+    m3s_warn("cannot connect to Redis at %s: out of memory", s->addr);
     return -EAGAIN;
   }
   if(c->err) {
-    m3s_warn("cannot connect to Redis at %s (REDIS_SERVER): %s", cfg->redis_server, c->errstr);
+    m3s_warn("cannot connect to Redis at %s (%s): %s", s->addr, var, c->errstr);
     rc = -EAGAIN;
     goto out;
   }
   if(redisSetTimeout(c, tv) != REDIS_OK || redisEnableKeepAlive(c) != REDIS_OK) {
-    m3s_warn("cannot set up the connection to Redis at %s: %s", cfg->redis_server, c->errstr);
+    m3s_warn("cannot set up the connection to Redis at %s: %s", s->addr, c->errstr);
     rc = -EAGAIN;
     goto out;
   }
@@ -297,8 +430,8 @@ static int try_connect(store_t *s)
       /* Redis's answer never contains the password; the check costs little
        * and keeps the promise even if a future server echoed it. */
       bool echoes = strstr(r->str, cfg->redis_password) != NULL;
-      m3s_error("Redis at %s (REDIS_SERVER) refused the password in REDIS_PASSWORD: %s",
-                cfg->redis_server, echoes ? "(reply withheld)" : r->str);
+      m3s_error("Redis at %s (%s) refused the password in REDIS_PASSWORD: %s", s->addr, var,
+                echoes ? "(reply withheld)" : r->str);
       rc = -EACCES;
       goto out;
     }
@@ -311,13 +444,13 @@ static int try_connect(store_t *s)
       goto io_error;
     if(r->type == REDIS_REPLY_ERROR) {
       if(!strncmp(r->str, "NOAUTH", 6)) {
-        m3s_error("Redis at %s (REDIS_SERVER) requires a password but REDIS_PASSWORD is empty",
-                  cfg->redis_server);
+        m3s_error("Redis at %s (%s) requires a password but REDIS_PASSWORD is empty", s->addr,
+                  var);
         rc = -EACCES;
       }
       else {
-        m3s_error("Redis at %s refused database %d (REDIS_DB): %s", cfg->redis_server,
-                  cfg->redis_db, r->str);
+        m3s_error("Redis at %s refused database %d (REDIS_DB): %s", s->addr, cfg->redis_db,
+                  r->str);
         rc = -EINVAL;
       }
       goto out;
@@ -330,28 +463,38 @@ static int try_connect(store_t *s)
     goto io_error;
   if(r->type == REDIS_REPLY_ERROR) {
     if(!strncmp(r->str, "NOAUTH", 6)) {
-      m3s_error("Redis at %s (REDIS_SERVER) requires a password but REDIS_PASSWORD is empty",
-                cfg->redis_server);
+      m3s_error("Redis at %s (%s) requires a password but REDIS_PASSWORD is empty", s->addr,
+                var);
       rc = -EACCES;
     }
     else {
       /* LOADING and the like: the server is there but not ready yet. */
-      m3s_warn("Redis at %s is not ready: %s", cfg->redis_server, r->str);
+      m3s_warn("Redis at %s is not ready: %s", s->addr, r->str);
       rc = -EAGAIN;
     }
     goto out;
   }
   freeReplyObject(r);
   r = NULL;
+  if(sentinels) {
+    char role[64];
+    if(!m3s_redis_is_master(c, role, sizeof(role))) {
+      /* The sentinels have not finished a failover yet. */
+      m3s_warn("Redis at %s, named master %s by the sentinels, is a %s: asking again later",
+               s->addr, cfg->redis_master_name, role);
+      rc = -EAGAIN;
+      goto out;
+    }
+  }
   s->c = c;
   c = NULL;
   s->backoff_ms = BACKOFF_MIN_MS;
-  m3s_info("connected to Redis at %s, database %d", cfg->redis_server, cfg->redis_db);
+  m3s_info("connected to Redis at %s%s, database %d", s->addr,
+           sentinels ? " (master named by the sentinels)" : "", cfg->redis_db);
   goto out;
 
 io_error:
-  m3s_warn("lost the connection to Redis at %s during the handshake: %s", cfg->redis_server,
-           c->errstr);
+  m3s_warn("lost the connection to Redis at %s during the handshake: %s", s->addr, c->errstr);
   sigpipe_discard();
   rc = -EAGAIN;
 out:
@@ -364,11 +507,15 @@ out:
 
 static void connection_lost(store_t *s, const char *why)
 {
-  m3s_warn("Redis connection to %s lost: %s; %zu item(s) kept for replay",
-           s->base.cfg->redis_server, why, s->queue.n);
+  m3s_warn("Redis connection to %s lost: %s; %zu item(s) kept for replay", s->addr, why,
+           s->queue.n);
   if(s->c) {
     redisFree(s->c);
     s->c = NULL;
+  }
+  if(s->retry_timer) {
+    m3s_timer_cancel(&s->base, s->retry_timer);
+    s->retry_timer = 0;
   }
   sigpipe_discard();
   s->reconnects++;
@@ -474,51 +621,133 @@ static io_rc_t read_batch(store_t *s, const m3s_store_batch_t *b, bool *failed, 
   return IO_OK;
 }
 
-static void batch_done(store_t *s)
+/* Sends the outcome of the batch at the head of the queue to its sender
+ * and retires it. err = NULL: stored; else refused for good (the payload
+ * carries the reason). */
+static void batch_done(store_t *s, const char *err)
 {
   item_t it = queue_pop(&s->queue);
   s->batches--;
-  if(it.batch->notify)
-    m3s_send(it.batch->notify, m3s_msg_new(M3S_STORE_WRITTEN, it.batch->tag, NULL, NULL));
-  s->written++;
+  if(it.batch->notify) {
+    m3s_msg_t *m = m3s_msg_new(M3S_STORE_WRITTEN, it.batch->tag,
+                               err ? m3s_xstrdup(err) : NULL, NULL);
+    if(err)
+      m->flags = M3S_STORE_FAILED;
+    m3s_send(it.batch->notify, m);
+  }
+  if(err)
+    s->failed++;
+  else
+    s->written++;
   item_free(it);
 }
 
+/* Refused batches wait at the head of the queue: sent again after the
+ * backoff, on this connection or a new one. */
+static void retry_later(store_t *s, bool reconnect, const char *why)
+{
+  if(reconnect) {
+    connection_lost(s, why);
+    return;
+  }
+  if(s->retry_timer)
+    return;
+  int64_t delay = next_backoff(s);
+  s->retry_timer = m3s_timer_start(&s->base, T_RETRY, delay, 0);
+  m3s_debug("writing the refused batches again in %lld ms", (long long)delay);
+}
+
 /* Sends the run of batches at the head of the queue (up to FLUSH_CHUNK) in
- * one pipeline and confirms them one by one. Returns false when the
- * connection was lost. */
+ * one pipeline, followed by WAIT when REDIS_WAIT_REPLICAS asks for it, and
+ * reports each one's outcome. Batches from the first transient refusal on
+ * stay queued, whatever their own replies said, so that nothing is stored
+ * out of order for good. Returns false when the queue must wait (refusal,
+ * lost connection). */
 static bool flush_batches(store_t *s)
 {
+  const m3s_config_t *cfg = s->base.cfg;
   size_t n = 0;
   while(n < s->queue.n && n < FLUSH_CHUNK && queue_at(&s->queue, n)->batch) {
     append_batch(s->c, queue_at(&s->queue, n)->batch);
     n++;
   }
+  int replicas = cfg->redis_wait_replicas;
+  if(replicas > 0)
+    redisAppendCommand(s->c, "WAIT %d %lld", replicas, (long long)cfg->redis_wait_timeout_ms);
+  char **failed = m3s_xcalloc(n ? n : 1, sizeof(*failed)); /* reason per batch refused for good */
+  size_t first_transient = n;
+  char transient_err[600] = "";
+  bool ok = false;
   for(size_t i = 0; i < n; i++) {
-    m3s_store_batch_t *b = queue_at(&s->queue, 0)->batch;
-    bool failed, transient;
+    m3s_store_batch_t *b = queue_at(&s->queue, i)->batch;
+    bool bad, transient;
     char err[512];
-    if(read_batch(s, b, &failed, &transient, err, sizeof(err)) != IO_OK)
-      return false;
-    if(failed && transient) {
-      /* The batch and those behind it stay queued; after the reconnect
-       * they are sent again in order. */
-      char why[600];
-      snprintf(why, sizeof(why), "Redis is not ready (%s)", err);
-      connection_lost(s, why);
-      return false;
-    }
-    if(failed) {
-      s->errors++;
-      m3s_error("Redis refused a write of %zu operation(s) (tag %lld), dropped: %s", b->n,
-                (long long)b->tag, err);
-      item_free(queue_pop(&s->queue));
-      s->batches--;
+    if(read_batch(s, b, &bad, &transient, err, sizeof(err)) != IO_OK)
+      goto out; /* everything stays queued */
+    if(!bad)
       continue;
+    s->errors++;
+    const char *reply = strstr(err, ": ");
+    char word[24];
+    error_word(reply ? reply + 2 : err, word, sizeof(word));
+    count_refusal(s, word);
+    if(transient && first_transient == n) {
+      first_transient = i;
+      snprintf(transient_err, sizeof(transient_err), "%s", err);
+      refusal_begin(s, word, err, true);
     }
-    batch_done(s);
+    else if(!transient && i < first_transient) {
+      failed[i] = m3s_xstrdup(err);
+    }
   }
-  return true;
+  if(replicas > 0) {
+    redisReply *r;
+    if(read_reply(s, &r) != IO_OK)
+      goto out;
+    long long have = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if(have < replicas) {
+      char why[400];
+      snprintf(why, sizeof(why), "WAIT %d: %s%lld replica(s) have the writes", replicas,
+               r->type == REDIS_REPLY_ERROR ? r->str : "", have < 0 ? 0 : have);
+      freeReplyObject(r);
+      s->wait_short++;
+      count_refusal(s, "WAIT");
+      refusal_begin(s, "WAIT", why, true);
+      retry_later(s, false, why);
+      goto out;
+    }
+    freeReplyObject(r);
+  }
+  bool last_stored = false;
+  for(size_t i = 0; i < first_transient; i++) {
+    if(failed[i]) {
+      m3s_store_batch_t *b = queue_at(&s->queue, 0)->batch;
+      char word[24];
+      const char *reply = strstr(failed[i], ": ");
+      error_word(reply ? reply + 2 : failed[i], word, sizeof(word));
+      refusal_begin(s, word, failed[i], false);
+      m3s_error("Redis refused a write of %zu operation(s) (tag %lld) for good: %s", b->n,
+                (long long)b->tag, failed[i]);
+    }
+    last_stored = !failed[i];
+    batch_done(s, failed[i]);
+  }
+  if(last_stored && first_transient == n)
+    refusal_end(s); /* a write that passes ends a lasting refusal */
+  if(first_transient < n) {
+    char why[700];
+    snprintf(why, sizeof(why), "Redis refused a write (%s)", transient_err);
+    const char *reply = strstr(transient_err, ": ");
+    retry_later(s, needs_reconnect(reply ? reply + 2 : transient_err), why);
+    goto out;
+  }
+  s->backoff_ms = BACKOFF_MIN_MS;
+  ok = true;
+out:
+  for(size_t i = 0; i < n; i++)
+    free(failed[i]);
+  free(failed);
+  return ok;
 }
 
 /* ---- loads --------------------------------------------------------------- */
@@ -867,7 +1096,7 @@ static bool head_waiting(store_t *s)
 /* Serves the queue in order while connected. */
 static void pump(store_t *s)
 {
-  while(s->c && s->queue.n) {
+  while(s->c && s->queue.n && !s->retry_timer) {
     bool ok = queue_at(&s->queue, 0)->batch ? flush_batches(s) : run_load(s);
     if(!ok)
       return;
@@ -879,7 +1108,7 @@ static void pump(store_t *s)
 static void store_wait(m3s_actor_t *self, int wake_fd, int timeout_ms)
 {
   store_t *s = (store_t *)self;
-  if(s->c && s->queue.n && !head_waiting(s)) {
+  if(s->c && s->queue.n && !head_waiting(s) && !s->retry_timer) {
     /* The mailbox is empty: everything queued meanwhile goes out together.
      * No sleep: the loop looks at the mailbox again right after. */
     pump(s);
@@ -895,18 +1124,17 @@ static void on_write(store_t *s, m3s_msg_t *msg)
   m3s_store_batch_t *b = m3s_msg_take(msg);
   if(!b)
     return;
-  if(s->batches >= MAX_QUEUED_BATCHES) {
-    s->errors++;
-    s->refused++;
-    if(s->refused % REFUSE_LOG_EVERY == 1 || REFUSE_LOG_EVERY == 1)
-      m3s_error("write queue full (%d batches waiting for Redis at %s): refused a write of "
-                "%s (%llu refused so far)", MAX_QUEUED_BATCHES, s->base.cfg->redis_server,
-                b->n ? b->ops[0].key : "nothing", (unsigned long long)s->refused);
-    m3s_store_batch_free(b);
-    return;
+  /* Never dropped: a batch waits for Redis however long the queue is. Its
+   * senders wait for its outcome before they act, so the queue grows only
+   * with work that is held back (launches, acknowledgements, answers). */
+  if(s->batches + 1 >= BACKLOG_WARN_BATCHES && !s->backlogged) {
+    s->backlogged = true;
+    m3s_warn("%zu writes wait for Redis at %s", s->batches + 1, s->addr);
   }
   queue_push(&s->queue, (item_t){ .batch = b });
   s->batches++;
+  if(s->backlogged && s->batches < BACKLOG_WARN_BATCHES / 2)
+    s->backlogged = false;
   /* A steady stream of writes may never let the mailbox go empty: flush
    * large runs from here too. */
   if(s->c && s->batches >= FLUSH_CHUNK)
@@ -923,11 +1151,41 @@ static void on_load(store_t *s, m3s_msg_t *msg)
   queue_push(&s->queue, (item_t){ .load = l });
 }
 
+/* With sentinels: true (and the connection dropped) when they name another
+ * master than the one connected, so a failover is followed at once. */
+static bool master_moved(store_t *s)
+{
+  const m3s_config_t *cfg = s->base.cfg;
+  char host[256], addr[ADDR_LEN], why[ADDR_LEN + 64];
+  int port;
+  if(!s->c || !cfg->redis_sentinels || !cfg->redis_sentinels[0] ||
+     !ask_sentinels(s, host, sizeof(host), &port))
+    return false;
+  m3s_format_hostport(addr, sizeof(addr), host, port);
+  if(!strcmp(addr, s->addr))
+    return false;
+  snprintf(why, sizeof(why), "the sentinels name %s as the master now", addr);
+  connection_lost(s, why);
+  return true;
+}
+
 static void on_ping(store_t *s)
 {
   redisReply *r = NULL;
   if(!s->c || s->queue.n)
     return; /* a busy connection proves itself; a lost one reconnects */
+  if(s->base.cfg->redis_sentinels && s->base.cfg->redis_sentinels[0]) {
+    /* A failover demotes the master without closing the connection. */
+    char role[64];
+    if(master_moved(s))
+      return;
+    if(!m3s_redis_is_master(s->c, role, sizeof(role))) {
+      char why[200];
+      snprintf(why, sizeof(why), "the server is now a %s", role);
+      connection_lost(s, why);
+    }
+    return;
+  }
   if(redisAppendCommand(s->c, "PING") != REDIS_OK || read_reply(s, &r) != IO_OK)
     return;
   if(r->type == REDIS_REPLY_ERROR && is_transient_error(r->str)) {
@@ -955,12 +1213,24 @@ static void on_reconnect(store_t *s)
 
 static json_t *status_json(const store_t *s)
 {
-  return json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "connected", s->c != NULL,
-                   "queued", (json_int_t)s->queue.n, "errors", (json_int_t)s->errors,
-                   "reconnects", (json_int_t)s->reconnects,
-                   "queued_batches", (json_int_t)s->batches,
-                   "written", (json_int_t)s->written, "refused", (json_int_t)s->refused,
-                   "corrupt", (json_int_t)s->corrupt, "loads", (json_int_t)s->loads);
+  json_t *by = json_object();
+  for(size_t i = 0; i < s->nby_error; i++)
+    json_object_set_new(by, s->by_error[i].word, json_integer((json_int_t)s->by_error[i].n));
+  json_t *j = json_pack(
+    "{s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:b}", "connected",
+    s->c != NULL, "server", s->addr, "queued", (json_int_t)s->queue.n, "errors",
+    (json_int_t)s->errors, "reconnects", (json_int_t)s->reconnects, "queued_batches",
+    (json_int_t)s->batches, "written", (json_int_t)s->written, "refused", (json_int_t)s->refused,
+    "failed", (json_int_t)s->failed, "wait_short", (json_int_t)s->wait_short, "corrupt",
+    (json_int_t)s->corrupt, "loads", (json_int_t)s->loads, "refused_by_error", by, "backlogged",
+    s->backlogged);
+  if(j && s->refusing[0]) {
+    json_object_set_new(j, "refusing", json_string(s->refusing));
+    json_object_set_new(j, "refusal", json_string(s->refusal));
+    json_object_set_new(j, "refusing_ms",
+                        json_integer((json_int_t)(m3s_now_ms() - s->refusing_since_ms)));
+  }
+  return j;
 }
 
 static void store_handle(m3s_actor_t *self, m3s_msg_t *msg)
@@ -988,6 +1258,10 @@ static void store_handle(m3s_actor_t *self, m3s_msg_t *msg)
   case T_PING:
     on_ping(s);
     break;
+  case T_RETRY:
+    s->retry_timer = 0; /* the wait hook sends the queue again */
+    (void)master_moved(s);
+    break;
   default:
     m3s_warn("unexpected message type %u", msg->type);
     break;
@@ -1005,7 +1279,7 @@ static int store_start(m3s_actor_t *self)
     return rc;
   if(rc != 0) {
     m3s_warn("Redis at %s is not reachable yet: writes and loads wait for it",
-             self->cfg->redis_server);
+             s->addr[0] ? s->addr : self->cfg->redis_sentinels);
     reconnect_later(s);
   }
   m3s_timer_start(self, T_PING, PING_PERIOD_MS, PING_PERIOD_MS);

@@ -447,6 +447,12 @@ static json_t *server_env(build_t *b, const m3s_config_t *cfg, const char *task_
   env_add(b, vars, "M3S_CONTROLLER__REDIS_SERVER", json_string(cfg->redis_server));
   env_add(b, vars, "M3S_CONTROLLER__REDIS_PASSWORD", json_string(cfg->redis_password));
   env_add(b, vars, "M3S_CONTROLLER__REDIS_DB", jfmt("%d", cfg->redis_db));
+  if(cfg->redis_sentinels && cfg->redis_sentinels[0]) {
+    env_add(b, vars, "M3S_CONTROLLER__REDIS_SENTINELS", json_string(cfg->redis_sentinels));
+    env_add(b, vars, "M3S_CONTROLLER__REDIS_MASTER_NAME", json_string(cfg->redis_master_name));
+    env_add(b, vars, "M3S_CONTROLLER__REDIS_SENTINEL_PASSWORD",
+            json_string(cfg->redis_sentinel_password));
+  }
   env_add(b, vars, "M3S_CONTROLLER__REDIS_PREFIX", json_string(cfg->fw));
   env_add(b, vars, "M3S_CONTROLLER__LOGLEVEL", json_string(cfg->loglevel));
   env_add(b, vars, "M3S_CONTROLLER__ENABLE_TAINT",

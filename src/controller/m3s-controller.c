@@ -56,6 +56,7 @@
 #include <unistd.h>
 
 #include "m3s/log.h"
+#include "m3s/sentinel.h"
 #include "m3s/xalloc.h"
 
 #define ENV_PREFIX "M3S_CONTROLLER__"
@@ -72,6 +73,9 @@ typedef struct settings {
   char host[256];          /* IPv6 without brackets */
   int port;
   const char *password;    /* "" = no AUTH */
+  const char *sentinels;   /* "" = connect to server; else host:port list */
+  const char *master_name;
+  const char *sentinel_password;
   int db;
   const char *prefix;
   char *kubeconfig;        /* owned */
@@ -179,6 +183,11 @@ static int settings_load(settings_t *s)
     return -1;
   }
   s->password = env_or(ENV_PREFIX "REDIS_PASSWORD", "");
+  s->sentinels = env_or(ENV_PREFIX "REDIS_SENTINELS", "");
+  s->master_name = env_or(ENV_PREFIX "REDIS_MASTER_NAME", "m3s");
+  s->sentinel_password = env_or(ENV_PREFIX "REDIS_SENTINEL_PASSWORD", "");
+  if(s->sentinels[0])
+    s->server = s->sentinels; /* named in messages */
   v = env_or(ENV_PREFIX "REDIS_DB", "1");
   if(parse_int(v, 1000000, &s->db) != 0) {
     fprintf(stderr, "m3s-controller: " ENV_PREFIX "REDIS_DB=\"%s\": expected a database "
@@ -235,6 +244,11 @@ static void usage(FILE *out)
     "Environment (the M3s daemon sets the first six in the server task):\n"
     "  " ENV_PREFIX "REDIS_SERVER    host:port of Redis (default 127.0.0.1:6480)\n"
     "  " ENV_PREFIX "REDIS_PASSWORD  AUTH password; empty = no AUTH (default empty)\n"
+    "  " ENV_PREFIX "REDIS_SENTINELS comma-separated host:port list of Redis\n"
+    "                                  sentinels; when set, replaces REDIS_SERVER:\n"
+    "                                  the master they name is used and followed\n"
+    "  " ENV_PREFIX "REDIS_MASTER_NAME       the sentinels' master (default m3s)\n"
+    "  " ENV_PREFIX "REDIS_SENTINEL_PASSWORD AUTH password of the sentinels\n"
     "  " ENV_PREFIX "REDIS_DB        database index (default 1)\n"
     "  " ENV_PREFIX "REDIS_PREFIX    key prefix, the framework name (default m3s)\n"
     "  " ENV_PREFIX "LOGLEVEL        debug, info, warn or error (default debug)\n"
@@ -511,6 +525,8 @@ static void command_failed(controller_t *ct, redisReply *r)
     redis_failed(ct, R_LOST, ct->c->errstr, true);
   else if(r->type == REDIS_REPLY_ERROR && starts_with(r->str, "NOAUTH"))
     redis_failed(ct, R_NOAUTH, r->str, true);
+  else if(r->type == REDIS_REPLY_ERROR && starts_with(r->str, "READONLY"))
+    redis_failed(ct, R_NOT_READY, r->str, true); /* a failover: connect again */
   else
     redis_failed(ct, R_REFUSED,
                  r->type == REDIS_REPLY_ERROR ? reply_text(ct, r) : "unexpected reply", false);
@@ -523,7 +539,16 @@ static void try_connect(controller_t *ct)
   const settings_t *s = ct->s;
   struct timeval tv = { IO_TIMEOUT_MS / 1000, (IO_TIMEOUT_MS % 1000) * 1000 };
   redisReply *r = NULL;
-  redisContext *c = redisConnectWithTimeout(s->host, s->port, tv);
+  char host[256], err[400];
+  int port = s->port;
+  snprintf(host, sizeof(host), "%s", s->host);
+  if(s->sentinels[0] &&
+     !m3s_sentinel_master(s->sentinels, s->master_name, s->sentinel_password, IO_TIMEOUT_MS,
+                          host, sizeof(host), &port, err, sizeof(err))) {
+    redis_failed(ct, R_UNREACHABLE, err, true);
+    return;
+  }
+  redisContext *c = redisConnectWithTimeout(host, port, tv);
 
   if(!c) {
     redis_failed(ct, R_UNREACHABLE, "out of memory", true);
@@ -587,6 +612,13 @@ static void try_connect(controller_t *ct)
     return;
   }
   freeReplyObject(r);
+  char role[64];
+  if(s->sentinels[0] && !m3s_redis_is_master(c, role, sizeof(role))) {
+    char why[400];
+    snprintf(why, sizeof(why), "the sentinels name %s:%d, which is a %s", host, port, role);
+    redis_failed(ct, R_NOT_READY, why, true);
+    return;
+  }
   ct->fresh = true;
   redis_state_set(ct, R_CONNECTED, NULL);
 }
@@ -690,8 +722,8 @@ int main(int argc, char **argv)
   if(settings_load(&s) != 0)
     return 2;
   {
-    const char *secrets[] = { s.password };
-    m3s_log_init(s.level, secrets, 1);
+    const char *secrets[] = { s.password, s.sentinel_password };
+    m3s_log_init(s.level, secrets, 2);
   }
   m3s_log_set_name("m3s-controller");
 

@@ -78,7 +78,7 @@ int api_h_update(api_t *a, struct mg_connection *c, const route_t *r, const req_
   api_changed(a);
   if(k.ans->flags & M3S_ROLE_ERROR) {
     const char *why = k.ans->payload;
-    status = api_error(c, 400, "%s", why ? why : "refused");
+    status = api_error(c, k.ans->arg == -EIO ? 500 : 400, "%s", why ? why : "refused");
     api_ask_free(&k, 1);
     return status;
   }

@@ -157,6 +157,18 @@ static void write_store(FILE *out, const json_t *s)
   scalar(out, s, "errors", "m3s_redis_errors_total", "counter", "Redis errors.");
   scalar(out, s, "reconnects", "m3s_redis_reconnects_total", "counter",
          "Redis connections lost and re-established.");
+  const json_t *by = json_object_get(s, "refused_by_error");
+  if(json_object_size(by)) {
+    const char *word;
+    const json_t *n;
+    family(out, "m3s_redis_refused_writes_total", "counter",
+           "Writes Redis refused, by the first word of its error reply (WAIT: too few "
+           "replicas had them).");
+    json_object_foreach((json_t *)by, word, n)
+      sample1(out, "m3s_redis_refused_writes_total", "error", word, json_number_value(n));
+  }
+  scalar(out, s, "failed", "m3s_redis_failed_writes_total", "counter",
+         "Writes Redis refused for good (their senders were told).");
 }
 
 static void write_offers(FILE *out, const json_t *o)

@@ -46,13 +46,31 @@ static const char *str_of(const json_t *obj, const char *key)
   return s ? s : "";
 }
 
+/* The refusal Redis answers writes with while it lasts ("OOM ..."), or
+ * NULL: nothing confirmed while it lasts. */
+static const char *redis_refusal(const json_t *store)
+{
+  return json_string_value(json_object_get(store, "refusal"));
+}
+
 json_t *m3s__ui_health(const json_t *store, const json_t *mesos)
 {
   bool redis = redis_connected(store);
-  const char *state = mesos_state(mesos);
-  bool ok = redis && strcmp(state, "subscribed") == 0;
-  return json_pack("{s:s, s:b, s:s}", "status", ok ? "ok" : "degraded", "redis", redis,
-                   "mesos", state);
+  const char *state = mesos_state(mesos), *refusal = redis_refusal(store);
+  bool subscribed = strcmp(state, "subscribed") == 0;
+  bool ok = redis && subscribed && !refusal;
+  json_t *h = json_pack("{s:s, s:b, s:s}", "status", ok ? "ok" : "degraded", "redis", redis,
+                        "mesos", state);
+  char reason[600];
+  if(refusal)
+    snprintf(reason, sizeof(reason), "Redis refuses writes: %s", refusal);
+  else if(!redis)
+    snprintf(reason, sizeof(reason), "Redis is not connected");
+  else if(!subscribed)
+    snprintf(reason, sizeof(reason), "not subscribed to the Mesos master (%s)", state);
+  if(!ok)
+    json_object_set_new(h, "reason", json_string(reason));
+  return h;
 }
 
 /* One role's part of the status: counts and tasks, copied field by field
@@ -115,6 +133,12 @@ json_t *m3s__ui_status(const json_t *store, const json_t *mesos, const json_t *o
 
   if(!json_is_object(store))
     problem(problems, "the store actor did not answer: the Redis state is unknown");
+  else if(redis_refusal(store))
+    problem(problems,
+            "Redis refuses writes for %" JSON_INTEGER_FORMAT " s (%.200s): %" JSON_INTEGER_FORMAT
+            " write(s) wait; launches, acknowledgements and changes wait for them",
+            int_of(store, "refusing_ms") / 1000, redis_refusal(store),
+            int_of(store, "queued_batches"));
   else if(!redis_connected(store))
     problem(problems,
             "Redis is not connected: %" JSON_INTEGER_FORMAT " write(s) wait for it; nothing "
@@ -256,6 +280,14 @@ void m3s__ui_unconfirmed(char *buf, size_t len, const m3s_ui_change_t *ch, const
              "retrying",
              who, what, timeout_ms, !has_store ? "unknown" : up ? "connected"
                                                                     : "unavailable");
+    return;
+  }
+  if(has_store && up && redis_refusal(store)) {
+    snprintf(buf, len,
+             "Redis refuses writes (%.200s), so %s is not saved yet. The %s has taken it and %s. "
+             "The change waits in the store's write queue (%" JSON_INTEGER_FORMAT " write(s) "
+             "queued) and is written when Redis accepts writes again",
+             redis_refusal(store), what, who, now, queued);
     return;
   }
   if(has_store && !up) {

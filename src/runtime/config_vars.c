@@ -189,6 +189,26 @@ const struct var m3s_config_vars[] = {
   { .name = "REDIS_DB", .type = T_INT, .group = G_REDIS,
     .off = O_INT(redis_db), .def = "1", .min = 0, .max = INT_MAX,
     .help = "Redis database number." },
+  { .name = "REDIS_SENTINELS", .type = T_STRING, .group = G_REDIS,
+    .off = O_STR(redis_sentinels),
+    .help = "Redis Sentinel as a comma-separated host:port list (new). When "
+            "set it replaces REDIS_SERVER: the master of REDIS_MASTER_NAME is "
+            "asked of the sentinels and followed through failovers. Also "
+            "handed to the server containers." },
+  { .name = "REDIS_MASTER_NAME", .type = T_STRING, .group = G_REDIS,
+    .off = O_STR(redis_master_name), .def = "m3s",
+    .help = "Name of the master the sentinels watch (new)." },
+  { .name = "REDIS_SENTINEL_PASSWORD", .type = T_STRING, .group = G_REDIS,
+    .flags = F_SECRET, .off = O_STR(redis_sentinel_password),
+    .help = "AUTH password of the sentinels, if they have one (new)." },
+  { .name = "REDIS_WAIT_REPLICAS", .type = T_INT, .group = G_REDIS,
+    .off = O_INT(redis_wait_replicas), .def = "0", .min = 0, .max = 100,
+    .help = "A write counts as stored only once this many replicas have it "
+            "(Redis WAIT); until then it is written again and whatever "
+            "depends on it waits (new)." },
+  { .name = "REDIS_WAIT_TIMEOUT", .type = T_DURATION, .group = G_REDIS,
+    .flags = F_POSITIVE, .off = O_MS(redis_wait_timeout_ms), .def = "1s",
+    .help = "How long one WAIT for REDIS_WAIT_REPLICAS lasts (new)." },
 
   /* Datastore */
   { .name = "DS_COUNT", .type = T_INT, .group = G_DS,

@@ -65,6 +65,9 @@ static void magazine_release(magazine_t *m)
 static void thread_exit(void *p)
 {
   magazine_t *m = p;
+  /* The thread-local pointer must not outlive its magazine: a destructor
+   * that runs after this one and sends a message gets a fresh one. */
+  mag = NULL;
   pthread_mutex_lock(&depot_lock);
   if(m->n && depot_nfull < DEPOT_MAX) {
     m->next = depot_full;

@@ -935,8 +935,8 @@ START_TEST(degraded_and_status_page)
   atomic_store(&store_down, 1);
   http(&h, "GET", "/health", NULL, &r);
   ck_assert_int_eq(r.status, 200);
-  ck_assert_str_eq(r.body,
-                   "{\"status\":\"degraded\",\"redis\":false,\"mesos\":\"subscribed\"}");
+  ck_assert_str_eq(r.body, "{\"status\":\"degraded\",\"redis\":false,\"mesos\":\"subscribed\","
+                           "\"reason\":\"Redis is not connected\"}");
   http(&h, "GET", "/metrics", USER ":" PASS, &r);
   ck_assert_ptr_nonnull(strstr(r.body, "\nm3s_redis_connected 0\n"));
   expect(&h, "GET", "/api/m3s/v0/agent/scale/2", 200, NULL, "2"); /* answered at once */

@@ -20,6 +20,8 @@ import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import redis_sentinel  # noqa: E402
 CONTROLLER = os.environ.get("M3S_CONTROLLER_BIN",
                             os.path.join(HERE, "..", "..", "build", "m3s-controller"))
 BOUND = 30.0
@@ -100,7 +102,8 @@ class Redis:
     survives a restart (append-only file synced on every write), as a real
     deployment's would; without, a restart comes back empty."""
 
-    def __init__(self, password=PASSWORD, persist=False):
+    def __init__(self, password=PASSWORD, persist=False, extra=()):
+        self.extra = list(extra)  # more redis-server arguments (--replicaof ...)
         self.dir = tempfile.mkdtemp(prefix="m3s-ctl-redis-")
         self.port = free_port()
         self.password = password
@@ -114,6 +117,7 @@ class Redis:
             ["--appendonly", "no"]
         if self.password:
             args += ["--requirepass", self.password]
+        args += self.extra
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while True:
@@ -399,6 +403,32 @@ class ControllerTest(unittest.TestCase):
         c = self.controller(r, M3S_CONTROLLER__REDIS_PASSWORD="", M3S_CONTROLLER__REDIS_DB="")
         self.wait("the publication in database 1",
                   lambda: r.get(db=1) == kubeconfig())
+        self.assert_clean_exit(c)
+
+    def test_follows_sentinel_failover(self):
+        """With REDIS_SENTINELS (REDIS_SERVER then names nothing useful) the
+        kubeconfig goes to the master the sentinels name, and after a
+        failover to the new one."""
+        master = self.redis(password="")
+        replica = Redis(password="", extra=["--replicaof", "127.0.0.1", str(master.port)])
+        self.servers.append(replica)
+        replica.start()
+        sentinel = redis_sentinel.Sentinel(master.port)
+        self.addCleanup(sentinel.stop)
+        sentinel.wait_replicas(1, BOUND)
+        self.write(kubeconfig())
+        c = self.controller(master, M3S_CONTROLLER__REDIS_SERVER="127.0.0.1:%d" % free_port(),
+                            M3S_CONTROLLER__REDIS_PASSWORD="",
+                            M3S_CONTROLLER__REDIS_SENTINELS="127.0.0.1:%d" % sentinel.port)
+        self.wait("the publication", lambda: master.get() == kubeconfig())
+        self.assertIn(b"OK", sentinel.command("SENTINEL", "FAILOVER", "m3s"))
+        # The old master a replica now: what lands on the new one came from
+        # the controller itself.
+        self.wait("the old master to be demoted", lambda: b"role:slave" in master.cmd("INFO", "replication"))
+        self.assertEqual(sentinel.master_port(), replica.port)
+        second = kubeconfig(extra="preferences: {}\n")
+        self.write(second)
+        self.wait("the publication on the new master", lambda: replica.get() == second)
         self.assert_clean_exit(c)
 
     def test_command_line(self):

@@ -41,7 +41,8 @@ def free_port():
 class Redis:
     """A throwaway redis-server on a free loopback port, stopped by PID."""
 
-    def __init__(self):
+    def __init__(self, extra=()):
+        self.extra = list(extra)  # more redis-server arguments (--replicaof ...)
         self.dir = tempfile.mkdtemp(prefix="m3s-redis-")
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -53,7 +54,9 @@ class Redis:
         append-only file, synced on every write, keeps the data across."""
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--dir", self.dir],
+             "--appendonly", "yes", "--appendfsync", "always", "--dir", self.dir,
+             # tests move "dir" to make a background save fail (MISCONF)
+             "--enable-protected-configs", "yes"] + self.extra,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while not self.ping():

@@ -22,6 +22,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import redis_sentinel  # noqa: E402
 import test_mesos  # noqa: E402  (the module: its MesosTest must not run here)
 
 BOUND, SLOW = test_mesos.BOUND, test_mesos.SLOW
@@ -412,6 +413,211 @@ class OrchestraTest(test_mesos.MesosCase):
         self.assertNotIn(victim, self.records())
         self.assert_clean(sim, d)
 
+    # -- Redis refusing writes (issue 13) ------------------------------------
+
+    def refuse_writes(self, kind):
+        """Makes Redis refuse every write the way `kind` does."""
+        r = self.redis()
+        if kind == "OOM":
+            r.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
+            r.command("CONFIG", "SET", "maxmemory", "1")
+        elif kind == "READONLY":
+            # A replica of a master that is not there keeps its data and
+            # refuses writes.
+            with socket.socket() as sk:
+                sk.bind(("127.0.0.1", 0))
+                nobody = sk.getsockname()[1]
+            r.command("REPLICAOF", "127.0.0.1", str(nobody))
+        elif kind == "MISCONF":
+            gone = os.path.join(r.dir, "gone")
+            os.mkdir(gone)
+            r.command("CONFIG", "SET", "dir", gone)
+            os.rmdir(gone)
+            r.command("CONFIG", "SET", "save", "3600 1")
+            r.command("CONFIG", "SET", "stop-writes-on-bgsave-error", "yes")
+            r.command("BGSAVE")
+            self.wait("the background save to fail", lambda: b"rdb_last_bgsave_status:err"
+                      in r.command("INFO", "persistence"))
+        probe = r.command("SET", "m3s-test:probe", "x").decode()
+        self.assertTrue(probe.startswith(kind), probe)
+
+    def accept_writes(self, kind):
+        r = self.redis()
+        if kind == "OOM":
+            r.command("CONFIG", "SET", "maxmemory", "0")
+        elif kind == "READONLY":
+            r.command("REPLICAOF", "NO", "ONE")
+        elif kind == "MISCONF":
+            r.command("CONFIG", "SET", "dir", r.dir)
+            r.command("CONFIG", "SET", "save", "")
+            r.command("SAVE")
+        self.assertEqual(r.command("SET", "m3s-test:probe", "x").strip(), b"OK")
+        r.command("DEL", "m3s-test:probe")
+
+    def get(self, path):
+        """(status, body) of GET path (outside the API's prefix)."""
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.api_port, path))
+        req.add_header("Authorization",
+                       "Basic " + base64.b64encode(b"ops:orchestra-secret").decode())
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def check_refusal_shown(self, kind):
+        """The refusal is visible while it lasts: /health, the status
+        answer behind the page, /metrics."""
+        self.wait("/health to give the refusal", lambda: json.loads(self.get("/health")[1]).get(
+            "reason", "").startswith("Redis refuses writes: "))
+        health = json.loads(self.get("/health")[1])
+        self.assertEqual(health["status"], "degraded")
+        self.assertIn(kind, health["reason"])
+        code, body = self.get("/api/m3s/v0/status")
+        self.assertEqual(code, 200, body)
+        self.assertTrue(any("Redis refuses writes" in p for p in json.loads(body)["problems"]),
+                        body)
+        code, body = self.get("/metrics")
+        self.assertEqual(code, 200)
+        m = re.search(r'^m3s_redis_refused_writes_total\{error="%s"\} (\d+)' % kind, body, re.M)
+        self.assertTrue(m and int(m.group(1)) > 0, body)
+
+    def check_refusal_holds(self, kind):
+        """While Redis refuses writes (`kind`), a scale-up and a burst of
+        task failures: no task is launched without its record, no update
+        is acknowledged before its state is stored, the API does not say
+        done; once Redis accepts writes again the cluster converges."""
+        sim, d = self.cluster(agents=8, K3S_AGENT_COUNT="3")
+        self.wait_converged(sim, 1, 1, 3)
+        launched = len(self.launched(sim))
+        nupdates = len(self.updates(sim))
+        self.refuse_writes(kind)
+        code, body = self.api("agent/scale/5")
+        self.assertNotEqual(code, 200, "a scale was confirmed while Redis refused it: " + body)
+        self.check_refusal_shown(kind)
+        victims = [t[0] for t in self.active(sim, "agent")][:2]
+        for v in victims:
+            sim.fail_task(v)
+        self.wait("the failures to be sent", lambda: all(
+            any(st["task_id"]["value"] == v and st["state"] == "TASK_FAILED"
+                for _, st in self.updates(sim)) for v in victims))
+        code, body = self.api("agent/scale/4")
+        self.assertNotEqual(code, 200, body)
+        time.sleep(2.0)  # time for a wrong launch or acknowledgement to show
+        self.assertIsNone(d.proc.poll(), "the daemon died while Redis refused writes")
+        self.assertEqual(len(self.launched(sim)), launched,
+                         "a task was launched while Redis refused its record")
+        sent = {st.get("uuid") for _, st in self.updates(sim)[nupdates:]} - {None}
+        self.assertTrue(sent)
+        acked = [c for c in sim.calls(type="ACKNOWLEDGE") if isinstance(c["body"], dict)
+                 and c["body"]["acknowledge"]["uuid"] in sent]
+        self.assertEqual(acked, [], "an update was acknowledged while Redis refused its state")
+        self.accept_writes(kind)
+        self.wait_converged(sim, 1, 1, 4)
+        self.wait("/health ok again", lambda: json.loads(self.get("/health")[1])["status"] == "ok")
+        recs = self.records("agent")
+        for v in victims:
+            self.assertNotIn(v, recs)
+        cfg = json.loads(self.redis().command("GET", "%s:framework_config" % FW))
+        self.assertEqual(cfg["K3SAgentMax"], 4)
+        self.assert_clean(sim, d)
+
+    def test_redis_oom_holds_launches_and_acks(self):
+        self.check_refusal_holds("OOM")
+
+    def test_redis_readonly_holds_launches_and_acks(self):
+        self.check_refusal_holds("READONLY")
+
+    def test_redis_misconf_holds_launches_and_acks(self):
+        self.check_refusal_holds("MISCONF")
+
+    # -- Redis Sentinel ---------------------------------------------------------
+
+    def sentinel_set(self, replicas):
+        """The test's Redis as master, `replicas` replicas and one sentinel
+        (quorum 1) watching them as "m3s"; returns {port: Redis}, the
+        sentinel's port."""
+        master = self.redis()
+        servers = {master.port: master}
+        for _ in range(replicas):
+            rep = test_mesos.Redis(extra=["--replicaof", "127.0.0.1", str(master.port)])
+            self.addCleanup(rep.stop)
+            servers[rep.port] = rep
+        for rep in servers.values():
+            if rep is not master:
+                self.wait("a replica in sync", lambda rep=rep: b"master_link_status:up"
+                          in rep.command("INFO", "replication"))
+        sentinel = redis_sentinel.Sentinel(master.port)
+        self.addCleanup(sentinel.stop)
+        self.sentinel = sentinel
+        sentinel.wait_replicas(replicas, BOUND)
+        return servers, sentinel.port
+
+    def check_failover(self, how):
+        """A Sentinel failover (`how`: "failover" by SENTINEL FAILOVER,
+        "kill" by kill -9 of the master) while the daemon scales up and
+        tasks fail, with REDIS_WAIT_REPLICAS=1: afterwards the new master
+        holds every record, and a new daemon started on it adopts the
+        cluster as it is: no task duplicated, none lost or killed.
+
+        WAIT 1 keeps a confirmed write only where the promoted replica has
+        it: with one replica, the one promoted; after kill -9 with two, the
+        sentinel promotes the one with the most data, and the other lets
+        writes be confirmed again. (SENTINEL FAILOVER with two replicas
+        would not do: until the sentinel moves the second one over, it
+        still copies the old master, so WAIT 1 passes for writes the new
+        master never gets.)"""
+        servers, sport = self.sentinel_set(1 if how == "failover" else 2)
+        old = self.redis()
+        sim, d = self.cluster(agents=10, K3S_AGENT_COUNT="2",
+                              REDIS_SENTINELS="127.0.0.1:%d" % sport,
+                              REDIS_WAIT_REPLICAS="1", REDIS_WAIT_TIMEOUT="500ms")
+        self.wait_converged(sim, 1, 1, 2)
+        self.scale("agent", 6, 4)
+        victim = self.active(sim, "agent")[0][0]
+        sim.fail_task(victim)
+        if how == "failover":
+            self.assertIn(b"OK", self.sentinel.command("SENTINEL", "FAILOVER", "m3s"))
+        else:
+            old.proc.kill()
+            old.proc.wait()
+        self.wait("the sentinel to name a new master",
+                  lambda: self.sentinel.master_port() not in (None, old.port), LONG * 2)
+        self._redis = servers[self.sentinel.master_port()]
+        # Until a replica of the new master has its writes, nothing is
+        # confirmed: the API may say so (503) while the count is taken.
+        code, body = self.api("agent/scale/5")
+        self.assertTrue(code == 200 or (code == 503 and ("did not confirm" in body
+                                                         or "not saved yet" in body)), body)
+        self.wait_converged(sim, 1, 1, 5, LONG * 2)
+        self.assertNotIn(victim, self.records())
+        cfg = json.loads(self.redis().command("GET", "%s:framework_config" % FW))
+        self.assertEqual(cfg["K3SAgentMax"], 5)
+        self.assertIn("connected to Redis at 127.0.0.1:%d (master named by the sentinels)"
+                      % self.redis().port, d.text())
+        self.assert_clean(sim, d)
+        # What the new master holds is the whole cluster: a new daemon
+        # launches nothing and kills nothing.
+        n, kills = len(self.launched(sim)), len(sim.calls(type="KILL"))
+        self.assertEqual(d.stop(), 0)
+        d2 = self.daemon(sim, FRAMEWORK_PORT=str(self.api_port), AUTH_USERNAME="ops",
+                         AUTH_PASSWORD="orchestra-secret", RECONCILE_WAIT="3s",
+                         REFUSE_OFFERS="1", REDIS_SENTINELS="127.0.0.1:%d" % sport,
+                         REDIS_WAIT_REPLICAS="1", REDIS_WAIT_TIMEOUT="500ms")
+        self.daemon_subscribed(sim, d2)
+        self.assertEqual(self.api("agent/scale"), (200, '{"Scale":5,"Running":5}'))
+        time.sleep(1.0)
+        self.wait_converged(sim, 1, 1, 5)
+        self.assertEqual(len(self.launched(sim)), n)
+        self.assertEqual(len(sim.calls(type="KILL")), kills)
+        self.assert_clean(sim, d2)
+
+    def test_sentinel_failover_command(self):
+        self.check_failover("failover")
+
+    def test_sentinel_failover_kill9(self):
+        self.check_failover("kill")
+
     def test_scale_agents(self):
         sim, d = self.cluster(agents=6, K3S_AGENT_COUNT="1")
         self.wait_converged(sim, 1, 1, 1)
@@ -547,10 +753,17 @@ class OrchestraTest(test_mesos.MesosCase):
         line, nothing lost, the cluster comes up."""
         self.redis().command("SET", "%s:agent:old-1" % FW, '{"TaskID": "old-1", "CPU": "two"}')
         self.redis().command("SET", "%s:agent:old-2" % FW, '{"TaskID": ')
+        # A usable record but for its id, longer than the actors' buffers
+        # (it would be cut, and its updates taken for a stranger's).
+        with open(os.path.join(HERE, "..", "data", "records", "task_agent_running.json")) as f:
+            long_id = "old-3-" + "x" * 60
+            rec = dict(json.load(f), TaskID=long_id)
+        self.redis().command("SET", "%s:agent:%s" % (FW, long_id), json.dumps(rec))
         sim, d = self.cluster(agents=3, K3S_AGENT_COUNT="1")
         self.wait_converged(sim, 1, 1, 1)
         keys = self.redis().command("--scan", "--pattern", "%s:corrupt:*" % FW).decode().split()
-        self.assertEqual(sorted(k.split(":")[3] for k in keys), ["old-1", "old-2"], keys)
+        self.assertEqual(sorted(k.split(":")[3] for k in keys), ["old-1", "old-2", long_id], keys)
+        self.assertIn("its TaskID is longer than 39 characters", d.text())
         moved = [k for k in keys if ":old-1:" in k][0]
         self.assertEqual(self.redis().command("GET", moved).strip(),
                          b'{"TaskID": "old-1", "CPU": "two"}')

@@ -40,7 +40,8 @@ class DegradedTest(UiCase):
         self.redis().kill()
         self.wait("/health to say degraded", lambda: self.health()["redis"] is False)
         h = self.health()
-        self.assertEqual(h, {"status": "degraded", "redis": False, "mesos": "subscribed"})
+        self.assertEqual(h, {"status": "degraded", "redis": False, "mesos": "subscribed",
+                             "reason": "Redis is not connected"})
         st = self.status()
         self.assertEqual(st["status"], "degraded")
         self.assertIs(st["redis"], False)

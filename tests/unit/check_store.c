@@ -109,6 +109,8 @@ static void fixture_start(redis_fixture_t *r)
   argv[n++] = "";
   argv[n++] = "--dir";
   argv[n++] = r->dir;
+  argv[n++] = "--enable-protected-configs"; /* the MISCONF test moves "dir" */
+  argv[n++] = "yes";
   argv[n++] = "--appendonly";
   argv[n++] = r->aof ? "yes" : "no";
   if(r->aof) {
@@ -232,6 +234,8 @@ static void admin_cmd(redisContext *c, const char *fmt, const char *a, const cha
 typedef struct record {
   _Atomic size_t nwritten;        /* release by the probe, acquire by the test */
   int64_t written[MAX_WRITTEN];
+  _Atomic size_t nfailed;         /* writes refused for good, same rules */
+  int64_t failed[MAX_WRITTEN];
   _Atomic(json_t *) loaded[MAX_LOADS];
   _Atomic int chunks[MAX_LOADS];  /* messages per load, the last included */
   _Atomic int unexpected;
@@ -249,7 +253,12 @@ static void probe_handle(m3s_actor_t *self, m3s_msg_t *m)
   switch(m->type) {
   case M3S_STORE_WRITTEN: {
     size_t n = atomic_load_explicit(&rec->nwritten, memory_order_relaxed);
-    if(n < MAX_WRITTEN && !m->payload) {
+    size_t f = atomic_load_explicit(&rec->nfailed, memory_order_relaxed);
+    if((m->flags & M3S_STORE_FAILED) && f < MAX_WRITTEN && m->payload) {
+      rec->failed[f] = m->arg;
+      atomic_store_explicit(&rec->nfailed, f + 1, memory_order_release);
+    }
+    else if(n < MAX_WRITTEN && !m->payload && !m->flags) {
       rec->written[n] = m->arg;
       atomic_store_explicit(&rec->nwritten, n + 1, memory_order_release);
     }
@@ -786,15 +795,17 @@ START_TEST(unreachable_at_start)
 }
 END_TEST
 
-START_TEST(queue_bound)
+/* A long queue is never cut: every batch waits for Redis, and the backlog
+ * shows in the status. */
+START_TEST(queue_never_drops)
 {
-  enum { CAP = 100000, EXTRA = 5 };
+  enum { N = 100000 + 5 };
   redis_fixture_t r;
   harness_t h;
   fixture_init(&r, NULL, false);
   harness_start(&h, &r, NULL, "1"); /* Redis down: everything queues */
   ck_assert_int_eq(h.start_rc, 0);
-  for(int i = 0; i < CAP + EXTRA; i++) {
+  for(int i = 0; i < N; i++) {
     m3s_store_batch_t *b = m3s_store_batch_new(NULL, i);
     m3s_store_batch_set(b, FW ":agent:q", "{}");
     send_batch(&h, b);
@@ -802,26 +813,54 @@ START_TEST(queue_bound)
       (void)status_int(&h, "queued"); /* keeps the mailbox under its soft limit */
   }
   json_t *st = status(&h);
-  ck_assert_int_eq(json_integer_value(json_object_get(st, "queued")), CAP);
-  ck_assert_int_eq(json_integer_value(json_object_get(st, "refused")), EXTRA);
-  ck_assert_int_eq(json_integer_value(json_object_get(st, "errors")), EXTRA);
+  ck_assert_int_eq(json_integer_value(json_object_get(st, "queued")), N);
+  ck_assert_int_eq(json_integer_value(json_object_get(st, "refused")), 0);
+  ck_assert_int_eq(json_integer_value(json_object_get(st, "errors")), 0);
+  ck_assert(json_is_true(json_object_get(st, "backlogged")));
   json_decref(st);
   harness_free(&h);
   fixture_free(&r);
 }
 END_TEST
 
-START_TEST(error_reply_drops_batch)
+static json_t *status_get(harness_t *h, const char *k1, const char *k2)
+{
+  json_t *st = status(h);
+  json_t *v = json_object_get(st, k1);
+  if(k2)
+    v = json_object_get(v, k2);
+  v = json_deep_copy(v);
+  json_decref(st);
+  return v;
+}
+
+/* A running Redis, the store on DB 1 and the test's own connection. */
+static redisContext *up(redis_fixture_t *r, harness_t *h)
+{
+  fixture_init(r, NULL, false);
+  fixture_start(r);
+  harness_start(h, r, NULL, "1");
+  ck_assert_int_eq(h->start_rc, 0);
+  return admin(r, 1);
+}
+
+static void down(redis_fixture_t *r, harness_t *h, redisContext *c)
+{
+  redisFree(c);
+  harness_free(h);
+  fixture_free(r);
+}
+
+/* Redis out of memory (maxmemory 1, noeviction) refuses SET with OOM: the
+ * refused batches and every one behind them wait, nothing is confirmed,
+ * the refusal shows in the status; once Redis has room they are written
+ * in order and confirmed one by one. */
+START_TEST(oom_refusal_waits)
 {
   redis_fixture_t r;
   harness_t h;
-  fixture_init(&r, NULL, false);
-  fixture_start(&r);
-  harness_start(&h, &r, NULL, "1");
-  ck_assert_int_eq(h.start_rc, 0);
-  redisContext *c = admin(&r, 1);
+  redisContext *c = up(&r, &h);
 
-  /* With maxmemory reached, Redis refuses SET with an OOM error reply. */
   admin_cmd(c, "CONFIG SET %s %s", "maxmemory-policy", "noeviction");
   admin_cmd(c, "CONFIG SET %s %s", "maxmemory", "1");
   set1(&h, 1, FW ":agent:single", "{}");
@@ -829,24 +868,111 @@ START_TEST(error_reply_drops_batch)
   m3s_store_batch_set(b, FW ":agent:m1", "{}");
   m3s_store_batch_set(b, FW ":agent:m2", "{}");
   send_batch(&h, b);
+  b = m3s_store_batch_new(h.probe, 3);
+  m3s_store_batch_del(b, FW ":agent:gone"); /* Redis allows DEL under OOM */
+  send_batch(&h, b);
   int64_t deadline = now_ms() + LONG_WAIT_MS;
-  while(status_int(&h, "errors") < 2) {
-    ck_assert_msg(now_ms() < deadline, "the refused writes were not counted");
+  while(status_int(&h, "refused") < 3) { /* retried with backoff */
+    ck_assert_msg(now_ms() < deadline, "the refused writes were not retried");
     sleep_ms(5);
   }
-  admin_cmd(c, "CONFIG SET %s %s", "maxmemory", "0");
-  set1(&h, 3, FW ":agent:after", "{}");
-  wait_written(&h, 1);
-  sleep_ms(100);
-  ck_assert_int_eq(nwritten(&h), 1); /* neither failed batch was confirmed */
-  ck_assert_int_eq(h.rec->written[0], 3);
-  ck_assert_ptr_null(admin_get(c, FW ":agent:single"));
-  ck_assert_ptr_null(admin_get(c, FW ":agent:m1"));
-  ck_assert_int_eq(status_int(&h, "reconnects"), 0);
+  json_t *w = status_get(&h, "refusing", NULL);
+  ck_assert_str_eq(json_string_value(w), "OOM");
+  json_decref(w);
+  w = status_get(&h, "refused_by_error", "OOM");
+  ck_assert_int_ge(json_integer_value(w), 3);
+  json_decref(w);
+  ck_assert_int_eq(nwritten(&h), 0); /* nothing confirmed, not even the DEL behind */
+  ck_assert_int_eq(atomic_load(&h.rec->nfailed), 0);
 
-  redisFree(c);
-  harness_free(&h);
-  fixture_free(&r);
+  admin_cmd(c, "CONFIG SET %s %s", "maxmemory", "0");
+  wait_written(&h, 3);
+  for(int i = 0; i < 3; i++)
+    ck_assert_int_eq(h.rec->written[i], i + 1);
+  char *v = admin_get(c, FW ":agent:single");
+  ck_assert_str_eq(v, "{}");
+  free(v);
+  v = admin_get(c, FW ":agent:m2");
+  ck_assert_str_eq(v, "{}");
+  free(v);
+  w = status_get(&h, "refusing", NULL);
+  ck_assert_ptr_null(w); /* over */
+
+  down(&r, &h, c);
+}
+END_TEST
+
+/* MISCONF: a failing background save with stop-writes-on-bgsave-error
+ * refuses writes until a save succeeds again. */
+START_TEST(misconf_refusal_waits)
+{
+  redis_fixture_t r;
+  harness_t h;
+  redisContext *c = up(&r, &h);
+  char bad[128];
+  snprintf(bad, sizeof(bad), "%s/no-such-dir", r.dir);
+  ck_assert_int_eq(mkdir(bad, 0700), 0);
+  admin_cmd(c, "CONFIG SET %s %s", "dir", bad);
+  ck_assert_int_eq(rmdir(bad), 0); /* the save cannot create its file */
+  admin_cmd(c, "CONFIG SET %s %s", "stop-writes-on-bgsave-error", "yes");
+  admin_cmd(c, "CONFIG SET %s %s", "save", "3600 1"); /* writes stop only with a save rule */
+  redisReply *rep = redisCommand(c, "BGSAVE");
+  freeReplyObject(rep);
+  int64_t deadline = now_ms() + LONG_WAIT_MS;
+  for(;;) { /* until the failed save is recorded */
+    rep = redisCommand(c, "INFO persistence");
+    bool failed = rep && rep->str && strstr(rep->str, "rdb_last_bgsave_status:err");
+    bool busy = rep && rep->str && strstr(rep->str, "rdb_bgsave_in_progress:1");
+    freeReplyObject(rep);
+    if(failed && !busy)
+      break;
+    ck_assert_msg(now_ms() < deadline, "BGSAVE did not fail");
+    sleep_ms(10);
+  }
+  set1(&h, 1, FW ":agent:a", "{}");
+  while(status_int(&h, "refused") < 1) {
+    ck_assert_msg(now_ms() < deadline, "the MISCONF refusal was not counted");
+    sleep_ms(5);
+  }
+  sleep_ms(300);
+  ck_assert_int_eq(nwritten(&h), 0);
+  json_t *w = status_get(&h, "refusing", NULL);
+  ck_assert_str_eq(json_string_value(w), "MISCONF");
+  json_decref(w);
+  admin_cmd(c, "CONFIG SET %s %s", "dir", r.dir);
+  rep = redisCommand(c, "SAVE");
+  freeReplyObject(rep);
+  wait_written(&h, 1);
+  char *v = admin_get(c, FW ":agent:a");
+  ck_assert_str_eq(v, "{}");
+  free(v);
+  down(&r, &h, c);
+}
+END_TEST
+
+/* A refusal that would come back on every retry (here NOPERM: the ACL
+ * forbids DEL) is reported to the batch's sender as failed; the batches
+ * behind it go on. */
+START_TEST(permanent_refusal_reported)
+{
+  redis_fixture_t r;
+  harness_t h;
+  redisContext *c = up(&r, &h);
+  admin_cmd(c, "ACL SETUSER %s %s", "default", "-del");
+  m3s_store_batch_t *b = m3s_store_batch_new(h.probe, 1);
+  m3s_store_batch_del(b, FW ":agent:x");
+  send_batch(&h, b);
+  set1(&h, 2, FW ":agent:y", "{}");
+  wait_written(&h, 1);
+  ck_assert_int_eq(h.rec->written[0], 2);
+  ck_assert_int_eq(atomic_load_explicit(&h.rec->nfailed, memory_order_acquire), 1);
+  ck_assert_int_eq(h.rec->failed[0], 1);
+  ck_assert_int_eq(status_int(&h, "failed"), 1);
+  json_t *w = status_get(&h, "refused_by_error", "NOPERM");
+  ck_assert_int_eq(json_integer_value(w), 1);
+  json_decref(w);
+  ck_assert_int_eq(status_int(&h, "reconnects"), 0);
+  down(&r, &h, c);
 }
 END_TEST
 
@@ -902,8 +1028,10 @@ static Suite *store_suite(void)
   tcase_add_test(tc, corrupt_set_aside);
   tcase_add_test(tc, start_failures);
   tcase_add_test(tc, unreachable_at_start);
-  tcase_add_test(tc, queue_bound);
-  tcase_add_test(tc, error_reply_drops_batch);
+  tcase_add_test(tc, queue_never_drops);
+  tcase_add_test(tc, oom_refusal_waits);
+  tcase_add_test(tc, misconf_refusal_waits);
+  tcase_add_test(tc, permanent_refusal_reported);
   tcase_add_test(tc, scan_many_pages);
   suite_add_tcase(s, tc);
   return s;
