@@ -120,9 +120,16 @@ extern const char *const api_role_actor[4];
 extern const route_t api_routes[];
 extern const size_t api_nroutes;
 
-/* Splits path into at most MAX_SEGMENTS non-empty segments (in place).
- * Returns the count, or -1 when there are more. */
-int api_split(char *path, char *seg[MAX_SEGMENTS]);
+/* Splits path, the request's path as sent (civetweb's decode_url=no), into
+ * at most MAX_SEGMENTS non-empty segments and percent-decodes each, in
+ * place. Empty segments are dropped (the mesos-cli plugin sends
+ * "//api/..."). Returns the count; API_PATH_LONG when there are more;
+ * API_PATH_BAD with *why (a static sentence) for a malformed escape, an
+ * encoded NUL or an encoded '/', which could otherwise end a segment early
+ * or join two. */
+#define API_PATH_LONG (-1)
+#define API_PATH_BAD (-2)
+int api_split(char *path, char *seg[MAX_SEGMENTS], const char **why);
 
 /* Does seg[0..nseg) match r's template? Fills q's fields from it. */
 bool api_match(const route_t *r, char *const seg[], int nseg, req_t *q);

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -1663,6 +1664,101 @@ START_TEST(routes_ready_when_the_port_opens)
 }
 END_TEST
 
+/* ---- paths as sent --------------------------------------------------------------- */
+
+/* The status of one raw request line's answer (exact bytes on the wire, no
+ * client-side normalisation), with the test's credentials; body copied to
+ * body (may be NULL). */
+static long raw_get(const harness_t *h, const char *path, bool auth, char *body, size_t blen)
+{
+  unsigned char b64[128];
+  EVP_EncodeBlock(b64, (const unsigned char *)USER ":" PASS, (int)strlen(USER ":" PASS));
+  char req[1024], out[8192];
+  int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n%s%s%sConnection: close\r\n\r\n",
+                   path, auth ? "Authorization: Basic " : "", auth ? (const char *)b64 : "",
+                   auth ? "\r\n" : "");
+  raw(h->port, req, (size_t)n, out, sizeof(out), 10000);
+  long status = 0;
+  ck_assert_msg(sscanf(out, "HTTP/1.1 %ld", &status) == 1, "GET %s -> %s", path, out);
+  const char *b = strstr(out, "\r\n\r\n");
+  if(body)
+    snprintf(body, blen, "%s", b ? b + 4 : "");
+  return status;
+}
+
+/* The agent role's desired count, as GET agent/scale says. */
+static long agent_scale(const harness_t *h)
+{
+  resp_t r;
+  http(h, "GET", "/api/m3s/v0/agent/scale", USER ":" PASS, &r);
+  ck_assert_int_eq(r.status, 200);
+  json_t *j = json_loads(r.body, 0, NULL);
+  ck_assert_msg(json_is_integer(json_object_get(j, "Scale")), "%s", r.body);
+  long v = (long)json_integer_value(json_object_get(j, "Scale"));
+  json_decref(j);
+  return v;
+}
+
+/* Routing sees the path as sent and decodes each segment: a %00 cannot cut
+ * a path short (it was "scale" alone, or "scale/3"), an encoded '/' cannot
+ * separate segments, a malformed escape is not guessed at. Each is a 400
+ * with a JSON error and leaves the count as it was. */
+START_TEST(paths_as_sent)
+{
+  harness_t h;
+  harness_start(&h, NULL);
+  expect(&h, "GET", "/api/m3s/v0/agent/scale/2", 200, NULL, "2");
+  static const char *const bad[] = {
+    "/api/m3s/v0/agent/scale/%00",          /* was the read form: 200 {"Scale":...} */
+    "/api/m3s/v0/agent/scale/3%00junk",     /* was a scale to 3 */
+    "/api/m3s/v0/agent/scale/%003",
+    "/api/m3s/v0/agent%2Fscale",
+    "/api/m3s/v0/agent%2fscale/3",
+    "/api/m3s/v0/agent/scale%2F3",
+    "/api/m3s/v0/agent/scale/%",
+    "/api/m3s/v0/agent/scale/3%",
+    "/api/m3s/v0/agent/scale/3%4",
+    "/api/m3s/v0/agent/scale/%zz",
+    "/api/m3s/v0/agent/scale/%G3",
+    "/health%00",
+    "/metrics%2F",
+  };
+  for(size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    char body[1024];
+    long st = raw_get(&h, bad[i], true, body, sizeof(body));
+    ck_assert_msg(st == 400, "GET %s: %ld %s", bad[i], st, body);
+    json_t *j = json_loads(body, 0, NULL);
+    ck_assert_msg(json_is_string(json_object_get(j, "error")), "GET %s: %s", bad[i], body);
+    json_decref(j);
+    /* without credentials it learns nothing more than elsewhere */
+    ck_assert_int_eq(raw_get(&h, bad[i], false, NULL, 0), 401);
+  }
+  /* trailing garbage after a count, decoded or not: 400 */
+  static const char *const counts[] = { "3junk", "3%20", "3%0A", "3%09", "%33x", "3;x" };
+  for(size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+    char path[128];
+    snprintf(path, sizeof(path), "/api/m3s/v0/agent/scale/%s", counts[i]);
+    ck_assert_msg(raw_get(&h, path, true, NULL, 0) == 400, "GET %s", path);
+  }
+  ck_assert_int_eq(agent_scale(&h), 2);
+  /* dot segments are matched literally, never resolved */
+  ck_assert_int_eq(raw_get(&h, "/api/m3s/v0/server/../agent/scale/3", true, NULL, 0), 404);
+  ck_assert_int_eq(raw_get(&h, "/api/m3s/v0/agent/scale/./3", true, NULL, 0), 404);
+  ck_assert_int_eq(agent_scale(&h), 2);
+  /* what is well encoded is decoded: these mean agent/scale/3 */
+  char body[1024];
+  ck_assert_int_eq(raw_get(&h, "/api/m3s/v0/agent/scale/%33", true, body, sizeof(body)), 200);
+  ck_assert_str_eq(body, "1");
+  ck_assert_int_eq(raw_get(&h, "/api/m3s/v0/%61gent/scale/3", true, body, sizeof(body)), 200);
+  ck_assert_int_eq(agent_scale(&h), 3);
+  /* the mesos-cli plugin's doubled slashes */
+  ck_assert_int_eq(raw_get(&h, "//api/m3s/v0/agent/scale/4", true, body, sizeof(body)), 200);
+  ck_assert_int_eq(raw_get(&h, "//api//m3s/v0/agent/scale", true, body, sizeof(body)), 200);
+  ck_assert_str_eq(body, "{\"Scale\":4,\"Running\":4}");
+  harness_free(&h);
+}
+END_TEST
+
 static Suite *api_suite(void)
 {
   Suite *s = suite_create("api");
@@ -1683,6 +1779,10 @@ static Suite *api_suite(void)
   tcase_add_test(tc, status_requests_share_kube_answers);
   tcase_add_test(tc, slow_clients_do_not_exhaust_workers);
   suite_add_tcase(s, tc);
+  TCase *paths = tcase_create("paths");
+  tcase_set_timeout(paths, 120);
+  tcase_add_test(paths, paths_as_sent);
+  suite_add_tcase(s, paths);
   TCase *tls = tcase_create("tls");
   tcase_set_timeout(tls, 120);
   tcase_add_test(tls, https_end_to_end);
