@@ -41,6 +41,7 @@
 #include "m3s/role.h"
 #include "m3s/store.h"
 #include "check_main.h"
+#include "redis_fixture.h"
 
 #define USER "operator"
 #define PASS "s3cr:et-pass"   /* a ':' in the password is legal */
@@ -68,6 +69,8 @@ enum { F_DATASTORE, F_SERVER, F_AGENT, F_OFFERS, F_MESOS, F_STORE, F_KUBE, NFAKE
 /* Without a kube actor unless a test asks for one (status/k8s then answers
  * from the agent role alone). */
 #define DEFAULT_FAKES ((1u << F_KUBE) - 1u)
+/* In place of the fake store: the real store actor (REDIS_SERVER in env). */
+#define REAL_STORE (1u << NFAKES)
 enum { MODE_NORMAL, MODE_IGNORE, MODE_SLOW };
 
 /* Behaviour set by the test thread, read by the fakes: atomics. */
@@ -83,6 +86,11 @@ static _Atomic int status_calls[NFAKES];
 static _Atomic int store_down;          /* the fake store reports Redis down */
 static _Atomic int hold_scale;          /* roles take a scale, answer it later */
 static m3s_reply_t *_Atomic held[NFAKES]; /* a held scale answer, by role */
+/* Fakes (bit per fake) whose STATUS requests are held unanswered until
+ * release_status(): a source that is slow for as long as a test wants. */
+static _Atomic unsigned hold_status;
+enum { HELD_MAX = 8 };
+static m3s_reply_t *_Atomic held_status[NFAKES][HELD_MAX];
 
 typedef struct fake {
   m3s_actor_t base;
@@ -145,6 +153,19 @@ static void fake_handle(m3s_actor_t *self, m3s_msg_t *m)
   if(mode == MODE_SLOW)
     sleep_ms(atomic_load(&slow_ms));
   bool role = idx <= F_AGENT;
+  bool status = m->type == M3S_ROLE_STATUS || m->type == M3S_OFFERS_STATUS ||
+                m->type == M3S_MESOS_STATUS || m->type == M3S_STORE_STATUS ||
+                m->type == M3S_KUBE_STATUS;
+  if(status && (atomic_load(&hold_status) & (1u << idx))) {
+    m3s_reply_t *r = m3s_msg_take_reply(m);
+    for(int i = 0; r && i < HELD_MAX; i++) {
+      m3s_reply_t *none = NULL;
+      if(atomic_compare_exchange_strong(&held_status[idx][i], &none, r))
+        r = NULL;
+    }
+    m3s_reply_finish(r, NULL); /* no room: dropped */
+    return;
+  }
   switch(m->type) {
   case M3S_ROLE_SCALE:
     if(!role)
@@ -245,6 +266,15 @@ static void fake_handle(m3s_actor_t *self, m3s_msg_t *m)
   atomic_fetch_add(&unexpected, 1);
 }
 
+/* Stops holding STATUS requests; the held ones are dropped unanswered. */
+static void release_status(void)
+{
+  atomic_store(&hold_status, 0);
+  for(int i = 0; i < NFAKES; i++)
+    for(int k = 0; k < HELD_MAX; k++)
+      m3s_reply_finish(atomic_exchange(&held_status[i][k], NULL), NULL);
+}
+
 static void fakes_reset(void)
 {
   for(int i = 0; i < NFAKES; i++) {
@@ -261,6 +291,7 @@ static void fakes_reset(void)
   atomic_store(&hold_scale, 0);
   for(int i = 0; i < NFAKES; i++)
     m3s_reply_finish(atomic_exchange(&held[i], NULL), NULL);
+  release_status();
 }
 
 /* ---- harness ----------------------------------------------------------------- */
@@ -305,8 +336,10 @@ static void harness_start_env(harness_t *h, const char *const *env, unsigned fak
   fakes_reset();
   h->sys = m3s_system_new(&h->cfg);
   for(int i = 0; i < NFAKES; i++)
-    if(fakes & (1u << i))
+    if(fakes & (1u << i) && !(i == F_STORE && fakes & REAL_STORE))
       m3s_system_add(h->sys, &fake_ops[i]);
+  if(fakes & REAL_STORE)
+    m3s_system_add(h->sys, &m3s_store_ops);
   h->api = m3s_system_add(h->sys, &m3s_api_ops);
   m3s_api_opts_t o = opts ? *opts : (m3s_api_opts_t){ 0 };
   o.bind_host = "127.0.0.1";
@@ -334,6 +367,7 @@ static void harness_free(harness_t *h)
 {
   if(h->rc == 0)
     m3s_system_stop(h->sys);
+  release_status(); /* any the fakes held while the test ended */
   m3s_system_free(h->sys);
   m3s_config_free(&h->cfg);
   ck_assert_int_eq(atomic_load(&unexpected), 0);
@@ -1664,6 +1698,134 @@ START_TEST(routes_ready_when_the_port_opens)
 }
 END_TEST
 
+/* ---- no waiting on strangers ---------------------------------------------------------- */
+
+typedef struct getter {
+  const harness_t *h;
+  const char *path;
+  pthread_t th;
+  long status;
+  _Atomic bool done;
+  int64_t done_ms;
+} getter_t;
+
+static void *get_one(void *p)
+{
+  getter_t *g = p;
+  resp_t *r = malloc(sizeof(*r));
+  req_opts_t o = { .userpwd = USER ":" PASS };
+  if(http_x(g->h, "GET", g->path, &o, r) == CURLE_OK)
+    g->status = r->status;
+  free(r);
+  g->done_ms = now_ms();
+  atomic_store(&g->done, true);
+  return NULL;
+}
+
+static void get_start(getter_t *g, const harness_t *h, const char *path)
+{
+  memset(g, 0, sizeof(*g));
+  g->h = h;
+  g->path = path;
+  ck_assert_int_eq(pthread_create(&g->th, NULL, get_one, g), 0);
+}
+
+/* Waits (generously) until the fake agent has been asked for its STATUS
+ * more than `before` times: the request under way has sent its flight. */
+static void agent_asked(int before)
+{
+  int64_t deadline = now_ms() + 30000;
+  while(atomic_load(&status_calls[F_AGENT]) <= before) {
+    ck_assert_msg(now_ms() < deadline, "the agent role was never asked");
+    sleep_ms(2);
+  }
+}
+
+/* /metrics and /api/m3s/v0/status share the roles' STATUS with the scale
+ * read, and also wait for the store, Mesos, offers and kube actors. Those
+ * are held unanswered here for as long as the test likes: GET agent/scale
+ * still answers while both are provably still waiting. */
+START_TEST(scale_read_waits_on_no_stranger)
+{
+  static const char *const auth[] = { "AUTH_USERNAME", USER, "AUTH_PASSWORD", PASS, NULL };
+  static const char *const paths[] = { "/metrics", "/api/m3s/v0/status" };
+  m3s_api_opts_t o = { .call_timeout_ms = 60000 };
+  harness_t h;
+  harness_start_env(&h, auth, DEFAULT_FAKES | 1u << F_KUBE, &o);
+  ck_assert_int_eq(h.rc, 0);
+  for(size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+    atomic_store(&hold_status,
+                 1u << F_STORE | 1u << F_MESOS | 1u << F_OFFERS | 1u << F_KUBE);
+    getter_t slow;
+    int before = atomic_load(&status_calls[F_AGENT]);
+    get_start(&slow, &h, paths[i]);
+    agent_asked(before);
+    resp_t r;
+    http(&h, "GET", "/api/m3s/v0/agent/scale", USER ":" PASS, &r);
+    ck_assert_msg(r.status == 200, "agent/scale while %s waits: %ld %s", paths[i], r.status,
+                  r.body);
+    ck_assert_msg(!atomic_load(&slow.done), "%s did not wait for the held sources", paths[i]);
+    release_status();
+    pthread_join(slow.th, NULL);
+    ck_assert_int_eq(slow.status, 200);
+  }
+  harness_free(&h);
+}
+END_TEST
+
+/* The same with the real store actor and a real redis-server paused with
+ * SIGSTOP: a write makes the store block in Redis (up to its I/O timeout),
+ * a /metrics request that arrives meanwhile waits for the store's answer,
+ * and a GET agent/scale sent after it answers before it. A round in which
+ * the store happened to answer /metrics at once (between two blocking
+ * calls) proves nothing and is run again. */
+START_TEST(scale_read_answers_while_redis_is_paused)
+{
+  redis_fixture_t rf;
+  fixture_init(&rf, NULL, false);
+  fixture_start(&rf);
+  char server[64];
+  snprintf(server, sizeof(server), "127.0.0.1:%d", rf.port);
+  const char *env[] = { "AUTH_USERNAME", USER, "AUTH_PASSWORD", PASS, "REDIS_SERVER", server,
+                        NULL };
+  m3s_api_opts_t o = { .call_timeout_ms = 30000 };
+  harness_t h;
+  harness_start_env(&h, env, DEFAULT_FAKES | REAL_STORE, &o);
+  ck_assert_int_eq(h.rc, 0);
+  m3s_actor_t *store = m3s_system_find(h.sys, "store");
+  ck_assert_ptr_nonnull(store);
+  ck_assert_int_eq(kill(rf.pid, SIGSTOP), 0);
+  bool shown = false;
+  for(int round = 0; round < 10 && !shown; round++) {
+    /* a write: the store sends it and blocks waiting for Redis's reply */
+    m3s_store_batch_t *b = m3s_store_batch_new(NULL, 0);
+    m3s_store_batch_set(b, "m3stest:paused", "x");
+    m3s_send(store, m3s_msg_new(M3S_STORE_WRITE, 0, b, m3s_store_batch_free));
+    int before = atomic_load(&status_calls[F_AGENT]);
+    int64_t t0 = now_ms();
+    getter_t metrics;
+    get_start(&metrics, &h, "/metrics");
+    agent_asked(before);
+    resp_t r;
+    http(&h, "GET", "/api/m3s/v0/agent/scale", USER ":" PASS, &r);
+    int64_t scale_ms = now_ms();
+    ck_assert_msg(r.status == 200, "agent/scale: %ld %s", r.status, r.body);
+    pthread_join(metrics.th, NULL);
+    ck_assert_int_eq(metrics.status, 200);
+    if(metrics.done_ms - t0 < 500)
+      continue; /* the store answered /metrics at once: no waiting to show */
+    ck_assert_msg(scale_ms < metrics.done_ms,
+                  "agent/scale (%lld ms) waited for /metrics (%lld ms)",
+                  (long long)(scale_ms - t0), (long long)(metrics.done_ms - t0));
+    shown = true;
+  }
+  ck_assert_int_eq(kill(rf.pid, SIGCONT), 0);
+  ck_assert_msg(shown, "the paused Redis never held up /metrics");
+  harness_free(&h);
+  fixture_free(&rf);
+}
+END_TEST
+
 /* ---- paths as sent --------------------------------------------------------------- */
 
 /* The status of one raw request line's answer (exact bytes on the wire, no
@@ -1783,6 +1945,11 @@ static Suite *api_suite(void)
   tcase_set_timeout(paths, 120);
   tcase_add_test(paths, paths_as_sent);
   suite_add_tcase(s, paths);
+  TCase *strangers = tcase_create("strangers");
+  tcase_set_timeout(strangers, 180);
+  tcase_add_test(strangers, scale_read_waits_on_no_stranger);
+  tcase_add_test(strangers, scale_read_answers_while_redis_is_paused);
+  suite_add_tcase(s, strangers);
   TCase *tls = tcase_create("tls");
   tcase_set_timeout(tls, 120);
   tcase_add_test(tls, https_end_to_end);
