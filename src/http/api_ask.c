@@ -104,7 +104,7 @@ json_t *api_answer_json(m3s_msg_t *ans)
  * so that when the change is not confirmed in time the 503 says what is
  * true (ui.c) without another round trip. */
 int api_ask_change(api_t *a, struct mg_connection *c, ask_t *q, uint32_t status_type,
-                      const m3s_ui_change_t *ch)
+                   const m3s_ui_change_t *ch)
 {
   ask_t k[3] = { *q, { .to = q->to, .name = q->name, .type = status_type },
                  { .to = a->store, .name = "store", .type = M3S_STORE_STATUS } };

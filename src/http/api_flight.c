@@ -178,7 +178,7 @@ int api_kube_brief(api_t *a, ticket_t *t, json_t **out)
 /* The STATUS of each role in roles[0..n): 0 with s[i] borrowed until
  * api_status_release of t[i], or the status already sent (all released). */
 int api_roles_status(api_t *a, struct mg_connection *c, const int *roles, size_t n,
-                        ticket_t *t, json_t **s)
+                     ticket_t *t, json_t **s)
 {
   int64_t deadline = m3s_now_ms() + a->opts.call_timeout_ms;
   api_status_begin(a, roles, n, t);

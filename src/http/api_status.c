@@ -375,7 +375,8 @@ int api_h_metrics(api_t *a, struct mg_connection *c, const route_t *r, const req
   m3s_metrics_in_t in = {
     .mesos = j[0], .store = j[1], .offers = j[2], .roles = { j[3], j[4], j[5] }, .kube = kube,
     .actor_names = names, .actor_depths = depths, .nactors = nact,
-    .route_templates = templates, .nroutes = api_nroutes + 1, .codes = api_codes, .ncodes = API_NCODES,
+    .route_templates = templates, .nroutes = api_nroutes + 1, .codes = api_codes,
+    .ncodes = API_NCODES,
     .requests = snap,
     .auth_failures = atomic_load_explicit(&a->auth_failures, memory_order_relaxed),
     .auth_throttled = atomic_load_explicit(&a->auth_throttled, memory_order_relaxed),

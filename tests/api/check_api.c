@@ -1836,8 +1836,9 @@ static long raw_get(const harness_t *h, const char *path, bool auth, char *body,
   unsigned char b64[128];
   EVP_EncodeBlock(b64, (const unsigned char *)USER ":" PASS, (int)strlen(USER ":" PASS));
   char req[1024], out[8192];
-  int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n%s%s%sConnection: close\r\n\r\n",
-                   path, auth ? "Authorization: Basic " : "", auth ? (const char *)b64 : "",
+  int n = snprintf(req, sizeof(req),
+                   "GET %s HTTP/1.1\r\nHost: x\r\n%s%s%sConnection: close\r\n\r\n", path,
+                   auth ? "Authorization: Basic " : "", auth ? (const char *)b64 : "",
                    auth ? "\r\n" : "");
   raw(h->port, req, (size_t)n, out, sizeof(out), 10000);
   long status = 0;
