@@ -1825,6 +1825,9 @@ START_TEST(scale_read_answers_while_redis_is_paused)
     ck_assert_msg(scale_ms < metrics.done_ms,
                   "agent/scale (%lld ms) waited for /metrics (%lld ms)",
                   (long long)(scale_ms - t0), (long long)(metrics.done_ms - t0));
+    fprintf(stderr, "Redis paused (round %d): agent/scale answered after %lld ms, /metrics "
+            "after %lld ms\n", round + 1, (long long)(scale_ms - t0),
+            (long long)(metrics.done_ms - t0));
     shown = true;
   }
   ck_assert_int_eq(kill(rf.pid, SIGCONT), 0);
