@@ -16,7 +16,6 @@ static const struct {
   { "disk", M3S_RES_DISK },     { "diskLimit", M3S_RES_DISK_LIMIT },
 };
 
-
 const route_t api_routes[] = {
   { "GET", "/health", api_h_health, 0, R_NOAUTH },
   { "GET", "/metrics", api_h_metrics, 0, 0 },
