@@ -1787,13 +1787,24 @@ END_TEST
  * and a GET agent/scale sent after it answers before it. A round in which
  * the store happened to answer /metrics at once (between two blocking
  * calls) proves nothing and is run again. */
+static redis_fixture_t paused_redis; /* pid 0: none */
+
+/* Teardown (runs after a failed check too): resumes and stops the server. */
+static void paused_redis_free(void)
+{
+  if(paused_redis.pid > 0) {
+    kill(paused_redis.pid, SIGCONT);
+    fixture_free(&paused_redis);
+  }
+}
+
 START_TEST(scale_read_answers_while_redis_is_paused)
 {
-  redis_fixture_t rf;
-  fixture_init(&rf, NULL, false);
-  fixture_start(&rf);
+  redis_fixture_t *rf = &paused_redis;
+  fixture_init(rf, NULL, false);
+  fixture_start(rf);
   char server[64];
-  snprintf(server, sizeof(server), "127.0.0.1:%d", rf.port);
+  snprintf(server, sizeof(server), "127.0.0.1:%d", rf->port);
   const char *env[] = { "AUTH_USERNAME", USER, "AUTH_PASSWORD", PASS, "REDIS_SERVER", server,
                         NULL };
   m3s_api_opts_t o = { .call_timeout_ms = 30000 };
@@ -1802,7 +1813,7 @@ START_TEST(scale_read_answers_while_redis_is_paused)
   ck_assert_int_eq(h.rc, 0);
   m3s_actor_t *store = m3s_system_find(h.sys, "store");
   ck_assert_ptr_nonnull(store);
-  ck_assert_int_eq(kill(rf.pid, SIGSTOP), 0);
+  ck_assert_int_eq(kill(rf->pid, SIGSTOP), 0);
   bool shown = false;
   for(int round = 0; round < 10 && !shown; round++) {
     /* a write: the store sends it and blocks waiting for Redis's reply */
@@ -1830,10 +1841,10 @@ START_TEST(scale_read_answers_while_redis_is_paused)
             (long long)(metrics.done_ms - t0));
     shown = true;
   }
-  ck_assert_int_eq(kill(rf.pid, SIGCONT), 0);
+  ck_assert_int_eq(kill(rf->pid, SIGCONT), 0);
   ck_assert_msg(shown, "the paused Redis never held up /metrics");
   harness_free(&h);
-  fixture_free(&rf);
+  fixture_free(rf);
 }
 END_TEST
 
@@ -1959,6 +1970,7 @@ static Suite *api_suite(void)
   suite_add_tcase(s, paths);
   TCase *strangers = tcase_create("strangers");
   tcase_set_timeout(strangers, 180);
+  tcase_add_checked_fixture(strangers, NULL, paused_redis_free);
   tcase_add_test(strangers, scale_read_waits_on_no_stranger);
   tcase_add_test(strangers, scale_read_answers_while_redis_is_paused);
   suite_add_tcase(s, strangers);
