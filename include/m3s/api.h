@@ -9,8 +9,10 @@
  * time) and waited for at most M3S_API_CALL_TIMEOUT_MS; no answer in time,
  * an actor over its mailbox limit or a request dropped unanswered is a 503
  * with a JSON error. Concurrent status requests share one M3S_ROLE_STATUS
- * per role, and reuse its answer for status_max_age_ms (never across a
- * change made through the API).
+ * per role (and one brief M3S_KUBE_STATUS), and reuse its answer for
+ * status_max_age_ms (never across a change made through the API); a shared
+ * answer is taken as soon as it arrives by whichever request waits, so no
+ * request waits for what another one that shares it also asked.
  *
  * Messages it sends (all requests; the answer goes back to the worker):
  *   "datastore", "server", "agent"  M3S_ROLE_SCALE (arg = count),
@@ -20,7 +22,9 @@
  *   "offers"      M3S_OFFERS_CLUSTER (arg = m3s_cluster_op_t),
  *                 M3S_OFFERS_SCHEDULING (arg 1 cordon / 0 uncordon),
  *                 M3S_OFFERS_STATUS.
- *   "mesos"       M3S_MESOS_STATUS.    "store"  M3S_STORE_STATUS.
+ *   "mesos"       M3S_MESOS_STATUS, M3S_MESOS_FORGET_ID.
+ *   "store"       M3S_STORE_STATUS.
+ *   "kube"        M3S_KUBE_STATUS (arg 0 or M3S_KUBE_BRIEF), M3S_KUBE_CONFIG.
  * Answers are owned by the worker that received them (m3s_msg_free); their
  * json_t * payloads are taken and released there.
  * Messages it accepts: none (anything sent to it is ignored and dropped).

@@ -122,9 +122,16 @@ extern const char *const api_role_actor[4];
 extern const route_t api_routes[];
 extern const size_t api_nroutes;
 
-/* Splits path into at most MAX_SEGMENTS non-empty segments (in place).
- * Returns the count, or -1 when there are more. */
-int api_split(char *path, char *seg[MAX_SEGMENTS]);
+/* Splits path, the request's path as sent (civetweb's decode_url=no), into
+ * at most MAX_SEGMENTS non-empty segments and percent-decodes each, in
+ * place. Empty segments are dropped (the mesos-cli plugin sends
+ * "//api/..."). Returns the count; API_PATH_LONG when there are more;
+ * API_PATH_BAD with *why (a static sentence) for a malformed escape, an
+ * encoded NUL or an encoded '/', which could otherwise end a segment early
+ * or join two. */
+#define API_PATH_LONG (-1)
+#define API_PATH_BAD (-2)
+int api_split(char *path, char *seg[MAX_SEGMENTS], const char **why);
 
 /* Does seg[0..nseg) match r's template? Fills q's fields from it. */
 bool api_match(const route_t *r, char *const seg[], int nseg, req_t *q);
@@ -165,6 +172,13 @@ typedef struct ask {
   m3s_msg_t *ans;            /* owned; m3s_msg_free */
 } ask_t;
 
+/* Sends every request (the same protocol as m3s_call: soft mailbox limit,
+ * reference-counted slot); a request that cannot be sent gets its rc. */
+void api_ask_send(ask_t *q, size_t n);
+/* Waits for the answers of the requests sent until deadline (monotonic
+ * ms): n slow actors cost one timeout, not n. */
+void api_ask_wait(ask_t *q, size_t n, int64_t deadline);
+/* Both, with call_timeout_ms from now. */
 void api_ask_all(api_t *a, ask_t *q, size_t n);
 void api_ask_free(ask_t *q, size_t n);
 int api_ask_one(api_t *a, struct mg_connection *c, ask_t *q);
@@ -181,8 +195,9 @@ json_t *api_answer_json(m3s_msg_t *ans);
 /* Status endpoints need the roles' M3S_ROLE_STATUS and the kube actor's
  * brief M3S_KUBE_STATUS (source SRC_KUBE, the slot no role uses). Requests
  * for the same source share one request to it (a "flight"): the first
- * sends it, the others
- * that arrive while it is in the air wait for its answer, and those that
+ * sends it, the others that arrive while it is in the air wait for its
+ * answer (which lands as soon as it arrives, whoever waits: never behind
+ * what else the sender waits for, api_status_end), and those that
  * arrive within status_max_age_ms after it landed take that answer without
  * waiting at all (a worker that never blocks is what keeps a busy status
  * endpoint near the speed of a constant answer). Answers are thus at most
@@ -192,12 +207,14 @@ json_t *api_answer_json(m3s_msg_t *ans);
 typedef struct flight {
   _Atomic unsigned refs; /* the table's, the sender's, the waiters' */
   bool done;             /* under fl_lock */
-  int rc;                /* written by the sender before done */
-  json_t *answer;        /* idem; read-only once done; freed with the last ref */
+  bool taker;            /* under fl_lock: a waiter waits on slot */
+  int rc;                /* under fl_lock until done; read-only once done */
+  json_t *answer;        /* idem; freed with the last ref */
   int64_t landed_ms;     /* idem */
+  int role;              /* set at creation, then read-only */
   uint64_t epoch;
   uint64_t id;           /* unique: names the answer in the rendered cache */
-  m3s_reply_t *slot;     /* the sender's */
+  m3s_reply_t *slot;     /* the request's; any waiter may take the answer */
 } flight_t;
 
 typedef struct ticket {

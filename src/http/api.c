@@ -2,10 +2,11 @@
  *
  * DESIGN. One catch-all civetweb request handler. For every request, on the
  * civetweb worker:
- *   1. route: the %-decoded path, empty segments dropped (the mesos-cli
- *      plugin sends "//api/..."), is matched literally against the route
- *      table; a path that matches with another method is a 405, no match
- *      a 404;
+ *   1. route: the path as sent is split at '/', empty segments dropped
+ *      (the mesos-cli plugin sends "//api/..."), each segment
+ *      percent-decoded, and matched literally against the route table; a
+ *      path that matches with another method is a 405, no match a 404, a
+ *      malformed escape, %00 or %2F in the path a 400 (after step 2);
  *   2. authenticate (all but /health and /api/m3s/versions, and before any
  *      404/405 so that unauthenticated clients learn nothing about routes):
  *      HTTP Basic, compared in constant time as SHA-256 digests; a client
@@ -103,14 +104,14 @@ static int on_request(struct mg_connection *c, void *cbdata)
   const route_t *hit = NULL;
   bool noauth = false;
   req_t q = { .ip = ri->remote_addr };
+  const char *bad = NULL;
   int status, nseg = -1;
 
-  /* The decoded path as sent: split() drops empty segments (the plugin's
-   * "//api/..."); anything else, dot segments included, must match a
-   * route literally. */
+  /* The path as sent (civetweb does not decode it), split and decoded by
+   * segment; each must match a route literally, dot segments included. */
   if(ri->local_uri_raw && strlen(ri->local_uri_raw) < sizeof(path)) {
     snprintf(path, sizeof(path), "%s", ri->local_uri_raw);
-    nseg = api_split(path, seg);
+    nseg = api_split(path, seg, &bad);
   }
   for(size_t i = 0; nseg >= 0 && i < api_nroutes; i++) {
     req_t t = q;
@@ -135,6 +136,8 @@ static int on_request(struct mg_connection *c, void *cbdata)
     goto done;
   if(hit)
     status = hit->fn(a, c, hit, &q);
+  else if(bad)
+    status = api_error(c, 400, "%s", bad);
   else if(allow[0])
     status = api_error_h(c, 405, "Allow", allow, "method not allowed here (allowed: %s)", allow);
   else
@@ -321,6 +324,7 @@ static int api_start(m3s_actor_t *self)
     "tcp_nodelay", "1",
     "access_control_allow_origin", "",
     "enable_directory_listing", "no",
+    "decode_url", "no", /* routing decodes each segment itself (api_split) */
     NULL,
   };
   struct mg_callbacks cb;

@@ -8,11 +8,7 @@
 #include "m3s/store.h"
 #include "api-int.h"
 
-
-/* Sends every request first, then waits for all of them within one
- * deadline, so that n slow actors cost one timeout, not n. The same
- * protocol as m3s_call (soft mailbox limit, reference-counted slot). */
-void api_ask_all(api_t *a, ask_t *q, size_t n)
+void api_ask_send(ask_t *q, size_t n)
 {
   for(size_t i = 0; i < n; i++) {
     q[i].slot = NULL;
@@ -36,7 +32,10 @@ void api_ask_all(api_t *a, ask_t *q, size_t n)
     m3s_send(q[i].to, m);
     q[i].rc = 0;
   }
-  int64_t deadline = m3s_now_ms() + a->opts.call_timeout_ms;
+}
+
+void api_ask_wait(ask_t *q, size_t n, int64_t deadline)
+{
   for(size_t i = 0; i < n; i++) {
     if(!q[i].slot)
       continue;
@@ -45,6 +44,12 @@ void api_ask_all(api_t *a, ask_t *q, size_t n)
     m3s_reply_unref(q[i].slot);
     q[i].slot = NULL;
   }
+}
+
+void api_ask_all(api_t *a, ask_t *q, size_t n)
+{
+  api_ask_send(q, n);
+  api_ask_wait(q, n, m3s_now_ms() + a->opts.call_timeout_ms);
 }
 
 void api_ask_free(ask_t *q, size_t n)
@@ -99,7 +104,7 @@ json_t *api_answer_json(m3s_msg_t *ans)
  * so that when the change is not confirmed in time the 503 says what is
  * true (ui.c) without another round trip. */
 int api_ask_change(api_t *a, struct mg_connection *c, ask_t *q, uint32_t status_type,
-                      const m3s_ui_change_t *ch)
+                   const m3s_ui_change_t *ch)
 {
   ask_t k[3] = { *q, { .to = q->to, .name = q->name, .type = status_type },
                  { .to = a->store, .name = "store", .type = M3S_STORE_STATUS } };

@@ -10,7 +10,6 @@
 #include "m3s/xalloc.h"
 #include "api-int.h"
 
-
 void api_changed(api_t *a)
 {
   atomic_fetch_add_explicit(&a->epoch, 1, memory_order_acq_rel);
@@ -23,7 +22,27 @@ void api_flight_unref(flight_t *f)
   if(atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
     return;
   json_decref(f->answer);
+  m3s_reply_unref(f->slot);
   free(f);
+}
+
+/* Completes f with rc and answer j (taken), under fl_lock; the first
+ * completion wins. A failed flight leaves the table (never reused). */
+static void land(api_t *a, flight_t *f, int rc, json_t *j)
+{
+  if(f->done) {
+    json_decref(j);
+    return;
+  }
+  f->rc = rc;
+  f->answer = j;
+  f->landed_ms = m3s_now_ms();
+  f->done = true;
+  if(rc && a->flights[f->role] == f) {
+    a->flights[f->role] = NULL;
+    api_flight_unref(f); /* the table's; the caller's keeps it alive */
+  }
+  pthread_cond_broadcast(&a->fl_cond);
 }
 
 /* Joins each role's flight, or sends a new one: one lock for them all. */
@@ -47,6 +66,8 @@ void api_status_begin(api_t *a, const int *roles, size_t n, ticket_t *t)
       f = m3s_xcalloc(1, sizeof(*f));
       f->epoch = epoch;
       f->id = ++a->flight_ids;
+      f->role = roles[i];
+      f->slot = m3s_reply_new();
       atomic_init(&f->refs, 1); /* the table's */
       a->flights[roles[i]] = f;
     }
@@ -65,70 +86,71 @@ void api_status_begin(api_t *a, const int *roles, size_t n, ticket_t *t)
     size_t limit = to && to->ops->mailbox_limit ? to->ops->mailbox_limit
                                                 : M3S_MAILBOX_SOFT_LIMIT;
     if(!to || m3s_actor_depth(to) >= limit) {
-      f->rc = to ? -EAGAIN : -ENOENT;
+      pthread_mutex_lock(&a->fl_lock);
+      land(a, f, to ? -EAGAIN : -ENOENT, NULL);
+      pthread_mutex_unlock(&a->fl_lock);
+      m3s_reply_post(f->slot, NULL); /* never sent: wakes a waiter already on it */
       continue;
     }
     m3s_msg_t *m = kube ? m3s_msg_new(M3S_KUBE_STATUS, M3S_KUBE_BRIEF, NULL, NULL)
                         : m3s_msg_new(M3S_ROLE_STATUS, 0, NULL, NULL);
-    f->slot = m3s_reply_new();
     m->reply = m3s_reply_ref(f->slot);
     m3s_send(to, m);
   }
 }
 
 /* Waits until deadline for the flight's answer. 0 with *out borrowed until
- * api_status_release, or -errno. */
+ * api_status_release, or -errno.
+ *
+ * Whoever waits takes the answer off the slot: one waiter at a time waits
+ * on the slot itself (f->taker), the others on fl_cond, and a waiter
+ * whose deadline passes hands over to the next. So the answer lands the
+ * moment it arrives while anyone waits for it, whatever else the request
+ * that sent it is waiting for. The sender's deadline is the flight's: when
+ * it passes, the flight fails for everyone (a waiter then on the slot
+ * learns it when the answer comes or its own deadline passes). */
 int api_status_end(api_t *a, ticket_t *t, int64_t deadline, json_t **out)
 {
   flight_t *f = t->f;
   *out = NULL;
-  if(t->landed) { /* done before we joined: immutable since */
-    *out = f->answer;
-    return 0;
-  }
-  if(t->sender) {
-    int rc = f->rc;
-    json_t *j = NULL;
-    if(f->slot) {
+  if(t->landed) /* done before we joined: immutable since */
+    goto answer;
+  pthread_mutex_lock(&a->fl_lock);
+  while(!f->done) {
+    int64_t left = deadline - m3s_now_ms();
+    if(left <= 0) {
+      if(t->sender)
+        land(a, f, -ETIMEDOUT, NULL);
+      break;
+    }
+    if(!f->taker) {
+      f->taker = true;
+      pthread_mutex_unlock(&a->fl_lock);
       m3s_msg_t *ans = NULL;
-      int64_t left = deadline - m3s_now_ms();
-      rc = m3s_reply_wait(f->slot, left > 0 ? (int)left : 0, &ans);
-      m3s_reply_unref(f->slot);
-      f->slot = NULL;
+      json_t *j = NULL;
+      int rc = m3s_reply_wait(f->slot, (int)left, &ans);
       if(rc == 0 && !(j = api_answer_json(ans)))
         rc = -EPROTO;
       m3s_msg_free(ans);
+      pthread_mutex_lock(&a->fl_lock);
+      f->taker = false;
+      if(rc != -ETIMEDOUT)
+        land(a, f, rc, j); /* -ECANCELED: dropped unanswered */
+      pthread_cond_broadcast(&a->fl_cond); /* landed, or the next waiter takes over */
+      continue;
     }
-    int64_t landed = m3s_now_ms();
-    bool drop = false;
-    pthread_mutex_lock(&a->fl_lock);
-    f->rc = rc;
-    f->answer = j;
-    f->landed_ms = landed;
-    f->done = true;
-    if(rc && a->flights[t->role] == f) { /* never reused */
-      a->flights[t->role] = NULL;
-      drop = true;
-    }
-    pthread_cond_broadcast(&a->fl_cond);
-    pthread_mutex_unlock(&a->fl_lock);
-    if(drop)
-      api_flight_unref(f); /* the table's; ours keeps it alive */
-    if(rc == 0)
-      *out = j;
-    return rc;
+    struct timespec until = { .tv_sec = (time_t)(deadline / 1000),
+                              .tv_nsec = (long)(deadline % 1000) * 1000000L };
+    pthread_cond_timedwait(&a->fl_cond, &a->fl_lock, &until);
   }
-  struct timespec until = { .tv_sec = (time_t)(deadline / 1000),
-                            .tv_nsec = (long)(deadline % 1000) * 1000000L };
-  pthread_mutex_lock(&a->fl_lock);
-  while(!f->done)
-    if(pthread_cond_timedwait(&a->fl_cond, &a->fl_lock, &until) == ETIMEDOUT)
-      break;
-  int rc = f->done ? f->rc : -ETIMEDOUT;
-  if(rc == 0)
-    *out = f->answer;
+  bool done = f->done; /* once done, rc and answer never change */
   pthread_mutex_unlock(&a->fl_lock);
-  return rc;
+  if(!done)
+    return -ETIMEDOUT;
+answer:
+  if(f->rc == 0)
+    *out = f->answer;
+  return f->rc;
 }
 
 void api_status_release(api_t *a, ticket_t *t)
@@ -156,7 +178,7 @@ int api_kube_brief(api_t *a, ticket_t *t, json_t **out)
 /* The STATUS of each role in roles[0..n): 0 with s[i] borrowed until
  * api_status_release of t[i], or the status already sent (all released). */
 int api_roles_status(api_t *a, struct mg_connection *c, const int *roles, size_t n,
-                        ticket_t *t, json_t **s)
+                     ticket_t *t, json_t **s)
 {
   int64_t deadline = m3s_now_ms() + a->opts.call_timeout_ms;
   api_status_begin(a, roles, n, t);

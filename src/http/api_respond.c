@@ -40,7 +40,7 @@ static bool closing(struct mg_connection *c, const struct mg_request_info *ri, i
  * whose static buffer its worker threads then share (a data race, caught by
  * ThreadSanitizer); gmtime_r has none. */
 int api_respond(struct mg_connection *c, int status, const char *ctype, const char *service,
-                   const char *body, size_t len, const char *hname, const char *hvalue)
+                const char *body, size_t len, const char *hname, const char *hvalue)
 {
   const struct mg_request_info *ri = mg_get_request_info(c);
   bool head = ri->request_method && !strcmp(ri->request_method, "HEAD");
@@ -94,7 +94,7 @@ int api_respond_str(struct mg_connection *c, int status, const char *ctype, cons
 }
 
 int api_error_h(struct mg_connection *c, int status, const char *hname, const char *hvalue,
-                   const char *fmt, ...)
+                const char *fmt, ...)
 {
   char msg[512];
   va_list ap;

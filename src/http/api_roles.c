@@ -16,7 +16,7 @@
  * and the next subscription registers a new framework. 200, empty body,
  * either way, as the original. */
 int api_h_framework_delete(api_t *a, struct mg_connection *c, const route_t *r,
-                              const req_t *q)
+                           const req_t *q)
 {
   (void)r;
   (void)q;
@@ -64,7 +64,8 @@ int api_h_scale(api_t *a, struct mg_connection *c, const route_t *r, const req_t
     api_ask_free(&k, 1);
     if(e == EINVAL)
       return api_error(c, 400, "the %s role refused the count %d", api_role_actor[r->arg], count);
-    return api_error(c, 500, "the %s role could not scale: %s", api_role_actor[r->arg], strerror(e));
+    return api_error(c, 500, "the %s role could not scale: %s", api_role_actor[r->arg],
+                     strerror(e));
   }
   char body[32];
   snprintf(body, sizeof(body), "%lld", (long long)k.ans->arg);

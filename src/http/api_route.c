@@ -16,7 +16,6 @@ static const struct {
   { "disk", M3S_RES_DISK },     { "diskLimit", M3S_RES_DISK_LIMIT },
 };
 
-
 const route_t api_routes[] = {
   { "GET", "/health", api_h_health, 0, R_NOAUTH },
   { "GET", "/metrics", api_h_metrics, 0, 0 },
@@ -53,21 +52,56 @@ const route_t api_routes[] = {
 };
 const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);
 
-int api_split(char *path, char *seg[MAX_SEGMENTS])
+static int hex(char c)
+{
+  if(c >= '0' && c <= '9')
+    return c - '0';
+  if(c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if(c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+int api_split(char *path, char *seg[MAX_SEGMENTS], const char **why)
 {
   int n = 0;
+  *why = NULL;
   for(char *p = path; *p;) {
     while(*p == '/')
       p++;
     if(!*p)
       break;
     if(n == MAX_SEGMENTS)
-      return -1;
+      return API_PATH_LONG;
     seg[n++] = p;
-    while(*p && *p != '/')
+    char *o = p; /* decoded in place: o never passes p */
+    while(*p && *p != '/') {
+      if(*p != '%') {
+        *o++ = *p++;
+        continue;
+      }
+      int hi = hex(p[1]), lo = hi < 0 ? -1 : hex(p[2]);
+      if(lo < 0) {
+        *why = "malformed percent-escape in the path (want % and two hex digits)";
+        return API_PATH_BAD;
+      }
+      char ch = (char)(hi * 16 + lo);
+      if(ch == '\0') {
+        *why = "%00 (a NUL byte) is not allowed in the path";
+        return API_PATH_BAD;
+      }
+      if(ch == '/') {
+        *why = "an encoded '/' (%2F) is not allowed in the path; separate segments with '/'";
+        return API_PATH_BAD;
+      }
+      *o++ = ch;
+      p += 3;
+    }
+    bool more = *p == '/';
+    *o = '\0';
+    if(more)
       p++;
-    if(*p)
-      *p++ = '\0';
   }
   return n;
 }

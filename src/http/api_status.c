@@ -315,12 +315,14 @@ int api_h_status(api_t *a, struct mg_connection *c, const route_t *r, const req_
   ticket_t t[3];
   json_t *j[6];
   api_status_begin(a, roles, 3, t);
-  api_ask_all(a, k, 3);
+  api_ask_send(k, 3);
+  /* The shared requests first: others may be waiting for them. */
+  for(int i = 0; i < 3; i++)
+    api_status_end(a, &t[i], deadline, &j[3 + i]); /* NULL when it failed */
+  api_ask_wait(k, 3, deadline);
   for(int i = 0; i < 3; i++)
     j[i] = k[i].rc ? NULL : api_answer_json(k[i].ans);
   api_ask_free(k, 3);
-  for(int i = 0; i < 3; i++)
-    api_status_end(a, &t[i], deadline, &j[3 + i]); /* NULL when it failed */
   json_t *out = m3s__ui_status(j[0], j[1], j[2], &j[3]);
   for(int i = 0; i < 3; i++) {
     json_decref(j[i]);
@@ -348,14 +350,16 @@ int api_h_metrics(api_t *a, struct mg_connection *c, const route_t *r, const req
   static const int roles[3] = { M3S_ROLE_DATASTORE, M3S_ROLE_SERVER, M3S_ROLE_AGENT };
   ticket_t t[3];
   api_status_begin(a, roles, 3, t);
-  api_ask_all(a, k, 4);
+  api_ask_send(k, 4);
   json_t *j[6];
+  /* The shared requests first: others may be waiting for them. */
+  for(int i = 0; i < 3; i++)
+    api_status_end(a, &t[i], deadline, &j[3 + i]); /* NULL when it failed */
+  api_ask_wait(k, 4, deadline);
   for(int i = 0; i < 3; i++)
     j[i] = k[i].rc ? NULL : api_answer_json(k[i].ans);
   json_t *kube = k[3].rc ? NULL : api_answer_json(k[3].ans);
   api_ask_free(k, 4);
-  for(int i = 0; i < 3; i++)
-    api_status_end(a, &t[i], deadline, &j[3 + i]); /* NULL when it failed */
 
   const char *names[sizeof(actors) / sizeof(actors[0])];
   size_t depths[sizeof(actors) / sizeof(actors[0])], nact = 0;
@@ -378,7 +382,8 @@ int api_h_metrics(api_t *a, struct mg_connection *c, const route_t *r, const req
   m3s_metrics_in_t in = {
     .mesos = j[0], .store = j[1], .offers = j[2], .roles = { j[3], j[4], j[5] }, .kube = kube,
     .actor_names = names, .actor_depths = depths, .nactors = nact,
-    .route_templates = templates, .nroutes = api_nroutes + 1, .codes = api_codes, .ncodes = API_NCODES,
+    .route_templates = templates, .nroutes = api_nroutes + 1, .codes = api_codes,
+    .ncodes = API_NCODES,
     .requests = snap,
     .auth_failures = atomic_load_explicit(&a->auth_failures, memory_order_relaxed),
     .auth_throttled = atomic_load_explicit(&a->auth_throttled, memory_order_relaxed),

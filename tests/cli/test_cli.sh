@@ -82,27 +82,35 @@ for s in "${secrets[@]}"; do
 done
 
 # Start, wait for the start line, stop with a signal: exit 0, secrets never logged.
-start_and_stop() {
-  local sig=$1
-  "${run[@]}" "${secrets[@]}" LOGLEVEL=debug "$m3s" >"$tmp/log" 2>&1 &
-  pid=$!
+# Each run has its own log file: a reused one could show the previous run's
+# start line before the new daemon has truncated it, and a signal sent then
+# would reach a daemon that has not blocked its signals yet. The start line
+# is written only after the daemon blocked them (src/main.c), and each
+# signal is sent only once the daemon has logged the one before.
+wait_for() { # wait_for FILE PATTERN: until the line is logged or the daemon is gone
   for _ in $(seq 1 600); do
-    grep -q "started" "$tmp/log" && break
+    grep -q -- "$2" "$1" && return 0
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
-  grep -q "started" "$tmp/log" || { fail "daemon did not start: $(cat "$tmp/log")"; kill "$pid"; wait "$pid"; pid=""; return; }
+  grep -q -- "$2" "$1"
+}
+start_and_stop() {
+  local sig=$1 log="$tmp/log.$1"
+  "${run[@]}" "${secrets[@]}" LOGLEVEL=debug "$m3s" >"$log" 2>&1 &
+  pid=$!
+  wait_for "$log" "m3s .* started as framework" ||
+    { fail "daemon did not start: $(cat "$log")"; kill "$pid"; wait "$pid"; pid=""; return; }
   kill -HUP "$pid"   # logged and ignored
-  sleep 0.2
+  wait_for "$log" "SIGHUP ignored" && ok || fail "SIGHUP not logged"
   kill -"$sig" "$pid"
   wait "$pid"
   local rc=$?
   pid=""
-  [ $rc -eq 0 ] && ok || fail "SIG$sig: exit $rc, want 0: $(tail -20 "$tmp/log")"
-  grep -q "SIG$sig received" "$tmp/log" && ok || fail "SIG$sig not logged"
-  grep -q "SIGHUP ignored" "$tmp/log" && ok || fail "SIGHUP not logged"
+  [ $rc -eq 0 ] && ok || fail "SIG$sig: exit $rc, want 0: $(tail -20 "$log")"
+  grep -q "SIG$sig received" "$log" && ok || fail "SIG$sig not logged"
   for s in "${secrets[@]}"; do
-    grep -qF "${s#*=}" "$tmp/log" && fail "log shows secret ${s%%=*}" || ok
+    grep -qF "${s#*=}" "$log" && fail "log shows secret ${s%%=*}" || ok
   done
 }
 start_and_stop TERM
