@@ -40,6 +40,11 @@ ALLOWED = (re.compile(r"Master bound to loopback interface! Cannot communicate w
            # After a master restart an agent re-sends a task's update before it
            # has re-registered; the master ignores it until then.
            re.compile(r"Ignoring status update .* from unknown agent "),
+           # An agent that re-registers with a restarted master before our
+           # framework has subscribed again: the master cannot tell a framework
+           # it does not know yet (the framework's reconciliation does).
+           re.compile(r"Dropping update \w+ for task \S+ of framework \S+ 'Unknown agent "
+                      r"reregistered' for unknown framework "),
            # An agent's own registration retries.
            re.compile(r"Ignoring (re)?register agent message from "),
            # An agent reporting a task's executor gone after the task's end
