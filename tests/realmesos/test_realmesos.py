@@ -236,10 +236,12 @@ class RealMesosTest(test_mesos.MesosCase):
         # launches ...
         code, body = self.api("datastore/scale/0")
         self.assertEqual((code, body), (200, "-1"))
-        w.set_want("datastore", 0)
         t0 = time.time()
         self.wait("no datastore task left", lambda: not [
             t for f in c.frameworks() for t in f["tasks"]], LONG)
+        # A task launched just before the scale may live until its kill:
+        # only from here on none may.
+        w.set_want("datastore", 0)
         time.sleep(BACKOFF_MAX + 2)
         self.assertEqual([x for x in c.launches() if x[0] > t0 + 1.0], [],
                          "launched after the scale to 0")
