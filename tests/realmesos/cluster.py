@@ -68,6 +68,28 @@ def available():
     return None
 
 
+def sweep_orphans():
+    """Stops the clusters of earlier runs that were killed without a chance
+    to clean up (SIGKILL, e.g. a ctest timeout): each cluster directory
+    names the test process that owns it."""
+    for owner in glob.glob(os.path.join(tempfile.gettempdir(), "m3s-realmesos-*", "owner")):
+        d = os.path.dirname(owner)
+        if os.path.exists(os.path.join(d, "stopped")):
+            continue                           # kept for its logs
+        try:
+            with open(owner) as f:
+                pid = int(f.read())
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                if b"test_realmesos" in f.read():
+                    continue                   # its owner still runs
+        except (OSError, ValueError):
+            pass
+        print("realmesos: stopping the cluster an earlier run left in %s" % d)
+        subprocess.run([os.path.join(SCRIPTS, "stop-cluster.sh"), d],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+        open(os.path.join(d, "stopped"), "w").close()
+
+
 def install():
     """install.sh (idempotent: a few seconds when already installed)."""
     subprocess.run([os.path.join(SCRIPTS, "install.sh"), MESOS], check=True,
@@ -123,6 +145,8 @@ class Cluster:
         p = subprocess.run(args, capture_output=True, text=True, timeout=300)
         if p.returncode != 0:
             raise RuntimeError("start-cluster.sh failed:\n" + p.stderr[-4000:])
+        with open(os.path.join(self.dir, "owner"), "w") as f:
+            f.write("%d\n" % os.getpid())
         env = dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
         self.master = env["MESOS_MASTER"]
         self.procs = []          # what this module launched itself (reaped at stop)
@@ -230,6 +254,7 @@ class Cluster:
         LIVE.discard(self)
         subprocess.run([os.path.join(SCRIPTS, "stop-cluster.sh"), self.dir],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+        open(os.path.join(self.dir, "stopped"), "w").close()
         for p in self.procs:
             p.wait(timeout=30)
 

@@ -388,6 +388,7 @@ def main():
     if why:
         print("realmesos: skipped: " + why)
         sys.exit(SKIP)
+    cluster.sweep_orphans()
     cluster.install()
     unittest.main(verbosity=2)
 
