@@ -16,21 +16,16 @@ Run: M3S_BIN=build/m3s python3 tests/cli_plugin/test_plugin.py -v
 import base64
 import json
 import os
+import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
-CLI_DIR = os.path.abspath(os.environ.get(
-    "M3S_AVMESOS_CLI", os.path.join(ROOT, "..", "shared", "tools", "avmesos-cli")))
-PLUGIN_DIR = os.path.join(ROOT, "mesos_cli", "m3s")
-# The CLI's dependencies are Debian packages (scripts/setup.sh): Debian's
-# Python sees them, whatever other python3 comes first on PATH.
-CLI_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "ui"))
+import real_cli  # noqa: E402
 from ui_harness import UiCase, test_mesos  # noqa: E402
 
 USER, PASSWORD = "ops", "orchestra-secret"
@@ -49,7 +44,7 @@ class PluginTest(UiCase):
     def setUp(self):
         super().setUp()
         self.home = tempfile.mkdtemp(prefix="m3s-cli-home-")
-        self.addCleanup(lambda: subprocess.run(["rm", "-rf", self.home]))
+        self.addCleanup(shutil.rmtree, self.home, True)
 
     def start(self, **env):
         port = free_port()
@@ -64,29 +59,16 @@ class PluginTest(UiCase):
         """A config file for MESOS_CLI_CONFIG; returns its path."""
         fd, path = tempfile.mkstemp(suffix=".toml", dir=self.home)
         with os.fdopen(fd, "w") as f:
-            f.write('plugins = ["%s"]\n\n' % PLUGIN_DIR + text)
+            f.write(text)
         return path
 
     def good_config(self, sim, name="m3s", secret=PASSWORD, ssl_verify="false"):
-        return self.config("""
-[master]
-  address = "127.0.0.1:%d"
-
-[m3s."%s"]
-  principal = "%s"
-  secret = "%s"
-  ssl_verify = %s
-""" % (sim.port, name, USER, secret, ssl_verify))
+        return self.config(real_cli.config_text("127.0.0.1:%d" % sim.port, name, USER, secret,
+                                                ssl_verify))
 
     def mesos(self, config, *args, env=None):
         """(exit code, stdout, stderr) of `mesos <args>` by the real CLI."""
-        e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.home,
-             "PYTHONPATH": CLI_DIR, "MESOS_CLI_CONFIG": config,
-             "PYTHONDONTWRITEBYTECODE": "1"}
-        e.update(env or {})
-        p = subprocess.run([CLI_PYTHON, "-m", "avmesos.cli.mesos-cli"] + list(args),
-                           env=e, capture_output=True, text=True, timeout=60)
-        return p.returncode, p.stdout, p.stderr
+        return real_cli.run(config, args, self.home, env)
 
     def ok(self, config, *args, **kw):
         """stdout of a command that must succeed."""
@@ -200,12 +182,14 @@ class PluginTest(UiCase):
         self.fails(self.good_config(sim, name=unknown), "Unable to find framework '%s'" % unknown,
                    "m3s", "version", unknown)
         # ssl_verify must be a boolean.
-        typo = self.config('[master]\naddress = "127.0.0.1:%d"\n[m3s.m3s]\nprincipal = "a"\n'
-                           'secret = "b"\nssl_verify = "no"\n' % sim.port)
+        typo = self.config('plugins = ["%s"]\n[master]\naddress = "127.0.0.1:%d"\n'
+                           '[m3s.m3s]\nprincipal = "a"\nsecret = "b"\nssl_verify = "no"\n'
+                           % (real_cli.PLUGIN_DIR, sim.port))
         self.fails(typo, "\\[m3s.m3s\\]: ssl_verify must be true or false", "m3s", "version",
                    "m3s")
         # A master that is not there: a transport error, one line.
-        gone = self.config('[master]\naddress = "127.0.0.1:%d"\n' % free_port())
+        gone = self.config('plugins = ["%s"]\n[master]\naddress = "127.0.0.1:%d"\n'
+                           % (real_cli.PLUGIN_DIR, free_port()))
         self.fails(gone, "Unable to open url 'http://127.0.0.1", "m3s", "list")
         # A stopped daemon. The master keeps the framework (failover) but
         # inactive: by id the CLI still calls its webui_url, which no longer
@@ -247,9 +231,9 @@ class PluginTest(UiCase):
 
 
 def main():
-    if not os.path.isdir(os.path.join(CLI_DIR, "avmesos", "cli")):
+    if not real_cli.available():
         print("cli_plugin: skipped: the real mesos-cli is not at %s (../shared is absent)"
-              % CLI_DIR)
+              % real_cli.CLI_DIR)
         sys.exit(SKIP)
     unittest.main(verbosity=2)
 

@@ -18,7 +18,9 @@ Run (as root): M3S_BIN=build/m3s python3 tests/realmesos/test_realmesos.py -v
 """
 import base64
 import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -28,7 +30,9 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+sys.path.insert(0, os.path.join(HERE, "..", "cli_plugin"))
 import cluster  # noqa: E402
+import real_cli  # noqa: E402
 import test_mesos  # noqa: E402  (the Daemon and Redis helpers; its tests do not run here)
 
 SLOW = test_mesos.SLOW
@@ -245,11 +249,26 @@ class RealMesosTest(test_mesos.MesosCase):
         time.sleep(BACKOFF_MAX + 2)
         self.assertEqual([x for x in c.launches() if x[0] > t0 + 1.0], [],
                          "launched after the scale to 0")
-        # ... 2 brings two at a time, one per agent.
+        # ... 2 brings two at a time, one per agent; this one by our
+        # mesos-cli plugin, run by the real CLI, which finds the daemon
+        # through the real master's /master/frameworks.
         w.set_want("datastore", 2)
         t1 = time.time()
-        code, body = self.api("datastore/scale/2")
-        self.assertEqual((code, body), (200, "2"))
+        if real_cli.available():
+            home = tempfile.mkdtemp(prefix="m3s-cli-home-")
+            self.addCleanup(shutil.rmtree, home, True)
+            cfg = os.path.join(home, "config.toml")
+            with open(cfg, "w") as f:
+                f.write(real_cli.config_text(c.master, "m3s", "ops", "real-secret"))
+            rc, out, err = real_cli.run(cfg, ["m3s", "list"], home)
+            self.assertEqual((rc, err), (0, ""), out)
+            self.assertEqual(out.splitlines()[1].split(), [fw["id"], "True", fw["webui_url"],
+                                                           "m3s"])
+            rc, out, err = real_cli.run(cfg, ["m3s", "scale", "-e", "m3s", "2"], home)
+            self.assertEqual((rc, out, err), (0, "Scale up/down datastore\n2\n", ""))
+        else:
+            code, body = self.api("datastore/scale/2")
+            self.assertEqual((code, body), (200, "2"))
         agents = {a["id"] for a in c.active_agents()}
         self.wait("datastore tasks on both agents",
                   lambda: {x[2] for x in c.launches() if x[0] >= t1} == agents, LONG)
