@@ -16,7 +16,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -57,6 +56,7 @@ INVALID_COUNTERS = ("master/invalid_status_updates", "master/invalid_status_upda
                     "master/invalid_framework_to_executor_messages")
 
 LIVE = set()
+STARTING = set()    # start-cluster.sh processes still running
 
 
 def available():
@@ -97,13 +97,29 @@ def install():
 
 
 def _stop_all(*_):
+    # A start-cluster.sh that is interrupted stops what it started.
+    for p in list(STARTING):
+        p.terminate()
+        p.wait(timeout=60)
     for c in list(LIVE):
         c.stop()
 
 
+# Callables the signal handler runs first (a test registers what it
+# started: the daemon, redis-server).
+CLEANUPS = []
+
+
 def _on_signal(signum, _frame):
+    for fn in list(CLEANUPS):
+        try:
+            fn()
+        except Exception:  # noqa: BLE001  (the clusters must still be stopped)
+            pass
     _stop_all()
-    sys.exit(128 + signum)
+    # os._exit: a SystemExit raised inside a test would be recorded as that
+    # test's error by unittest, which would go on with the next test.
+    os._exit(128 + signum)
 
 
 atexit.register(_stop_all)
@@ -142,12 +158,17 @@ class Cluster:
         args += ["--master-flag=" + f for f in master_flags]
         args += ["--agent-flag=" + f for f in agent_flags]
         LIVE.add(self)
-        p = subprocess.run(args, capture_output=True, text=True, timeout=300)
+        p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        STARTING.add(p)
+        try:
+            out, err = p.communicate(timeout=300)
+        finally:
+            STARTING.discard(p)
         if p.returncode != 0:
-            raise RuntimeError("start-cluster.sh failed:\n" + p.stderr[-4000:])
+            raise RuntimeError("start-cluster.sh failed:\n" + err[-4000:])
         with open(os.path.join(self.dir, "owner"), "w") as f:
             f.write("%d\n" % os.getpid())
-        env = dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
+        env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
         self.master = env["MESOS_MASTER"]
         self.procs = []          # what this module launched itself (reaped at stop)
         self.stopped = False

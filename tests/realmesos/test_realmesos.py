@@ -104,6 +104,14 @@ class RealMesosTest(test_mesos.MesosCase):
     def setUp(self):
         super().setUp()
         self.clusters = []
+        cluster.CLEANUPS[:] = [self.kill_children]
+
+    def kill_children(self):
+        """On SIGTERM/SIGINT: the daemons and redis-server this test started."""
+        for d in self.daemons:
+            d.cleanup()
+        if hasattr(self, "_redis"):
+            self._redis.stop()
 
     def tearDown(self):
         failed = self._outcome.result is not None and any(
