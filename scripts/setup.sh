@@ -7,7 +7,10 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config libcurl4-openssl-dev libhiredis-dev
           libjansson-dev libcivetweb-dev libssl-dev check redis-server redis-sentinel curl
           ca-certificates procps python3 openssl clang libclang-rt-14-dev wrk
-          shellcheck python3-yaml jq libyaml-dev chromium docker-compose systemd)
+          shellcheck python3-yaml jq libyaml-dev chromium docker-compose systemd
+          # the real mesos-cli (../shared/tools/avmesos-cli) that runs our plugin
+          python3-toml python3-requests python3-urllib3 python3-docopt
+          python3-kazoo python3-tenacity python3-ujson)
 # --build-only: just what scripts/build.sh needs (the Dockerfile's builder).
 if [ "${1:-}" = --build-only ]; then
   packages=(build-essential cmake pkg-config libcurl4-openssl-dev libhiredis-dev

@@ -4,13 +4,10 @@ This file is only the glue the CLI loads (PLUGIN_CLASS, COMMANDS and one
 method per command); everything it does is in m3sapi.py, which needs
 nothing but the Python standard library.
 """
-from cli.exceptions import CLIException
-from cli.plugins import PluginBase
+from avmesos.cli.exceptions import CLIException
+from avmesos.cli.plugins import PluginBase
 
-try:
-    from . import m3sapi        # loaded as the plugin package
-except ImportError:
-    import m3sapi               # main.py run from its own directory
+from . import m3sapi
 
 
 PLUGIN_NAME = "m3s"

@@ -49,6 +49,8 @@ typedef struct rtask {
   int64_t running_ms;      /* monotonic time of the first TASK_RUNNING, 0 = not */
   int healthy;             /* -1 unknown, 0, 1 (Mesos health checks) */
   bool reconciling;        /* asked about; no answer yet */
+  bool agent_unknown;      /* a reconciliation found its agent unknown to the
+                              master: kept until the next one (on_update) */
   char *agent_host;        /* hostname of the Mesos agent, "" unknown */
   char *node;              /* Kubernetes node name, NULL until seen */
   int node_ready;          /* -1 no node seen, 0 not Ready, 1 Ready */
@@ -150,7 +152,8 @@ static void call(role_actor_t *a, json_t *c)
 }
 
 /* Gone for a role: anything but a live state or TASK_KILLING. That is
- * Mesos' terminal states, TASK_UNKNOWN (the master does not know it) and
+ * Mesos' terminal states, TASK_UNKNOWN (the master does not know it; see
+ * on_update for the reconciliation after a master restart) and
  * TASK_UNREACHABLE (PARTITION_AWARE): such a task is replaced now; if it
  * comes back it is unknown and killed. */
 static bool state_terminal(const char *s)
@@ -898,6 +901,24 @@ static void on_update(role_actor_t *a, m3s_mesos_update_t *u)
     }
     return;
   }
+  /* A master restarted with an in-memory registry knows an agent only once
+   * it has re-registered; until then a reconciliation answers TASK_UNKNOWN
+   * for the tasks that still run there. Replacing them would leave two of
+   * each once the agents are back, so an active task answered so is kept;
+   * it is replaced if the next reconciliation (RECONCILE_WAIT later) still
+   * does not know it. */
+  if(!strcmp(state, "TASK_UNKNOWN") && reason && !strcmp(reason, "REASON_RECONCILIATION") &&
+     t->phase == PH_ACTIVE && !t->agent_unknown) {
+    t->agent_unknown = true;
+    m3s_warn("%s task %s: the master does not know its agent %s (yet): kept until the next "
+             "reconciliation", m3s_role_name(a->role), id, t->rec.agent_id);
+    if(u->ack) {
+      call(a, u->ack);
+      u->ack = NULL;
+    }
+    return;
+  }
+  t->agent_unknown = false;
   bool changed = strcmp(t->rec.state, state) != 0;
   if(state_terminal(state)) {
     bool wanted = t->phase == PH_KILLING;

@@ -1,35 +1,35 @@
 #!/usr/bin/env python3
-"""The mesos-cli plugin (mesos_cli/m3s) against the real daemon, the Mesos
-master simulator and a real redis-server, over loopback only.
+"""The mesos-cli plugin (mesos_cli/m3s) run by the real avmesos mesos-cli
+against the daemon, the Mesos master simulator and a real redis-server,
+over loopback only.
 
-The plugin's logic (m3sapi.py) is called as the CLI would call it, with a
-config.toml written here; the framework is found through the simulator's
-/master/frameworks and its webui_url (FRAMEWORK_HOSTNAME=127.0.0.1). The
-plugin class itself (main.py) is loaded with a minimal stand-in for the
-CLI's `cli` package (avmesos-cli cannot be installed here) to check that
-its COMMANDS and methods fit together.
+Each command runs as a user runs it: `python3 -m avmesos.cli.mesos-cli m3s
+...` with PYTHONPATH at ../shared/tools/avmesos-cli (see
+../shared/tools/README.md), a config file named by MESOS_CLI_CONFIG that
+lists our plugin folder, and a HOME of its own. The CLI finds the framework
+through the simulator's /master/frameworks and its webui_url
+(FRAMEWORK_HOSTNAME=127.0.0.1). Where ../shared is absent the suite says so
+and exits 77, which ctest reports as skipped.
 
 Run: M3S_BIN=build/m3s python3 tests/cli_plugin/test_plugin.py -v
 """
-import io
+import base64
 import json
 import os
+import shutil
 import socket
 import sys
 import tempfile
-import types
 import unittest
-import contextlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.join(HERE, "..", "..")
+sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "ui"))
-sys.path.insert(0, os.path.join(ROOT, "mesos_cli"))
-sys.path.insert(0, os.path.join(ROOT, "mesos_cli", "m3s"))
-from ui_harness import UiCase  # noqa: E402
-import m3sapi  # noqa: E402  (alone: the package's __init__ needs the CLI)
+import real_cli  # noqa: E402
+from ui_harness import UiCase, test_mesos  # noqa: E402
 
 USER, PASSWORD = "ops", "orchestra-secret"
+SKIP = 77   # ctest SKIP_RETURN_CODE
 
 
 def free_port():
@@ -39,6 +39,13 @@ def free_port():
 
 
 class PluginTest(UiCase):
+    tls_files = test_mesos.MesosTest.tls_files
+
+    def setUp(self):
+        super().setUp()
+        self.home = tempfile.mkdtemp(prefix="m3s-cli-home-")
+        self.addCleanup(shutil.rmtree, self.home, True)
+
     def start(self, **env):
         port = free_port()
         env.update(FRAMEWORK_HOSTNAME="127.0.0.1", FRAMEWORK_BIND="127.0.0.1",
@@ -49,170 +56,187 @@ class PluginTest(UiCase):
         return sim, d
 
     def config(self, text):
-        f = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
-        self.addCleanup(os.unlink, f.name)
-        f.write(text)
-        f.close()
-        return m3sapi.load_config(f.name)
+        """A config file for MESOS_CLI_CONFIG; returns its path."""
+        fd, path = tempfile.mkstemp(suffix=".toml", dir=self.home)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        return path
 
-    def good_config(self, sim, name="m3s", secret=PASSWORD):
-        return self.config("""
-plugins = ["%s"]
+    def good_config(self, sim, name="m3s", secret=PASSWORD, ssl_verify="false"):
+        return self.config(real_cli.config_text("127.0.0.1:%d" % sim.port, name, USER, secret,
+                                                ssl_verify))
 
-[master]
-  address = "127.0.0.1:%d"
+    def mesos(self, config, *args, env=None):
+        """(exit code, stdout, stderr) of `mesos <args>` by the real CLI."""
+        return real_cli.run(config, args, self.home, env)
 
-[m3s.%s]
-  principal = "%s"
-  secret = "%s"
-  ssl_verify = false
-""" % (os.path.join(ROOT, "mesos_cli", "m3s"), sim.port, name, USER, secret))
+    def ok(self, config, *args, **kw):
+        """stdout of a command that must succeed."""
+        rc, out, err = self.mesos(config, *args, **kw)
+        self.assertEqual(rc, 0, "mesos %s: %s%s" % (" ".join(args), out, err))
+        self.assertEqual(err, "")
+        return out
+
+    def fails(self, config, pattern, *args, **kw):
+        """A command that must fail with one `Error: ...` line matching pattern."""
+        rc, out, err = self.mesos(config, *args, **kw)
+        self.assertNotEqual(rc, 0, "mesos %s succeeded: %s" % (" ".join(args), out))
+        self.assertNotIn("Traceback", err)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+        self.assertRegex(err, "^Error: " + pattern)
+        return err
+
+    # -- tests --------------------------------------------------------------------
 
     def test_commands_against_the_daemon(self):
         sim, d = self.start()
         cfg = self.good_config(sim)
         fw = self.connected_framework(sim)
 
+        # The CLI loads the plugin from the config's folder.
+        self.assertIn("m3s", self.ok(cfg, "--help"))
+        self.assertIn("scale", self.ok(cfg, "help", "m3s"))
+
         # list: found through the master, with its webui_url.
-        out = m3sapi.cmd_list(cfg)
-        lines = out.splitlines()
+        lines = self.ok(cfg, "m3s", "list").splitlines()
         self.assertEqual(lines[0].split(), ["ID", "Active", "WebUI", "Name"])
         self.assertEqual(lines[1].split(), [fw["id"], "True",
                                             "http://127.0.0.1:%d" % self.api_port, "m3s"])
+        self.assertEqual(len(lines), 2)
 
         # status -m: the daemon's view equals the simulator's.
-        st = json.loads(m3sapi.cmd_status(cfg, "m3s", m3s=True))
+        st = json.loads(self.ok(cfg, "m3s", "status", "-m", "m3s"))
         self.assertEqual(set(st["Datastore"]), {t[0] for t in self.active(sim, "datastore")})
         self.assertEqual(set(st["Server"]), {t[0] for t in self.active(sim, "server")})
         self.assertEqual(set(st["Agent"]), {t[0] for t in self.active(sim, "agent")})
         self.assertEqual(set(st["Datastore"].values()), {"TASK_RUNNING"})
-        self.assertIn(m3sapi.cmd_status(cfg, "m3s", kubernetes=True), ("ok", "nok"))
-        both = m3sapi.cmd_status(cfg, "m3s", m3s=True, kubernetes=True).splitlines()
-        self.assertEqual(len(both), 2)
-        self.assertIn("Nothing to show", m3sapi.cmd_status(cfg, "m3s"))
+        code, k8s = self.api("status/k8s")
+        self.assertEqual(code, 200)
+        self.assertEqual(self.ok(cfg, "m3s", "status", "-k", "m3s"), k8s + "\n")
+        self.assertEqual(len(self.ok(cfg, "m3s", "status", "-m", "-k", "m3s").splitlines()), 2)
 
-        ver = json.loads(m3sapi.cmd_version(cfg, "m3s"))
+        ver = json.loads(self.ok(cfg, "m3s", "version", "m3s"))
         self.assertIn("gitVersion", ver["M3SVersion"])
         # The kubeconfig: whatever the daemon serves, printed as is.
         code, body = self.api("server/config")
         self.assertEqual(code, 200)
-        self.assertEqual(m3sapi.cmd_kubeconfig(cfg, "m3s"), body)
+        self.assertEqual(self.ok(cfg, "m3s", "kubeconfig", "m3s"), body + "\n")
 
-        # scale -a / -m / -e, by name and by framework id.
-        self.assertEqual(m3sapi.cmd_scale(cfg, "m3s", "3", agent=True),
-                         "Scale up/down agent\n2")
+        # scale -a / -m / -e: the printed difference, and the cluster follows.
+        self.assertEqual(self.ok(cfg, "m3s", "scale", "-a", "m3s", "3"),
+                         "Scale up/down agent\n2\n")
         self.wait_converged(sim, 1, 1, 3)
-        self.assertEqual(m3sapi.cmd_scale(cfg, "m3s", "2", manager=True),
-                         "Scale up/down server\n1")
+        self.assertEqual(self.ok(cfg, "m3s", "scale", "-m", "m3s", "2"),
+                         "Scale up/down server\n1\n")
         self.wait_converged(sim, 1, 2, 3)
-        self.assertEqual(m3sapi.cmd_scale(cfg, "m3s", "1", manager=True, agent=True),
-                         "Scale up/down agent\n-2\nScale up/down server\n-1")
+        self.assertEqual(self.ok(cfg, "m3s", "scale", "-a", "-m", "m3s", "1"),
+                         "Scale up/down agent\n-2\nScale up/down server\n-1\n")
         self.wait_converged(sim, 1, 1, 1)
+        # By framework id.
         by_id = self.good_config(sim, name=fw["id"])
-        self.assertEqual(m3sapi.cmd_scale(by_id, fw["id"], "2", etcd=True),
-                         "Scale up/down datastore\n1")
+        self.assertEqual(self.ok(by_id, "m3s", "scale", "-e", fw["id"], "2"),
+                         "Scale up/down datastore\n1\n")
         self.wait_converged(sim, 2, 1, 1)
-        self.assertEqual(m3sapi.cmd_scale(cfg, "m3s", "1", etcd=True),
-                         "Scale up/down datastore\n-1")
+        self.assertEqual(self.ok(cfg, "m3s", "scale", "--etcd", "m3s", "1"),
+                         "Scale up/down datastore\n-1\n")
         self.wait_converged(sim, 1, 1, 1)
-        self.assertIn("Nothing to scale", m3sapi.cmd_scale(cfg, "m3s", "4"))
-        with self.assertRaisesRegex(m3sapi.M3sError, "whole number"):
-            m3sapi.cmd_scale(cfg, "m3s", "many", agent=True)
-        with self.assertRaisesRegex(m3sapi.M3sError, "400 the count must be"):
-            m3sapi.cmd_scale(cfg, "m3s", "99999", agent=True)
+        self.assertIn("Nothing to scale", self.ok(cfg, "m3s", "scale", "m3s", "4"))
+        self.fails(cfg, "the count must be a whole number", "m3s", "scale", "-a", "m3s", "many")
+        self.fails(cfg, "GET http://127.0.0.1:%d/api/m3s/v0/agent/scale/99999: 400 the count "
+                   "must be" % self.api_port, "m3s", "scale", "-a", "m3s", "99999")
+        self.wait_converged(sim, 1, 1, 1)
 
         # cluster stop / start / restart.
-        self.assertEqual(m3sapi.cmd_cluster(cfg, "m3s", "stop"), "Shutdown Kubernetes Cluster")
+        self.assertEqual(self.ok(cfg, "m3s", "cluster", "m3s", "stop"),
+                         "Shutdown Kubernetes Cluster\n")
         self.wait_converged(sim, 0, 0, 0)
-        with self.assertRaisesRegex(m3sapi.M3sError, "406 the cluster is shut down"):
-            m3sapi.cmd_cluster(cfg, "m3s", "restart")
-        self.assertEqual(m3sapi.cmd_cluster(cfg, "m3s", "start"), "Start Kubernetes Cluster")
+        self.fails(cfg, ".*406 the cluster is shut down", "m3s", "cluster", "m3s", "restart")
+        self.assertEqual(self.ok(cfg, "m3s", "cluster", "m3s", "start"),
+                         "Start Kubernetes Cluster\n")
         self.wait_converged(sim, 1, 1, 1)
         before = {t[0] for t in self.active(sim, "agent")}
-        self.assertEqual(m3sapi.cmd_cluster(cfg, "m3s", "restart"),
-                         "Restart Kubernetes Cluster\nRestart Scheduled.")
+        self.assertEqual(self.ok(cfg, "m3s", "cluster", "m3s", "restart"),
+                         "Restart Kubernetes Cluster\nRestart Scheduled.\n")
         self.wait("the agent replaced", lambda: self.converged(sim, 1, 1, 1) and
                   not before & {t[0] for t in self.active(sim, "agent")})
-        with self.assertRaisesRegex(m3sapi.M3sError, "unknown cluster operation"):
-            m3sapi.cmd_cluster(cfg, "m3s", "explode")
+        self.fails(cfg, "unknown cluster operation", "m3s", "cluster", "m3s", "explode")
         self.finish(sim, d)
 
     def test_errors_are_clear(self):
         sim, d = self.start()
-        # Wrong secret: the daemon's 401, named as such.
-        bad = self.good_config(sim, secret="wrong")
-        with self.assertRaisesRegex(m3sapi.M3sError, "401 authentication failed.*\\[m3s.m3s\\]"):
-            m3sapi.cmd_status(bad, "m3s", m3s=True)
-        # No [m3s.<name>] table for the name typed.
+        fw = self.connected_framework(sim)
         cfg = self.good_config(sim)
-        with self.assertRaisesRegex(m3sapi.M3sError, "no \\[m3s.m3s\\] table"):
-            m3sapi.cmd_version(self.good_config(sim, name="other"), "m3s")
-        # A framework the master does not know.
-        with self.assertRaisesRegex(m3sapi.M3sError, "Unable to find an active framework"):
-            m3sapi.cmd_version(cfg, "nothere")
+        # Wrong secret: the daemon's 401, named as such, and nothing changes.
+        bad = self.good_config(sim, secret="wrong")
+        self.fails(bad, ".*401 authentication failed.*\\[m3s.m3s\\]", "m3s", "status", "-m", "m3s")
+        self.fails(bad, ".*401 authentication failed", "m3s", "scale", "-a", "m3s", "4")
+        code, body = self.api("agent/scale")
+        self.assertEqual((code, json.loads(body)["Scale"]), (200, 1))
+        # No [m3s.<name>] table for the name typed.
+        self.fails(self.good_config(sim, name="other"), "the config has no \\[m3s.m3s\\] table",
+                   "m3s", "version", "m3s")
+        # A framework the master does not know, by name and by id.
+        self.fails(cfg, "Unable to find an active framework named 'nothere'",
+                   "m3s", "version", "nothere")
+        unknown = "00000000-0000-0000-0000-000000000000-0000"
+        self.fails(self.good_config(sim, name=unknown), "Unable to find framework '%s'" % unknown,
+                   "m3s", "version", unknown)
         # ssl_verify must be a boolean.
-        typo = self.config('[master]\naddress = "127.0.0.1:%d"\n[m3s.m3s]\nprincipal = "a"\n'
-                           'secret = "b"\nssl_verify = "no"\n' % sim.port)
-        with self.assertRaisesRegex(m3sapi.M3sError, "ssl_verify must be true or false"):
-            m3sapi.cmd_version(typo, "m3s")
+        typo = self.config('plugins = ["%s"]\n[master]\naddress = "127.0.0.1:%d"\n'
+                           '[m3s.m3s]\nprincipal = "a"\nsecret = "b"\nssl_verify = "no"\n'
+                           % (real_cli.PLUGIN_DIR, sim.port))
+        self.fails(typo, "\\[m3s.m3s\\]: ssl_verify must be true or false", "m3s", "version",
+                   "m3s")
         # A master that is not there: a transport error, one line.
-        gone = self.config('[master]\naddress = "127.0.0.1:%d"\n' % free_port())
-        with self.assertRaisesRegex(m3sapi.M3sError, "Unable to open url 'http://127.0.0.1"):
-            m3sapi.cmd_list(gone)
-        with self.assertRaisesRegex(m3sapi.M3sError, "no \\[master\\] table"):
-            m3sapi.cmd_list(self.config('plugins = []\n'))
-        # A stopped daemon: its webui_url no longer answers.
+        gone = self.config('plugins = ["%s"]\n[master]\naddress = "127.0.0.1:%d"\n'
+                           % (real_cli.PLUGIN_DIR, free_port()))
+        self.fails(gone, "Unable to open url 'http://127.0.0.1", "m3s", "list")
+        # A stopped daemon. The master keeps the framework (failover) but
+        # inactive: by id the CLI still calls its webui_url, which no longer
+        # answers; by name there is no active framework any more, once the
+        # master has noticed the disconnection (on its own clock: waited for).
         self.assertEqual(d.stop(), 0)
-        with self.assertRaisesRegex(m3sapi.M3sError, "Unable to open url 'http://127.0.0.1:%d/"
-                                    % self.api_port):
-            m3sapi.cmd_version(cfg, "m3s")
+        by_id = self.good_config(sim, name=fw["id"])
+        self.fails(by_id, "Unable to open url 'http://127.0.0.1:%d/" % self.api_port,
+                   "m3s", "version", fw["id"])
+        self.wait("the master to list the framework inactive",
+                  lambda: self.ok(cfg, "m3s", "list").splitlines() == ["ID  Active  WebUI  Name"])
+        listed = self.ok(cfg, "m3s", "list", "-a").splitlines()[1].split()
+        self.assertEqual(listed[:2], [fw["id"], "False"])
+        self.fails(cfg, "Unable to find an active framework named 'm3s'", "m3s", "version", "m3s")
 
-    def test_plugin_class_with_a_stand_in_cli(self):
-        """main.py as the CLI loads it: every command has its method, and
-        the docopt-style argument dict reaches m3sapi."""
-        cli = types.ModuleType("cli")
-        exc = types.ModuleType("cli.exceptions")
-        plugins = types.ModuleType("cli.plugins")
-
-        class CLIException(Exception):
-            pass
-
-        class PluginBase:
-            def __init__(self, settings, config):
-                self.settings, self.config = settings, config
-        exc.CLIException = CLIException
-        plugins.PluginBase = PluginBase
-        saved = {k: sys.modules.get(k) for k in ("cli", "cli.exceptions", "cli.plugins")}
-        sys.modules.update({"cli": cli, "cli.exceptions": exc, "cli.plugins": plugins})
-        try:
-            import importlib
-            pkg = importlib.import_module("m3s")
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    sys.modules.pop(k, None)
-                else:
-                    sys.modules[k] = v
-        self.assertEqual((pkg.PLUGIN_NAME, pkg.PLUGIN_CLASS), ("m3s", "M3s"))
-        cls = getattr(pkg, pkg.PLUGIN_CLASS)
-        for name, spec in cls.COMMANDS.items():
-            self.assertTrue(callable(getattr(cls, name)), name)
-            self.assertEqual(set(spec), {"arguments", "flags", "short_help", "long_help"})
-        self.assertEqual(set(cls.COMMANDS["scale"]["flags"]),
-                         {"-a --agent", "-m --manager", "-e --etcd"})
-
-        sim, d = self.start()
-        plugin = cls(None, types.SimpleNamespace(data=self.good_config(sim)))
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            plugin.scale({"<framework-name>": "m3s", "<count>": "2", "--agent": True,
-                          "--manager": False, "--etcd": False})
-        self.assertEqual(out.getvalue(), "Scale up/down agent\n1\n")
+    def test_tls_with_ssl_verify(self):
+        cert, key = self.tls_files()
+        b64 = {}
+        for k, p in (("SSL_CRT_BASE64", cert), ("SSL_KEY_BASE64", key)):
+            with open(p, "rb") as f:
+                b64[k] = base64.b64encode(f.read()).decode()
+        sim, d = self.start(**b64)
+        url = "https://127.0.0.1:%d" % self.api_port
+        lines = self.ok(self.good_config(sim), "m3s", "list").splitlines()
+        self.assertEqual(lines[1].split()[2], url)
+        # ssl_verify = false: the self-signed certificate is accepted.
+        insecure = self.good_config(sim)
+        self.assertEqual(self.ok(insecure, "m3s", "scale", "-a", "m3s", "2"),
+                         "Scale up/down agent\n1\n")
         self.wait_converged(sim, 1, 1, 2)
-        with self.assertRaisesRegex(CLIException, "Unable to find an active framework"):
-            plugin.version({"<framework-name>": "zzz"})
+        # ssl_verify = true: refused while the certificate is not trusted ...
+        strict = self.good_config(sim, ssl_verify="true")
+        self.fails(strict, "Unable to open url '%s/api/m3s/v0/server/version': .*CERTIFICATE_VERIFY"
+                   "_FAILED" % url, "m3s", "version", "m3s")
+        # ... and accepted once it is (the CA file a user would point at).
+        ver = json.loads(self.ok(strict, "m3s", "version", "m3s", env={"SSL_CERT_FILE": cert}))
+        self.assertIn("gitVersion", ver["M3SVersion"])
         self.finish(sim, d)
 
 
-if __name__ == "__main__":
+def main():
+    if not real_cli.available():
+        print("cli_plugin: skipped: the real mesos-cli is not at %s (../shared is absent)"
+              % real_cli.CLI_DIR)
+        sys.exit(SKIP)
     unittest.main(verbosity=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -770,6 +770,32 @@ class OrchestraTest(test_mesos.MesosCase):
         self.assertIn("m3s:agent:old-1: task record: CPU is not a number", d.text())
         self.assert_clean(sim, d)
 
+    def test_master_restart_keeps_running_tasks(self):
+        """A master restarted with an in-memory registry answers the
+        reconciliation with TASK_UNKNOWN for tasks whose agent has not
+        re-registered yet (as the real master does, see tests/realmesos).
+        They still run: none is replaced, and once the agents are back the
+        same tasks run and none was launched twice."""
+        # Kept until the next reconciliation, RECONCILE_WAIT later: longer
+        # than the agents' absence here.
+        sim, d = self.cluster(agents=4, K3S_AGENT_COUNT="1", RECONCILE_WAIT="10m")
+        self.wait_converged(sim, 1, 1, 1)
+        before = {t[0] for t in self.active(sim)}
+        n = len(self.launched(sim))
+        since = self.last_seq(sim)
+        self.faults = getattr(self, "faults", 0) + 1
+        sim.restart(reregister_delay=3.0)
+        self.wait("re-subscription", lambda: self.subscribed(sim, since))
+        self.wait("TASK_UNKNOWN for the three tasks", lambda: len(
+            [1 for _, st in self.updates(sim) if st["state"] == "TASK_UNKNOWN"]) >= 3)
+        self.wait("the agents back with the tasks", lambda: len(
+            [1 for _, st in self.updates(sim)
+             if st.get("message") == "Unknown agent reregistered"]) >= 3)
+        self.wait_converged(sim, 1, 1, 1)
+        self.assertEqual({t[0] for t in self.active(sim)}, before)
+        self.assertEqual(len(self.launched(sim)), n, "a task was replaced while its agent was away")
+        self.assert_clean(sim, d)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
