@@ -519,7 +519,8 @@ static void load_tasks(role_actor_t *a, json_t *records, bool last)
       continue;
     rtask_t *t = m3s_xcalloc(1, sizeof(*t));
     const char *text = json_string_value(val);
-    if(m3s_task_record_from_json(text, strlen(text), &t->rec, err, sizeof(err)) != 0 ||
+    if(m3s_task_record_from_json_lean(text, json_string_length(val), &t->rec, &t->extra,
+                                      &t->agent_host, err, sizeof(err)) != 0 ||
        !t->rec.task_id[0] || strcmp(t->rec.task_id, ki.name) != 0) {
       set_aside(a, key, text, t->rec.task_id ? "its TaskID does not match the key" : err);
       task_free(t);
@@ -529,13 +530,6 @@ static void load_tasks(role_actor_t *a, json_t *records, bool last)
       task_free(t); /* a chunk repeated after a reconnection */
       continue;
     }
-    const char *host = json_string_value(
-      json_object_get(json_object_get(t->rec.extra, "MesosAgent"), "hostname"));
-    t->agent_host = m3s_xstrdup(host ? host : "");
-    if(json_object_size(t->rec.extra))
-      t->extra = json_dumps(t->rec.extra, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(t->rec.extra);
-    t->rec.extra = NULL;
     t->created_ms = 0;
     t->healthy = -1;
     t->node_ready = -1;

@@ -515,6 +515,112 @@ START_TEST(test_task_error_buffer)
 }
 END_TEST
 
+/* ---- the lean decoder of loads ---- */
+
+/* m3s_task_record_from_json_lean gives what the full decoder gives: the
+ * same error, or the same struct, extra and encoding. */
+static void assert_lean_same(const char *text, size_t len)
+{
+  m3s_task_record_t a, b;
+  char ea[256], eb[256], *x = (char *)1, *h = (char *)1;
+  int ra = m3s_task_record_from_json(text, len, &a, ea, sizeof(ea));
+  int rb = m3s_task_record_from_json_lean(text, len, &b, &x, &h, eb, sizeof(eb));
+
+  ck_assert_msg(ra == rb, "for %.300s: %d vs %d (%s)", text ? text : "NULL", ra, rb, ra ? ea : eb);
+  if(ra) {
+    ck_assert_str_eq(ea, eb);
+    ck_assert_ptr_null(x);
+    ck_assert_ptr_null(h);
+    ck_assert_ptr_null(b.task_id);
+    return;
+  }
+  const char *host = json_string_value(
+    json_object_get(json_object_get(a.extra, "MesosAgent"), "hostname"));
+  ck_assert_str_eq(h, host ? host : "");
+  ck_assert_ptr_null(b.extra);
+  ck_assert_msg((x != NULL) == (json_object_size(a.extra) > 0), "extra %s", x ? x : "NULL");
+  if(x)
+    b.extra = parse(x);
+  assert_task_equal(&a, &b);
+  char *sa = m3s_task_record_to_json(&a), *sb = m3s_task_record_to_json(&b);
+  ck_assert_str_eq(sa, sb);
+  free(sa);
+  free(sb);
+  free(x);
+  free(h);
+  m3s_task_record_free(&a);
+  m3s_task_record_free(&b);
+}
+
+static const char *const lean_cases[] = {
+  "{}",
+  " { } ",
+  "{\"TaskID\":\"t\",\"TaskID\":\"u\"}",
+  "{\"uris\":[1],\"uris\":[2]}",
+  "{\"uris\":{\"a\":1,\"a\":2},\"TaskID\":\"t\"}",
+  "{\"TaskID\":\"a\\\"b\\n\",\"command\":\"x\\\\y\\/z\\t\"}",
+  "{\"TaskID\":\"\\u00e9\",\"command\":\"c\"}",
+  "{\"command\":\"\\u003cb\\u003e \\ud83d\\ude00\"}",
+  "{\"command\":\"\\ud800\"}",
+  "{\"command\":\"caf\xc3\xa9\"}",
+  "{\"command\":\"bad \xc3\"}",
+  "{\"command\":\"a\\u0000b\"}",
+  "{\"command\":\"bad \\x\"}",
+  "{\"Ta\\u0073kID\":\"t\"}",
+  "{\"Memory\":1e3,\"CPU\":2.5E-1,\"x\":1e999}",
+  "{\"big\":123456789012345678901234567890}",
+  "{\"big\":-1234567890123456,\"r\":0.1000000000000000055511151231257827}",
+  "{\"Instances\":99999999999}",
+  "{\"MesosAgent\":null,\"Labels\":null,\"Health\":null,\"PullPolicy\":\"\"}",
+  "{\"MesosAgent\":{},\"Labels\":[],\"Health\":false,\"PullPolicy\":\"Always\"}",
+  "{\"MesosAgent\":{\"id\":\"a\",\"hostname\":\"h1\",\"hostname\":\"h2\"}}",
+  "{\"MesosAgent\":{\"hostname\":7}}",
+  "{\"MesosAgent\":{\"hostname\":\"a\\\"b\"}}",
+  "{\"MesosAgent\":{\"host\\u006eame\":\"x\"}}",
+  "{\"MesosAgent\":\"text\"}",
+  "{\"MesosAgent\":[{\"hostname\":\"x\"}]}",
+  "{\"MesosAgent\":{\"hostname\":\"h\"},\"MesosAgent\":null}",
+  "{ \"port_mappings\" : [ { \"host_port\" : 1 , \"visibility\" : \"x y\" } ] ,"
+  " \"discovery\" : { \"name\" : \"d\" } , \"networkinfo\" : [ { \"groups\" : [ \"g\" ] } ] }",
+  "{\"discovery\":null,\"networkinfo\":null,\"port_mappings\":[]}",
+  "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]"
+  "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+  "{\"a\":1,}",
+  "{\"a\":1} x",
+  "{\"a\" 1}",
+  "{\"a\":tru}",
+  "{\"a\":01}",
+  "{\"a\":-}",
+  "{\"a\":1.}",
+  "[]",
+  "",
+};
+
+START_TEST(test_task_lean_same)
+{
+  static const char *const files[] = { "task_agent_running.json", "task_datastore_new.json" };
+  for(size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+    size_t len;
+    char *text = read_data(files[i], &len);
+    assert_lean_same(text, len);
+    json_t *j = parse(text);
+    char *compact = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    assert_lean_same(compact, strlen(compact));
+    /* len is honoured: trailing bytes are not read */
+    assert_lean_same(compact, strlen(compact) - 1);
+    free(compact);
+    json_decref(j);
+    free(text);
+  }
+  for(size_t i = 0; i < sizeof(bad_tasks) / sizeof(bad_tasks[0]); i++)
+    assert_lean_same(bad_tasks[i].json, strlen(bad_tasks[i].json));
+  for(size_t i = 0; i < sizeof(lean_cases) / sizeof(lean_cases[0]); i++)
+    assert_lean_same(lean_cases[i], strlen(lean_cases[i]));
+  assert_lean_same(NULL, 0);
+  assert_lean_same("{\"TaskID\":\"z\"}garbage", 14);
+}
+END_TEST
+
 /* ---- times ---- */
 
 START_TEST(test_times)
@@ -918,6 +1024,7 @@ static Suite *records_suite(void)
   tcase_add_loop_test(tc, test_task_bad_inputs, 0,
                       (int)(sizeof(bad_tasks) / sizeof(bad_tasks[0])));
   tcase_add_test(tc, test_task_error_buffer);
+  tcase_add_test(tc, test_task_lean_same);
   tcase_add_test(tc, test_times);
   tcase_add_test(tc, test_roles);
   suite_add_tcase(s, tc);
