@@ -1,14 +1,16 @@
-/* The lean task record decoder for loads (see m3s/records.h).
+/* The lean task record decoder for loads and the interned extra (see
+ * m3s/records.h).
  *
  * DESIGN
  * A record of the Go version is mostly fields we do not model (uris,
  * environment, MesosAgent, ...), and a load only keeps them as text. So one
- * pass over the record splits its top-level members: the modelled ones
- * (and the unmodelled ones at their zero value, which the full decoder
- * drops) are copied into a small JSON object that m3s_task_record_from_json
- * decodes, so every type check, error and leftover rule is the full
- * decoder's own; the others are copied as they are, whitespace removed,
- * into the extra text. No tree is built for them.
+ * pass over the record splits its top-level members: the modelled scalars
+ * (strings without escapes, numbers, booleans, null) are read straight
+ * into the struct; the partly modelled arrays (and the unmodelled members
+ * at their zero value, which the full decoder drops) are copied into a
+ * small JSON object that m3s_task_record_from_json decodes, so their rules
+ * are the full decoder's own; the others are copied as they are,
+ * whitespace removed, into the extra text. No tree is built for them.
  *
  * Whatever the pass is not sure to treat exactly like jansson is left to
  * the full decoder (m3s_task_record_from_json + json_dumps): bytes outside
@@ -17,7 +19,9 @@
  * refuses (its error is the answer). Results are the same either way; the
  * unit tests compare both.
  */
+#include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,12 +34,9 @@
 #define MAX_INTEGER 18   /* digits: a longer integer may overflow jansson's int64 */
 #define MAX_REAL 300     /* characters: a real without exponent cannot overflow below that */
 
-/* Top-level members the small object gets: what the full decoder takes. */
-static const char *const modelled[] = {
-  "TaskID", "task_name", "State", "StateTime", "Agent", "hostname", "container_image",
-  "Restart", "CPU", "CPULimit", "Memory", "MemoryLimit", "Disk", "Instances",
-  "EnableHealthCheck", "port_mappings", "discovery", "networkinfo", NULL
-};
+/* Top-level members the small object gets: what the full decoder takes
+ * but the scalars (below). */
+static const char *const modelled[] = { "port_mappings", "discovery", "networkinfo", NULL };
 
 typedef struct buf {
   char *p;
@@ -275,6 +276,108 @@ static bool zero_default(const unsigned char *k, size_t kn, const unsigned char 
   return kn == 10 && !memcmp(k, "PullPolicy", 10) && vn == 2 && !memcmp(v, "\"\"", 2);
 }
 
+/* The modelled scalars, read here straight from the text: the small
+ * object then holds only the partly modelled arrays. */
+typedef enum { K_STR, K_DBL, K_INT, K_BOOL } kind_t;
+
+static const struct scalar {
+  const char *name;
+  kind_t kind;
+  size_t off;
+} scalars[] = {
+  { "TaskID", K_STR, offsetof(m3s_task_record_t, task_id) },
+  { "task_name", K_STR, offsetof(m3s_task_record_t, task_name) },
+  { "State", K_STR, offsetof(m3s_task_record_t, state) },
+  { "StateTime", K_STR, offsetof(m3s_task_record_t, state_time) },
+  { "Agent", K_STR, offsetof(m3s_task_record_t, agent_id) },
+  { "hostname", K_STR, offsetof(m3s_task_record_t, hostname) },
+  { "container_image", K_STR, offsetof(m3s_task_record_t, container_image) },
+  { "Restart", K_STR, offsetof(m3s_task_record_t, restart) },
+  { "CPU", K_DBL, offsetof(m3s_task_record_t, cpu) },
+  { "CPULimit", K_DBL, offsetof(m3s_task_record_t, cpu_limit) },
+  { "Memory", K_DBL, offsetof(m3s_task_record_t, memory) },
+  { "MemoryLimit", K_DBL, offsetof(m3s_task_record_t, memory_limit) },
+  { "Disk", K_DBL, offsetof(m3s_task_record_t, disk) },
+  { "Instances", K_INT, offsetof(m3s_task_record_t, instances) },
+  { "EnableHealthCheck", K_BOOL, offsetof(m3s_task_record_t, health) },
+};
+#define NSCALARS (sizeof(scalars) / sizeof(scalars[0]))
+
+static int scalar_index(const unsigned char *k, size_t n)
+{
+  for(size_t i = 0; i < NSCALARS; i++)
+    if(strlen(scalars[i].name) == n && !memcmp(scalars[i].name, k, n))
+      return (int)i;
+  return -1;
+}
+
+/* Reads the value v[0..n) of scalar sc into r as the full decoder would
+ * (null = the zero value); false when it must decide (wrong type,
+ * escapes, an integer out of range). */
+static bool read_scalar(const struct scalar *sc, const char *v, size_t n, m3s_task_record_t *r)
+{
+  char *field = (char *)r + sc->off;
+  bool null = n == 4 && !memcmp(v, "null", 4);
+  char num[MAX_REAL + 1];
+
+  switch(sc->kind) {
+  case K_STR: {
+    char **dst = (char **)(void *)field;
+    if(null) {
+      *dst = m3s_xstrdup("");
+      return true;
+    }
+    if(v[0] != '"' || memchr(v, '\\', n))
+      return false;
+    *dst = m3s_xmalloc(n - 1);
+    memcpy(*dst, v + 1, n - 2);
+    (*dst)[n - 2] = '\0';
+    return true;
+  }
+  case K_BOOL:
+    if(null || (n == 5 && !memcmp(v, "false", 5)))
+      *(bool *)(void *)field = false;
+    else if(n == 4 && !memcmp(v, "true", 4))
+      *(bool *)(void *)field = true;
+    else
+      return false;
+    return true;
+  case K_DBL:
+  case K_INT:
+    if(null) {
+      if(sc->kind == K_DBL)
+        *(double *)(void *)field = 0.0;
+      else
+        *(int *)(void *)field = 0;
+      return true;
+    }
+    if(v[0] != '-' && (v[0] < '0' || v[0] > '9'))
+      return false;
+    memcpy(num, v, n); /* the scan bounded n by MAX_REAL */
+    num[n] = '\0';
+    bool real = memchr(v, '.', n) != NULL;
+    if(sc->kind == K_INT) {
+      long long i = strtoll(num, NULL, 10);
+      if(real || i < INT_MIN || i > INT_MAX)
+        return false;
+      *(int *)(void *)field = (int)i;
+    }
+    else {
+      /* jansson reads an integer as an integer, then converts */
+      *(double *)(void *)field = real ? strtod(num, NULL) : (double)strtoll(num, NULL, 10);
+    }
+    return true;
+  }
+  return false;
+}
+
+static void free_scalars(m3s_task_record_t *r)
+{
+  for(size_t i = 0; i < NSCALARS; i++)
+    if(scalars[i].kind == K_STR)
+      free(*(char **)(void *)((char *)r + scalars[i].off));
+}
+
 /* Returns 0 and fills the outputs, or -1 when the full decoder must run. */
 static int lean(const char *text, size_t len, m3s_task_record_t *out, char **extra,
                 char **agent_host)
@@ -284,8 +387,12 @@ static int lean(const char *text, size_t len, m3s_task_record_t *out, char **ext
   size_t nseen = 0;
   buf_t small = { 0 }, x = { 0 };
   char *host = NULL;
-  bool esc;
+  bool esc, have[NSCALARS] = { false };
+  m3s_task_record_t sc;
   int rc = -1;
+  struct timespec ts;
+
+  memset(&sc, 0, sizeof(sc));
 
   /* Sized once: neither part outgrows the record (plus its braces). */
   small.cap = x.cap = len + 3;
@@ -322,6 +429,13 @@ static int lean(const char *text, size_t len, m3s_task_record_t *out, char **ext
     if(!value(&s, 1))
       goto out;
     size_t vn = (size_t)(s.p - v);
+    int sci = scalar_index(k + 1, kn - 2);
+    if(sci >= 0) {
+      if(!read_scalar(&scalars[sci], (const char *)v, vn, &sc))
+        goto out;
+      have[sci] = true;
+      goto next;
+    }
     bool model = in_list(modelled, k + 1, kn - 2) || zero_default(k + 1, kn - 2, v, vn);
     buf_t *b = model ? &small : &x;
     if(b->n > 1)
@@ -334,6 +448,7 @@ static int lean(const char *text, size_t len, m3s_task_record_t *out, char **ext
       if(!(host = member_string((const char *)v, vn, "hostname")))
         goto out;
     }
+  next:
     ws(&s);
     if(s.p >= s.end)
       goto out;
@@ -352,6 +467,27 @@ done:
   put(&small, "}", 1);
   if(m3s_task_record_from_json(small.p, small.n, out, NULL, 0) != 0)
     goto out;
+  /* The scalars read above replace the zero values decoded. */
+  for(size_t i = 0; i < NSCALARS; i++) {
+    if(!have[i])
+      continue;
+    size_t off = scalars[i].off;
+    if(scalars[i].kind == K_STR) {
+      char **dst = (char **)(void *)((char *)out + off), **src = (char **)(void *)((char *)&sc + off);
+      free(*dst);
+      *dst = *src;
+      *src = NULL;
+    }
+    else {
+      memcpy((char *)out + off, (char *)&sc + off,
+             scalars[i].kind == K_DBL ? sizeof(double) : scalars[i].kind == K_INT ? sizeof(int) : sizeof(bool));
+    }
+  }
+  if(m3s_record_parse_time(out->state_time, &ts) != 0) {
+    m3s_task_record_free(out);
+    goto out;
+  }
+  out->role = m3s_role_from_task_name(out->task_name);
   /* Leftovers of the partly modelled members join the extra text. */
   if(out->extra) {
     char *left = json_dumps(out->extra, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -375,6 +511,7 @@ done:
   host = NULL;
   rc = 0;
 out:
+  free_scalars(&sc);
   free(small.p);
   free(x.p);
   free(host);
@@ -400,4 +537,192 @@ int m3s_task_record_from_json_lean(const char *text, size_t len, m3s_task_record
   json_decref(out->extra);
   out->extra = NULL;
   return 0;
+}
+
+/* ---- interned extra ------------------------------------------------------- */
+
+/* One top-level member of extra texts, `"name":value`, shared by every
+ * record that holds it unchanged. */
+typedef struct member {
+  struct member *next;     /* hash chain */
+  size_t refs, len;
+  uint64_t hash;
+  char text[];
+} member_t;
+
+struct m3s_extra_pool {
+  member_t **slots;
+  size_t nslots, n;
+};
+
+struct m3s_extra {
+  m3s_extra_pool_t *pool;
+  size_t n;
+  member_t *m[];
+};
+
+static uint64_t fnv1a(const char *s, size_t n)
+{
+  uint64_t h = 1469598103934665603ull;
+  for(size_t i = 0; i < n; i++)
+    h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+  return h;
+}
+
+m3s_extra_pool_t *m3s_extra_pool_new(void)
+{
+  m3s_extra_pool_t *p = m3s_xcalloc(1, sizeof(*p));
+  p->nslots = 256;
+  p->slots = m3s_xcalloc(p->nslots, sizeof(*p->slots));
+  return p;
+}
+
+void m3s_extra_pool_free(m3s_extra_pool_t *p)
+{
+  if(!p)
+    return;
+  for(size_t i = 0; i < p->nslots; i++)
+    for(member_t *m = p->slots[i], *next; m; m = next) {
+      next = m->next;
+      free(m);
+    }
+  free(p->slots);
+  free(p);
+}
+
+static void pool_grow(m3s_extra_pool_t *p)
+{
+  size_t nslots = p->nslots * 2;
+  member_t **slots = m3s_xcalloc(nslots, sizeof(*slots));
+  for(size_t i = 0; i < p->nslots; i++)
+    for(member_t *m = p->slots[i], *next; m; m = next) {
+      next = m->next;
+      m->next = slots[m->hash & (nslots - 1)];
+      slots[m->hash & (nslots - 1)] = m;
+    }
+  free(p->slots);
+  p->slots = slots;
+  p->nslots = nslots;
+}
+
+static member_t *pool_get(m3s_extra_pool_t *p, const char *s, size_t n)
+{
+  uint64_t h = fnv1a(s, n);
+  member_t **slot = &p->slots[h & (p->nslots - 1)];
+  for(member_t *m = *slot; m; m = m->next)
+    if(m->hash == h && m->len == n && !memcmp(m->text, s, n)) {
+      m->refs++;
+      return m;
+    }
+  member_t *m = m3s_xmalloc(sizeof(*m) + n + 1);
+  memcpy(m->text, s, n);
+  m->text[n] = '\0';
+  m->len = n;
+  m->hash = h;
+  m->refs = 1;
+  m->next = *slot;
+  *slot = m;
+  if(++p->n > p->nslots)
+    pool_grow(p);
+  return m;
+}
+
+static void pool_put(m3s_extra_pool_t *p, member_t *m)
+{
+  if(--m->refs)
+    return;
+  member_t **at = &p->slots[m->hash & (p->nslots - 1)];
+  while(*at != m)
+    at = &(*at)->next;
+  *at = m->next;
+  p->n--;
+  free(m);
+}
+
+m3s_extra_t *m3s_extra_intern(m3s_extra_pool_t *p, const char *text)
+{
+  if(!text)
+    return NULL;
+  size_t len = strlen(text), n = 0, cap = 8;
+  m3s_extra_t *x = m3s_xmalloc(sizeof(*x) + cap * sizeof(x->m[0]));
+  /* The text is a JSON object: a member ends at a comma or the closing
+   * brace at depth 1, outside strings. */
+  int depth = 0;
+  bool in_str = false;
+  size_t start = 1;
+  for(size_t i = 0; i < len; i++) {
+    char c = text[i];
+    if(in_str) {
+      if(c == '\\')
+        i++;
+      else if(c == '"')
+        in_str = false;
+      continue;
+    }
+    bool end = false;
+    switch(c) {
+    case '"':
+      in_str = true;
+      break;
+    case '{':
+    case '[':
+      depth++;
+      break;
+    case ']':
+      depth--;
+      break;
+    case '}':
+      end = depth-- == 1;
+      break;
+    case ',':
+      end = depth == 1;
+      break;
+    default:
+      break;
+    }
+    if(!end)
+      continue;
+    if(i > start) {
+      if(n == cap) {
+        cap *= 2;
+        x = m3s_xrealloc(x, sizeof(*x) + cap * sizeof(x->m[0]));
+      }
+      x->m[n++] = pool_get(p, text + start, i - start);
+    }
+    start = i + 1;
+  }
+  if(!n) {
+    free(x);
+    return NULL;
+  }
+  x = m3s_xrealloc(x, sizeof(*x) + n * sizeof(x->m[0])); /* kept: no slack */
+  x->pool = p;
+  x->n = n;
+  return x;
+}
+
+json_t *m3s_extra_json(const m3s_extra_t *x)
+{
+  if(!x)
+    return NULL;
+  buf_t b = { 0 };
+  put(&b, "{", 1);
+  for(size_t i = 0; i < x->n; i++) {
+    if(i)
+      put(&b, ",", 1);
+    put(&b, x->m[i]->text, x->m[i]->len);
+  }
+  put(&b, "}", 1);
+  json_t *j = json_loadb(b.p, b.n, 0, NULL);
+  free(b.p);
+  return j;
+}
+
+void m3s_extra_free(m3s_extra_t *x)
+{
+  if(!x)
+    return;
+  for(size_t i = 0; i < x->n; i++)
+    pool_put(x->pool, x->m[i]);
+  free(x);
 }

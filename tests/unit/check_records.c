@@ -571,6 +571,16 @@ static const char *const lean_cases[] = {
   "{\"big\":123456789012345678901234567890}",
   "{\"big\":-1234567890123456,\"r\":0.1000000000000000055511151231257827}",
   "{\"Instances\":99999999999}",
+  "{\"CPU\":-0,\"Memory\":-0.0,\"Instances\":-5,\"Disk\":12345678901234567,"
+  "\"EnableHealthCheck\":null,\"TaskID\":null,\"Restart\":\"r\",\"State\":\"\"}",
+  "{\"CPU\":0.1,\"CPULimit\":179769313486231570000000.5,\"Instances\":2147483647,"
+  "\"EnableHealthCheck\":true,\"StateTime\":\"2024-05-02T09:14:07.123456789+02:00\"}",
+  "{\"Instances\":-2147483648}",
+  "{\"Instances\":2147483648}",
+  "{\"Instances\":\"3\"}",
+  "{\"EnableHealthCheck\":1}",
+  "{\"StateTime\":\"2024-13-02T09:14:07Z\"}",
+  "{\"task_name\":\"m3s:server\",\"hostname\":[]}",
   "{\"MesosAgent\":null,\"Labels\":null,\"Health\":null,\"PullPolicy\":\"\"}",
   "{\"MesosAgent\":{},\"Labels\":[],\"Health\":false,\"PullPolicy\":\"Always\"}",
   "{\"MesosAgent\":{\"id\":\"a\",\"hostname\":\"h1\",\"hostname\":\"h2\"}}",
@@ -618,6 +628,52 @@ START_TEST(test_task_lean_same)
     assert_lean_same(lean_cases[i], strlen(lean_cases[i]));
   assert_lean_same(NULL, 0);
   assert_lean_same("{\"TaskID\":\"z\"}garbage", 14);
+}
+END_TEST
+
+START_TEST(test_extra_pool)
+{
+  static const char a[] =
+    "{\"uris\":[{\"value\":\"http://x/?a=1,b={2}\",\"cache\":false}],"
+    "\"command\":\"echo \\\"},{\\\" \\\\\",\"MesosAgent\":{\"id\":\"S1\",\"hostname\":\"h\"},"
+    "\"e\":[],\"o\":{},\"n\":null,\"caf\xc3\xa9\":\"\\u00e9\"}";
+  static const char b[] =
+    "{\"uris\":[{\"value\":\"http://x/?a=1,b={2}\",\"cache\":false}],"
+    "\"environment\":{\"variables\":[{\"name\":\"ID\",\"value\":\"2\"}]}}";
+  m3s_extra_pool_t *p = m3s_extra_pool_new();
+  m3s_extra_t *xa = m3s_extra_intern(p, a), *xb = m3s_extra_intern(p, b);
+  ck_assert_ptr_null(m3s_extra_intern(p, NULL));
+  ck_assert_ptr_null(m3s_extra_intern(p, "{}"));
+  ck_assert_ptr_null(m3s_extra_json(NULL));
+  json_t *ja = m3s_extra_json(xa), *want = parse(a);
+  ck_assert(json_equal(ja, want));
+  json_decref(ja);
+  json_decref(want);
+  /* b keeps its share of the member both hold */
+  m3s_extra_free(xa);
+  json_t *jb = m3s_extra_json(xb);
+  want = parse(b);
+  ck_assert(json_equal(jb, want));
+  json_decref(jb);
+  json_decref(want);
+  /* many records with the same members, some their own */
+  m3s_extra_t *many[2000];
+  for(int i = 0; i < 2000; i++) {
+    char t[256];
+    snprintf(t, sizeof(t), "{\"uris\":[1,2],\"arguments\":[\"--id %d\"],\"z\":%d}", i, i % 7);
+    many[i] = m3s_extra_intern(p, t);
+  }
+  for(int i = 0; i < 2000; i += 3) {
+    json_t *j = m3s_extra_json(many[i]);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "z")), i % 7);
+    ck_assert_uint_eq(json_object_size(j), 3);
+    json_decref(j);
+  }
+  for(int i = 0; i < 2000; i++)
+    m3s_extra_free(many[i]);
+  m3s_extra_free(xb);
+  m3s_extra_free(NULL);
+  m3s_extra_pool_free(p);
 }
 END_TEST
 
@@ -1025,6 +1081,7 @@ static Suite *records_suite(void)
                       (int)(sizeof(bad_tasks) / sizeof(bad_tasks[0])));
   tcase_add_test(tc, test_task_error_buffer);
   tcase_add_test(tc, test_task_lean_same);
+  tcase_add_test(tc, test_extra_pool);
   tcase_add_test(tc, test_times);
   tcase_add_test(tc, test_roles);
   suite_add_tcase(s, tc);
