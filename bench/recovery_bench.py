@@ -242,7 +242,7 @@ def main():
         v = [x for x in sim.violations() if x["severity"] == "error"]
         print("simulator violations: %d" % len(v))
         for x in v[:5]:
-            print("  %s: %s" % (x["kind"], x["message"]))
+            print("  %s: %s (call %s)" % (x["kind"], x["message"], x.get("call")))
     finally:
         sim.stop()
         redis.stop()
