@@ -261,7 +261,7 @@ unsure:
 static bool in_list(const char *const *list, const unsigned char *k, size_t n)
 {
   for(; *list; list++)
-    if(strlen(*list) == n && !memcmp(*list, k, n))
+    if(n && (*list)[0] == k[0] && strlen(*list) == n && !memcmp(*list, k, n))
       return true;
   return false;
 }
@@ -306,7 +306,8 @@ static const struct scalar {
 static int scalar_index(const unsigned char *k, size_t n)
 {
   for(size_t i = 0; i < NSCALARS; i++)
-    if(strlen(scalars[i].name) == n && !memcmp(scalars[i].name, k, n))
+    if(n && scalars[i].name[0] == k[0] && strlen(scalars[i].name) == n &&
+       !memcmp(scalars[i].name, k, n))
       return (int)i;
   return -1;
 }
@@ -561,12 +562,21 @@ struct m3s_extra {
   member_t *m[];
 };
 
-static uint64_t fnv1a(const char *s, size_t n)
+/* A word at a time: members are a few hundred bytes and every one loaded
+ * is hashed. */
+static uint64_t hash_text(const char *s, size_t n)
 {
-  uint64_t h = 1469598103934665603ull;
-  for(size_t i = 0; i < n; i++)
-    h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-  return h;
+  uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+  size_t i = 0;
+  for(; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, s + i, 8);
+    h = (h ^ w) * 0xff51afd7ed558ccdull;
+    h ^= h >> 32;
+  }
+  for(; i < n; i++)
+    h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+  return h ^ (h >> 29);
 }
 
 m3s_extra_pool_t *m3s_extra_pool_new(void)
@@ -607,7 +617,7 @@ static void pool_grow(m3s_extra_pool_t *p)
 
 static member_t *pool_get(m3s_extra_pool_t *p, const char *s, size_t n)
 {
-  uint64_t h = fnv1a(s, n);
+  uint64_t h = hash_text(s, n);
   member_t **slot = &p->slots[h & (p->nslots - 1)];
   for(member_t *m = *slot; m; m = m->next)
     if(m->hash == h && m->len == n && !memcmp(m->text, s, n)) {
