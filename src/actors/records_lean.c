@@ -661,14 +661,15 @@ m3s_extra_t *m3s_extra_intern(m3s_extra_pool_t *p, const char *text)
   bool in_str = false;
   size_t start = 1;
   for(size_t i = 0; i < len; i++) {
-    char c = text[i];
     if(in_str) {
-      if(c == '\\')
+      i += strcspn(text + i, "\"\\"); /* strings are most of the text */
+      if(text[i] == '\\')
         i++;
-      else if(c == '"')
+      else
         in_str = false;
       continue;
     }
+    char c = text[i];
     bool end = false;
     switch(c) {
     case '"':
