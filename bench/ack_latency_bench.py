@@ -28,10 +28,12 @@ Usage: python3 bench/ack_latency_bench.py [build/m3s] [--tasks N]
 import argparse
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -51,21 +53,28 @@ class TimedSim(MesosSim):
     def __init__(self, **kw):
         super().__init__(**kw)
         self.sent, self.acked = {}, {}
-        self.last = None  # uuid of the update queued last
+        self.created = None  # uuid of the update made last
         self.acked_cond = threading.Condition()
 
     def _deliver(self, task, update):
         self.sent.setdefault(update.uuid, time.monotonic())
-        self.last = update.uuid
         super()._deliver(task, update)
+
+    def _agent_status(self, task, *args, **kw):
+        before = len(task.pending)
+        super()._agent_status(task, *args, **kw)
+        if len(task.pending) > before:
+            # Sent now, or once the one before it is acknowledged.
+            self.created = task.pending[-1].uuid
 
     def _call_acknowledge(self, fw, call, entry):
         t = time.monotonic()
         u = call["acknowledge"]["uuid"]
         out = super()._call_acknowledge(fw, call, entry)
-        with self.acked_cond:
-            self.acked.setdefault(u, t)
-            self.acked_cond.notify_all()
+        if self._uuids.get(u, {}).get("acked"):  # taken by the agent
+            with self.acked_cond:
+                self.acked.setdefault(u, t)
+                self.acked_cond.notify_all()
         return out
 
 
@@ -82,13 +91,14 @@ def replica_supported(binary):
                                        for line in out.stdout.splitlines())
 
 
-def start_replica(master_port):
-    """A redis-server replicating master_port, on a free loopback port."""
+def start_replica(master_port, workdir):
+    """A redis-server replicating master_port, on a free loopback port; the
+    copy it receives goes to workdir."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no",
+                             "--save", "", "--appendonly", "no", "--dir", workdir,
                              "--replicaof", "127.0.0.1", str(master_port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
@@ -124,14 +134,14 @@ def drive(sim, fid, ids, updates, window, kind, state):
             tid = ids[nxt % len(ids)]
             if tid in outstanding.values():
                 break
-            sim.last = None
+            sim.created = None
             if kind == "write":
                 state[tid] = "TASK_STARTING" if state[tid] == "TASK_RUNNING" else "TASK_RUNNING"
                 sim.fail_task(tid, state=state[tid], framework_id=fid)
             else:
                 sim.set_task_health(tid, nxt % 2 == 0, framework_id=fid)
-            assert sim.last is not None, "no update sent for %s" % tid
-            outstanding[sim.last] = tid
+            assert sim.created is not None, "no update made for %s" % tid
+            outstanding[sim.created] = tid
             nxt += 1
         with sim.acked_cond:
             while not any(u in sim.acked for u in outstanding):
@@ -166,7 +176,8 @@ def run(args, replica):
     daemon = None
     try:
         if replica:
-            rep = start_replica(redis.port)
+            repdir = tempfile.mkdtemp(prefix="m3s-replica-")
+            rep = start_replica(redis.port, repdir)
         master = "127.0.0.1:%d" % sim.port
         d = test_mesos.Daemon(master, REDIS_SERVER="127.0.0.1:%d" % redis.port, **env)
         wait_log(d, "] subscribed to ", 60)
@@ -237,6 +248,7 @@ def run(args, replica):
         if rep:
             rep.terminate()
             rep.wait()
+            shutil.rmtree(repdir, ignore_errors=True)
         sim.stop()
         redis.stop()
 
