@@ -395,7 +395,7 @@ static int lean(const char *text, size_t len, m3s_task_record_t *out, char **ext
 
   memset(&sc, 0, sizeof(sc));
 
-  /* Sized once: neither part outgrows the record (plus its braces). */
+  /* Sized for the usual case, where neither part outgrows the record. */
   small.cap = x.cap = len + 3;
   small.p = m3s_xmalloc(small.cap);
   x.p = m3s_xmalloc(x.cap);
