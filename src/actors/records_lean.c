@@ -6,11 +6,13 @@
  * environment, MesosAgent, ...), and a load only keeps them as text. So one
  * pass over the record splits its top-level members: the modelled scalars
  * (strings without escapes, numbers, booleans, null) are read straight
- * into the struct; the partly modelled arrays (and the unmodelled members
- * at their zero value, which the full decoder drops) are copied into a
- * small JSON object that m3s_task_record_from_json decodes, so their rules
- * are the full decoder's own; the others are copied as they are,
- * whitespace removed, into the extra text. No tree is built for them.
+ * into the struct, and so are the partly modelled arrays in their usual
+ * shape, their leftovers written as text by position; an array in another
+ * shape (and the unmodelled members at their zero value, which the full
+ * decoder drops) is copied into a small JSON object that
+ * m3s_task_record_from_json decodes, so its rules are the full decoder's
+ * own; the other members are copied as they are, whitespace removed, into
+ * the extra text. No tree is built for them.
  *
  * Whatever the pass is not sure to treat exactly like jansson is left to
  * the full decoder (m3s_task_record_from_json + json_dumps): bytes outside
@@ -372,11 +374,292 @@ static bool read_scalar(const struct scalar *sc, const char *v, size_t n, m3s_ta
   return false;
 }
 
-static void free_scalars(m3s_task_record_t *r)
+/* ---- the partly modelled arrays, in their usual shape ------------------ */
+
+/* A slice of the text; for object members, k is the name with its quotes. */
+typedef struct slice {
+  const unsigned char *k, *v;
+  size_t kn, vn;
+} slice_t;
+
+#define MAX_ITEMS 64
+
+static bool is_null(const slice_t *m)
 {
-  for(size_t i = 0; i < NSCALARS; i++)
-    if(scalars[i].kind == K_STR)
-      free(*(char **)(void *)((char *)r + scalars[i].off));
+  return m->vn == 4 && !memcmp(m->v, "null", 4);
+}
+
+static bool named(const slice_t *m, const char *name)
+{
+  size_t n = strlen(name);
+  return m->kn == n + 2 && !memcmp(m->k + 1, name, n);
+}
+
+/* Splits the object (members: with their names) or array (items) text
+ * v[0..vn), already checked by value(), into out[]; the count, or -1 when
+ * it is something else, holds more than MAX_ITEMS, or (objects) a name
+ * with an escape or twice. */
+static int split(const unsigned char *v, size_t vn, bool obj, slice_t *out)
+{
+  scan_t s = { v, v + vn };
+  bool esc;
+  int n = 0;
+  if(vn == 0 || *s.p++ != (obj ? '{' : '['))
+    return -1;
+  ws(&s);
+  if(*s.p == (obj ? '}' : ']'))
+    return 0;
+  for(;;) {
+    if(n == MAX_ITEMS)
+      return -1;
+    slice_t *m = &out[n];
+    ws(&s);
+    m->k = NULL;
+    m->kn = 0;
+    if(obj) {
+      m->k = s.p;
+      if(!string(&s, &esc) || esc)
+        return -1;
+      m->kn = (size_t)(s.p - m->k);
+      for(int i = 0; i < n; i++)
+        if(out[i].kn == m->kn && !memcmp(out[i].k, m->k, m->kn))
+          return -1;
+      ws(&s);
+      s.p++; /* the colon */
+      ws(&s);
+    }
+    m->v = s.p;
+    if(!value(&s, 1))
+      return -1;
+    m->vn = (size_t)(s.p - m->v);
+    n++;
+    ws(&s);
+    if(*s.p++ != ',')
+      return n;
+  }
+}
+
+/* An int member as take_int reads it (null = 0). */
+static bool get_int(const slice_t *m, int *out)
+{
+  static const struct scalar sc = { "", K_INT, 0 };
+  return read_scalar(&sc, (const char *)m->v, m->vn, (m3s_task_record_t *)(void *)out);
+}
+
+/* A string member as take_opt_str takes it out of the item: only a
+ * non-empty one without escapes here (an empty or null one stays in the
+ * leftovers: the full decoder's business). */
+static bool get_str(const slice_t *m, char **out)
+{
+  if(m->vn < 3 || m->v[0] != '"' || memchr(m->v, '\\', m->vn))
+    return false;
+  *out = m3s_xmalloc(m->vn - 1);
+  memcpy(*out, m->v + 1, m->vn - 2);
+  (*out)[m->vn - 2] = '\0';
+  return true;
+}
+
+/* Appends a member already written as text ("name":value). */
+static void put_member_text(buf_t *b, const char *t, size_t n)
+{
+  if(b->n && b->p[b->n - 1] != '{' && b->p[b->n - 1] != '[')
+    put(b, ",", 1);
+  put(b, t, n);
+}
+
+static void put_member(buf_t *b, const slice_t *m)
+{
+  if(b->n && b->p[b->n - 1] != '{' && b->p[b->n - 1] != '[')
+    put(b, ",", 1);
+  put(b, (const char *)m->k, m->kn);
+  put(b, ":", 1);
+  put_compact(b, (const char *)m->v, m->vn);
+}
+
+/* An array item of (up to) two int and two string members, modelled
+ * whole (names NULL when unused); strings it lacks are "". */
+static bool read_item(const slice_t *item, const char *i1, int *n1, const char *i2, int *n2,
+                      const char *s1, char **t1, const char *s2, char **t2)
+{
+  slice_t f[MAX_ITEMS];
+  int nf = split(item->v, item->vn, true, f);
+  if(nf < 0)
+    return false;
+  for(int j = 0; j < nf; j++) {
+    bool ok = i1 && named(&f[j], i1)   ? get_int(&f[j], n1)
+            : i2 && named(&f[j], i2)   ? get_int(&f[j], n2)
+            : s1 && named(&f[j], s1)   ? get_str(&f[j], t1)
+            : s2 && named(&f[j], s2)   ? get_str(&f[j], t2)
+                                       : false;
+    if(!ok)
+      return false;
+  }
+  if(t1 && !*t1)
+    *t1 = m3s_xstrdup("");
+  if(t2 && !*t2)
+    *t2 = m3s_xstrdup("");
+  return true;
+}
+
+/* port_mappings: items of host_port, container_port and protocol only. */
+static bool fast_port_mappings(const slice_t *m, m3s_task_record_t *r)
+{
+  slice_t items[MAX_ITEMS];
+  if(is_null(m))
+    return true;
+  int n = split(m->v, m->vn, false, items);
+  if(n < 0)
+    return false;
+  if(n)
+    r->port_mappings = m3s_xcalloc((size_t)n, sizeof(*r->port_mappings));
+  for(int i = 0; i < n; i++) {
+    m3s_port_mapping_t *pm = &r->port_mappings[i];
+    r->n_port_mappings = (size_t)i + 1;
+    if(!read_item(&items[i], "host_port", &pm->host_port, "container_port",
+                  &pm->container_port, "protocol", &pm->protocol, NULL, NULL))
+      return false;
+  }
+  return true;
+}
+
+/* discovery: its ports.ports items of number, name and protocol only; the
+ * other members of discovery are leftovers. */
+static bool fast_discovery(const slice_t *m, m3s_task_record_t *r, buf_t *left)
+{
+  slice_t f[MAX_ITEMS], pf[MAX_ITEMS], items[MAX_ITEMS];
+  if(is_null(m))
+    return true;
+  int nf = split(m->v, m->vn, true, f);
+  if(nf < 0)
+    return false;
+  size_t mark = left->n;
+  bool any = false;
+  for(int i = 0; i < nf; i++) {
+    if(!named(&f[i], "ports")) {
+      if(!any)
+        put(left, left->n > 1 ? ",\"discovery\":{" : "\"discovery\":{", left->n > 1 ? 14 : 13);
+      put_member(left, &f[i]);
+      any = true;
+      continue;
+    }
+    if(is_null(&f[i]))
+      continue;
+    int np = split(f[i].v, f[i].vn, true, pf);
+    if(np < 0 || np > 1 || (np == 1 && !named(&pf[0], "ports")))
+      goto fail;
+    if(np == 0 || is_null(&pf[0]))
+      continue;
+    int n = split(pf[0].v, pf[0].vn, false, items);
+    if(n < 0)
+      goto fail;
+    if(n)
+      r->discovery_ports = m3s_xcalloc((size_t)n, sizeof(*r->discovery_ports));
+    for(int j = 0; j < n; j++) {
+      m3s_discovery_port_t *dp = &r->discovery_ports[j];
+      r->n_discovery_ports = (size_t)j + 1;
+      if(!read_item(&items[j], "number", &dp->number, NULL, NULL, "name", &dp->name,
+                    "protocol", &dp->protocol))
+        goto fail;
+    }
+  }
+  if(any)
+    put(left, "}", 1);
+  return true;
+fail:
+  left->n = mark;
+  left->p[mark] = '\0';
+  return false;
+}
+
+/* networkinfo: items whose name and ip_addresses[].ip_address are
+ * modelled; everything else in them is kept by position. */
+static bool fast_network_infos(const slice_t *m, m3s_task_record_t *r, buf_t *left)
+{
+  slice_t items[MAX_ITEMS], f[MAX_ITEMS], ips[MAX_ITEMS], g[MAX_ITEMS];
+  buf_t l = { 0 };
+  bool kept = false;
+  if(is_null(m))
+    return true;
+  int n = split(m->v, m->vn, false, items);
+  if(n < 0)
+    return false;
+  if(n)
+    r->network_infos = m3s_xcalloc((size_t)n, sizeof(*r->network_infos));
+  put(&l, "\"networkinfo\":[", 15);
+  for(int i = 0; i < n; i++) {
+    m3s_network_info_t *ni = &r->network_infos[i];
+    r->n_network_infos = (size_t)i + 1;
+    int nf = split(items[i].v, items[i].vn, true, f);
+    if(nf < 0)
+      goto fail;
+    put(&l, i ? ",{" : "{", i ? 2 : 1);
+    for(int j = 0; j < nf; j++) {
+      if(named(&f[j], "name")) {
+        if(!get_str(&f[j], &ni->name))
+          goto fail;
+        continue;
+      }
+      if(!named(&f[j], "ip_addresses")) {
+        put_member(&l, &f[j]);
+        kept = true;
+        continue;
+      }
+      if(is_null(&f[j]))
+        continue;
+      int nip = split(f[j].v, f[j].vn, false, ips);
+      if(nip < 0)
+        goto fail;
+      if(nip)
+        ni->ip_addresses = m3s_xcalloc((size_t)nip, sizeof(*ni->ip_addresses));
+      /* the leftovers of the addresses, kept if any is not empty */
+      buf_t ipl = { 0 };
+      bool ipkept = false;
+      put(&ipl, "\"ip_addresses\":[", 16);
+      for(int k = 0; k < nip; k++) {
+        ni->n_ip_addresses = (size_t)k + 1;
+        int ng = split(ips[k].v, ips[k].vn, true, g);
+        if(ng < 0) {
+          free(ipl.p);
+          goto fail;
+        }
+        put(&ipl, k ? ",{" : "{", k ? 2 : 1);
+        for(int q = 0; q < ng; q++) {
+          if(named(&g[q], "ip_address")) {
+            if(!get_str(&g[q], &ni->ip_addresses[k])) {
+              free(ipl.p);
+              goto fail;
+            }
+            continue;
+          }
+          put_member(&ipl, &g[q]);
+          ipkept = true;
+        }
+        put(&ipl, "}", 1);
+        if(!ni->ip_addresses[k])
+          ni->ip_addresses[k] = m3s_xstrdup("");
+      }
+      put(&ipl, "]", 1);
+      if(ipkept) {
+        put_member_text(&l, ipl.p, ipl.n);
+        kept = true;
+      }
+      free(ipl.p);
+    }
+    put(&l, "}", 1);
+    if(!ni->name)
+      ni->name = m3s_xstrdup("");
+  }
+  put(&l, "]", 1);
+  if(kept) {
+    if(left->n > 1)
+      put(left, ",", 1);
+    put(left, l.p, l.n);
+  }
+  free(l.p);
+  return true;
+fail:
+  free(l.p);
+  return false;
 }
 
 /* Returns 0 and fills the outputs, or -1 when the full decoder must run. */
@@ -388,7 +671,7 @@ static int lean(const char *text, size_t len, m3s_task_record_t *out, char **ext
   size_t nseen = 0;
   buf_t small = { 0 }, x = { 0 };
   char *host = NULL;
-  bool esc, have[NSCALARS] = { false };
+  bool esc, need_small = false, have[NSCALARS] = { false };
   m3s_task_record_t sc;
   int rc = -1;
   struct timespec ts;
@@ -437,7 +720,28 @@ static int lean(const char *text, size_t len, m3s_task_record_t *out, char **ext
       have[sci] = true;
       goto next;
     }
-    bool model = in_list(modelled, k + 1, kn - 2) || zero_default(k + 1, kn - 2, v, vn);
+    int arr = in_list(modelled, k + 1, kn - 2) ? (int)k[1] : 0;
+    if(arr) {
+      /* usually read here; else the full decoder reads it */
+      slice_t sl = { k, v, kn, vn };
+      m3s_task_record_t tmp;
+      memset(&tmp, 0, sizeof(tmp));
+      bool ok = arr == 'p' ? fast_port_mappings(&sl, &tmp)
+              : arr == 'd' ? fast_discovery(&sl, &tmp, &x)
+                           : fast_network_infos(&sl, &tmp, &x);
+      if(ok) {
+        sc.port_mappings = arr == 'p' ? tmp.port_mappings : sc.port_mappings;
+        sc.n_port_mappings = arr == 'p' ? tmp.n_port_mappings : sc.n_port_mappings;
+        sc.discovery_ports = arr == 'd' ? tmp.discovery_ports : sc.discovery_ports;
+        sc.n_discovery_ports = arr == 'd' ? tmp.n_discovery_ports : sc.n_discovery_ports;
+        sc.network_infos = arr == 'n' ? tmp.network_infos : sc.network_infos;
+        sc.n_network_infos = arr == 'n' ? tmp.n_network_infos : sc.n_network_infos;
+        goto next;
+      }
+      m3s_task_record_free(&tmp);
+      need_small = true;
+    }
+    bool model = arr || zero_default(k + 1, kn - 2, v, vn);
     buf_t *b = model ? &small : &x;
     if(b->n > 1)
       put(b, ",", 1);
@@ -466,13 +770,18 @@ done:
   if(s.p != s.end)
     goto out;
   put(&small, "}", 1);
-  if(m3s_task_record_from_json(small.p, small.n, out, NULL, 0) != 0)
+  memset(out, 0, sizeof(*out));
+  if(need_small && m3s_task_record_from_json(small.p, small.n, out, NULL, 0) != 0)
     goto out;
-  /* The scalars read above replace the zero values decoded. */
+  /* What was read above replaces the zero values. */
   for(size_t i = 0; i < NSCALARS; i++) {
-    if(!have[i])
-      continue;
     size_t off = scalars[i].off;
+    if(!have[i]) {
+      char **dst = (char **)(void *)((char *)out + off);
+      if(scalars[i].kind == K_STR && !*dst)
+        *dst = m3s_xstrdup("");
+      continue;
+    }
     if(scalars[i].kind == K_STR) {
       char **dst = (char **)(void *)((char *)out + off), **src = (char **)(void *)((char *)&sc + off);
       free(*dst);
@@ -484,6 +793,22 @@ done:
              scalars[i].kind == K_DBL ? sizeof(double) : scalars[i].kind == K_INT ? sizeof(int) : sizeof(bool));
     }
   }
+  if(sc.n_port_mappings) {
+    out->port_mappings = sc.port_mappings;
+    out->n_port_mappings = sc.n_port_mappings;
+  }
+  if(sc.n_discovery_ports) {
+    out->discovery_ports = sc.discovery_ports;
+    out->n_discovery_ports = sc.n_discovery_ports;
+  }
+  if(sc.n_network_infos) {
+    out->network_infos = sc.network_infos;
+    out->n_network_infos = sc.n_network_infos;
+  }
+  sc.port_mappings = NULL;
+  sc.discovery_ports = NULL;
+  sc.network_infos = NULL;
+  sc.n_port_mappings = sc.n_discovery_ports = sc.n_network_infos = 0;
   if(m3s_record_parse_time(out->state_time, &ts) != 0) {
     m3s_task_record_free(out);
     goto out;
@@ -512,7 +837,7 @@ done:
   host = NULL;
   rc = 0;
 out:
-  free_scalars(&sc);
+  m3s_task_record_free(&sc);
   free(small.p);
   free(x.p);
   free(host);

@@ -395,9 +395,7 @@ START_TEST(test_task_omission)
 END_TEST
 
 /* Members of array items that the struct does not model stay by position. */
-START_TEST(test_task_item_leftovers)
-{
-  static const char rec[] =
+static const char item_leftovers_rec[] =
     "{\"networkinfo\":[{\"name\":\"\",\"groups\":[\"g\"],"
     "\"ip_addresses\":[{\"protocol\":2,\"ip_address\":\"fd00::9\"},{\"protocol\":1}]}],"
     "\"port_mappings\":[{\"host_port\":1,\"container_port\":2}],"
@@ -408,9 +406,12 @@ START_TEST(test_task_item_leftovers)
     "\"State\":\"\",\"StateTime\":\"0001-01-01T00:00:00Z\",\"Instances\":0,"
     "\"PullPolicy\":\"Always\",\"MesosAgent\":null,\"EnableHealthCheck\":false,"
     "\"Health\":null,\"NewGoField\":42}";
+
+START_TEST(test_task_item_leftovers)
+{
   m3s_task_record_t r;
 
-  ck_assert_msg(task_from(rec, &r) == 0, "%s", err);
+  ck_assert_msg(task_from(item_leftovers_rec, &r) == 0, "%s", err);
   ck_assert_uint_eq(r.n_network_infos, 1);
   ck_assert_str_eq(r.network_infos[0].name, "");
   ck_assert_uint_eq(r.network_infos[0].n_ip_addresses, 2);
@@ -422,7 +423,7 @@ START_TEST(test_task_item_leftovers)
   ck_assert_str_eq(r.discovery_ports[1].name, "n");
   ck_assert_ptr_null(json_object_get(r.extra, "port_mappings"));
   char *s = m3s_task_record_to_json(&r);
-  assert_json_equal(rec, s);
+  assert_json_equal(item_leftovers_rec, s);
   free(s);
 
   /* Fewer items than leftovers: the struct decides the length. */
@@ -593,6 +594,35 @@ static const char *const lean_cases[] = {
   "{ \"port_mappings\" : [ { \"host_port\" : 1 , \"visibility\" : \"x y\" } ] ,"
   " \"discovery\" : { \"name\" : \"d\" } , \"networkinfo\" : [ { \"groups\" : [ \"g\" ] } ] }",
   "{\"discovery\":null,\"networkinfo\":null,\"port_mappings\":[]}",
+  "{\"port_mappings\":[{\"host_port\":1,\"container_port\":2,\"protocol\":\"tcp\"},{}]}",
+  "{\"port_mappings\":[{\"host_port\":1,\"protocol\":\"\"}]}",
+  "{\"port_mappings\":[{\"host_port\":null,\"protocol\":null}]}",
+  "{\"port_mappings\":[{\"host_port\":1,\"extra\":true}]}",
+  "{\"port_mappings\":[{\"host_port\":1,\"host_port\":2}]}",
+  "{\"port_mappings\":[{\"host_port\":1.5}]}",
+  "{\"port_mappings\":null,\"discovery\":{},\"networkinfo\":[]}",
+  "{\"discovery\":{\"visibility\":2,\"ports\":{\"ports\":[{\"number\":5,\"name\":\"a\",\"protocol\":\"tcp\"},{\"number\":6}]},\"name\":\"d\"}}",
+  "{\"discovery\":{\"ports\":{\"ports\":[]}}}",
+  "{\"discovery\":{\"ports\":{}}}",
+  "{\"discovery\":{\"ports\":null,\"x\":1}}",
+  "{\"discovery\":{\"ports\":{\"ports\":null}}}",
+  "{\"discovery\":{\"ports\":{\"ports\":[{\"number\":5}],\"labels\":{}}}}",
+  "{\"discovery\":{\"ports\":{\"ports\":[{\"number\":5,\"visibility\":2}]}}}",
+  "{\"discovery\":{\"ports\":{\"ports\":[{\"name\":\"\"}]}}}",
+  "{\"discovery\":{\"ports\":[]}}",
+  "{\"discovery\":\"d\"}",
+  "{\"command\":\"c\",\"discovery\":{\"a\":[1,{\"b\":2}],\"ports\":{\"ports\":[{\"number\":1}]},\"z\":\"y\"}}",
+  "{\"networkinfo\":[{\"name\":\"weave\",\"ip_addresses\":[{\"protocol\":1,\"ip_address\":\"10.0.0.1\"},{\"ip_address\":\"10.0.0.2\"}],\"groups\":[\"g\"]},{\"ip_addresses\":[]},{\"labels\":{\"labels\":[]}}]}",
+  "{\"networkinfo\":[{\"ip_addresses\":[{\"ip_address\":\"a\"}]}]}",
+  "{\"networkinfo\":[{\"ip_addresses\":null,\"name\":\"n\"}]}",
+  "{\"networkinfo\":[{\"groups\":[\"g\"],\"ip_addresses\":[{\"ip_address\":\"a\"},{\"protocol\":2}],\"name\":\"n\",\"x\":{}}]}",
+  "{\"networkinfo\":[{\"name\":\"\"}]}",
+  "{\"networkinfo\":[{\"ip_addresses\":[{\"ip_address\":\"\"}]}]}",
+  "{\"networkinfo\":[{\"ip_addresses\":[1]}]}",
+  "{\"networkinfo\":[{},{}]}",
+  "{\"networkinfo\":{}}",
+  "{\"port_mappings\":[{\"host_port\":1,\"x\":1}],\"networkinfo\":[{\"name\":\"n\",\"ip_addresses\":[{\"protocol\":2,\"ip_address\":\"b\"}]}]}",
+  "{\"networkinfo\":[{\"name\":\"n\",\"ip_addresses\":[{\"protocol\":2,\"ip_address\":\"b\"}]}],\"discovery\":{\"ports\":{\"ports\":[{\"number\":5,\"visibility\":2}]}},\"Labels\":null}",
   "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]"
   "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
   "{\"a\":1,}",
@@ -626,7 +656,15 @@ START_TEST(test_task_lean_same)
     assert_lean_same(bad_tasks[i].json, strlen(bad_tasks[i].json));
   for(size_t i = 0; i < sizeof(lean_cases) / sizeof(lean_cases[0]); i++)
     assert_lean_same(lean_cases[i], strlen(lean_cases[i]));
+  assert_lean_same(item_leftovers_rec, strlen(item_leftovers_rec));
   assert_lean_same(NULL, 0);
+  /* more items than the lean decoder splits itself */
+  char many[4096] = "{\"port_mappings\":[";
+  for(int i = 0; i < 70; i++)
+    snprintf(many + strlen(many), sizeof(many) - strlen(many), "%s{\"host_port\":%d}",
+             i ? "," : "", i);
+  strcat(many, "]}");
+  assert_lean_same(many, strlen(many));
   assert_lean_same("{\"TaskID\":\"z\"}garbage", 14);
 }
 END_TEST
