@@ -5,10 +5,21 @@
 Measured per run, from the daemon's exec to its log line "agent role: every
 task reconciled with the master": loading every record, subscribing with the
 stored framework id and hearing back from the master about each task; and
-the daemon's peak RSS (VmHWM) at that moment. In the same run, as the
-baseline, the same daemon on an empty Redis from exec to SUBSCRIBED.
+the daemon's peak RSS (VmHWM) at that moment. Also from exec to "N task
+record(s) loaded": the records read and parsed.
+
+In the same run, alternating with the daemon's starts, the floor: the cost
+of only reading the same records with hiredis (bench/redis_read_floor.c:
+SCAN, then MGET or pipelined GETs of 1,000 keys, the faster of the two, no
+parsing). And, as before, the same daemon on an empty Redis from exec to
+SUBSCRIBED.
+
+The records are the original's format as Go writes it (compact), each
+with its own task id in the environment and arguments and its agent's
+MesosAgent object, like records of a real cluster.
 
 Usage: python3 bench/recovery_bench.py [build/m3s] [--tasks N] [--runs R]
+(redis_read_floor is looked for in bench/ next to the binary.)
 """
 import argparse
 import json
@@ -101,6 +112,30 @@ def thread_cpu(pid):
     return out
 
 
+def task_record(tmpl, tid, agent, hosts, instances):
+    """The template as the original writes it for task tid on agent."""
+    rec = dict(tmpl, TaskID=tid, task_name="m3s:agent", Agent=agent, State="TASK_RUNNING",
+               Instances=instances)
+    rec["environment"] = {"variables": [
+        dict(v, value=tid) if v["name"] == "MESOS_TASK_ID" else v
+        for v in tmpl["environment"]["variables"]]}
+    rec["arguments"] = [a.replace(tmpl["TaskID"], tid) for a in tmpl["arguments"]]
+    rec["MesosAgent"] = dict(tmpl["MesosAgent"], id=agent, hostname=hosts[agent])
+    return json.dumps(rec, separators=(",", ":"))
+
+
+def read_floor(floor_bin, port, want):
+    """Seconds hiredis needs to read the task records, no parsing."""
+    out = subprocess.run([floor_bin, "127.0.0.1", str(port), "1", "m3s:agent:*"],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    best = None
+    for line in out.splitlines():
+        way, keys, _, secs = line.split()
+        assert int(keys) == want, line
+        best = float(secs) if best is None else min(best, float(secs))
+    return best
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("binary", nargs="?", default=os.path.join(HERE, "..", "build", "m3s"))
@@ -108,6 +143,9 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     test_mesos.M3S = os.path.abspath(args.binary)
+    floor_bin = os.path.join(os.path.dirname(test_mesos.M3S), "bench", "redis_read_floor")
+    if not os.access(floor_bin, os.X_OK):
+        sys.exit("no %s: build the bench targets first" % floor_bin)
     env = {"LOGLEVEL": "info", **({"MALLOC_ARENA_MAX": os.environ["MALLOC_ARENA_MAX"]} if "MALLOC_ARENA_MAX" in os.environ else {}), "RECONCILE_WAIT": "1h", "DS_COUNT": "0",
            "K3S_SERVER_COUNT": "0", "K3S_AGENT_COUNT": "0"}
 
@@ -141,10 +179,10 @@ def main():
                             cpus=0.01, mem=1, name="m3s:agent")
         print("simulator: %d tasks started in %.1f s" % (len(ids), time.monotonic() - t0))
         cmds = []
+        hosts = {a["id"]: a["hostname"] for a in sim.state()["agents"]}
         for i, tid in enumerate(ids):
-            rec = dict(tmpl, TaskID=tid, task_name="m3s:agent", Agent=agent_ids[i % len(agent_ids)],
-                       State="TASK_RUNNING", Instances=args.tasks)
-            cmds.append(resp("SET", "m3s:agent:%s" % tid, json.dumps(rec)))
+            cmds.append(resp("SET", "m3s:agent:%s" % tid,
+                             task_record(tmpl, tid, agent_ids[i % len(agent_ids)], hosts, args.tasks)))
         cfg = {"DSMax": 0, "K3SServerMax": 0, "K3SAgentMax": args.tasks}
         cmds.append(resp("SET", "m3s:framework_config", json.dumps(cfg)))
         redis_pipe(redis.port, cmds)
@@ -153,16 +191,20 @@ def main():
 
         # The first start after those launches also acknowledges their
         # 20,000 pending STARTING/RUNNING updates: a warm-up, reported apart.
-        times, rss, cpu, writes = [], [], [], []
+        times, loads, floors, rss, cpu, writes = [], [], [], [], [], []
         for run in range(args.runs + 1):
+            if run:
+                floors.append(read_floor(floor_bin, redis.port, args.tasks))
             w0 = redis_writes(redis)
             d = test_mesos.Daemon(master, REDIS_SERVER="127.0.0.1:%d" % redis.port, **env)
             t0 = time.monotonic()
+            tl = wait_log(d, "agent role: %d task record(s) loaded" % args.tasks, 120)
             t1 = wait_log(d, "agent role: every task reconciled with the master", 120)
             if run == 0:
                 print("warm-up start (also acknowledges %d pending updates): %.3f s, peak RSS "
                       "%.1f MiB" % (2 * args.tasks, t1 - t0, vmhwm_kib(d.proc.pid) / 1024))
             else:
+                loads.append(tl - t0)
                 times.append(t1 - t0)
                 rss.append(vmhwm_kib(d.proc.pid))
                 cpu.append(thread_cpu(d.proc.pid))
@@ -175,8 +217,18 @@ def main():
             assert "%d task record(s) loaded" % args.tasks in text, text[-2000:]
         print("baseline (empty Redis, exec -> SUBSCRIBED): median %.3f s of %s"
               % (statistics.median(base), ["%.3f" % x for x in base]))
+        print("floor (hiredis: SCAN + MGET/GET, no parsing): median %.3f s of %s"
+              % (statistics.median(floors), ["%.3f" % x for x in floors]))
+        print("recovery, records loaded (exec -> %d records parsed): median %.3f s of %s"
+              % (args.tasks, statistics.median(loads), ["%.3f" % x for x in loads]))
         print("recovery (%d records, exec -> all reconciled): median %.3f s of %s"
               % (args.tasks, statistics.median(times), ["%.3f" % x for x in times]))
+        rl = [x / f for x, f in zip(loads, floors)]
+        rt = [x / f for x, f in zip(times, floors)]
+        print("ratio loaded / floor, per run: %s; median %.2fx"
+              % (["%.2f" % x for x in rl], statistics.median(rl)))
+        print("ratio all reconciled / floor, per run: %s; median %.2fx"
+              % (["%.2f" % x for x in rt], statistics.median(rt)))
         print("peak RSS at that point: median %.1f MiB of %s"
               % (statistics.median(rss) / 1024, ["%.1f" % (x / 1024) for x in rss]))
         last = cpu[-1]
@@ -190,7 +242,7 @@ def main():
         v = [x for x in sim.violations() if x["severity"] == "error"]
         print("simulator violations: %d" % len(v))
         for x in v[:5]:
-            print("  %s: %s" % (x["kind"], x["message"]))
+            print("  %s: %s (call %s)" % (x["kind"], x["message"], x.get("call")))
     finally:
         sim.stop()
         redis.stop()

@@ -118,6 +118,32 @@ typedef struct m3s_task_record {
  * 3339. */
 int m3s_task_record_from_json(const char *text, size_t len,
                               m3s_task_record_t *out, char *err, size_t errlen);
+/* The same decode for loading many records, cheaper in time and memory:
+ * out->extra stays NULL and the unmodelled fields come back as the compact
+ * JSON text of an object in *extra (NULL when there are none; free()), and
+ * their MesosAgent.hostname in *agent_host ("" when absent; free()). The
+ * text decodes to what out->extra would hold. Same results and errors as
+ * m3s_task_record_from_json; both pointers are NULL on error. */
+int m3s_task_record_from_json_lean(const char *text, size_t len,
+                                   m3s_task_record_t *out, char **extra,
+                                   char **agent_host, char *err, size_t errlen);
+/* Unmodelled fields as many loaded records keep them: the extra text of
+ * m3s_task_record_from_json_lean split into its top-level members, each
+ * stored once per pool however many records hold it unchanged (the uris,
+ * parameters or MesosAgent that Go records of one role or agent repeat).
+ * A pool and its extras belong to one thread. */
+typedef struct m3s_extra_pool m3s_extra_pool_t;
+typedef struct m3s_extra m3s_extra_t;
+m3s_extra_pool_t *m3s_extra_pool_new(void);
+/* Frees the pool; every extra of it must have been freed before. */
+void m3s_extra_pool_free(m3s_extra_pool_t *p);
+/* The members of text (a compact JSON object as the lean decoder or
+ * json_dumps writes it; NULL or "{}" give NULL). */
+m3s_extra_t *m3s_extra_intern(m3s_extra_pool_t *p, const char *text);
+/* The object again, a new reference; NULL for NULL. */
+json_t *m3s_extra_json(const m3s_extra_t *x);
+void m3s_extra_free(m3s_extra_t *x);    /* NULL-safe */
+
 /* New compact JSON string of *r with the original's names and omission
  * rules, unmodelled fields taken from r->extra. NULL only if a number is
  * not finite (Go cannot encode those either). */

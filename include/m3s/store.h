@@ -27,7 +27,9 @@
  *                    the last has M3S_STORE_MORE in its flags, and the
  *                    receiver asks for the next one with M3S_STORE_NEXT
  *                    (arg = the tag); until then the store serves nothing
- *                    else (start-up only: writes queue behind). A load cut
+ *                    else (start-up only: writes queue behind) but reading
+                    the next chunk. A match without a glob character is
+                    one GET, no SCAN. A load cut
  *                    short by a lost connection runs again from the start,
  *                    so a chunk may repeat keys already delivered. Records
  *                    under a JSON key that do
@@ -96,6 +98,7 @@ typedef struct m3s_store_load {
   char **keys;
   size_t nkeys, pos;
   bool waiting;         /* a chunk is out; waits for M3S_STORE_NEXT */
+  json_t *ready;        /* the next chunk, read meanwhile, or NULL */
 } m3s_store_load_t;
 
 /* Batch building (owner of the batch only). Keys and values are copied. */

@@ -21,6 +21,7 @@
 
 enum {
   T_BACKOFF = M3S_MSG_USER + 1,
+  T_ASK_MORE = M3S_MSG_USER + 2,
   TAG_LOAD_CONFIG = 1,
   TAG_LOAD_TASKS = 2,
 };
@@ -29,6 +30,8 @@ enum {
  * backoff: the role was healthy in between. */
 #define STABLE_FACTOR 10
 #define RECONCILE_CHUNK 1000
+#define RECONCILE_AHEAD 2000
+#define ASK_MORE_MS 2000      /* answers overdue: ask on anyway */
 
 typedef enum phase {
   PH_PERSIST,   /* record being written; not yet offered */
@@ -51,12 +54,13 @@ typedef struct rtask {
   bool reconciling;        /* asked about; no answer yet */
   bool agent_unknown;      /* a reconciliation found its agent unknown to the
                               master: kept until the next one (on_update) */
+  bool to_ask;             /* reconciling, its RECONCILE not sent yet */
   char *agent_host;        /* hostname of the Mesos agent, "" unknown */
   char *node;              /* Kubernetes node name, NULL until seen */
   int node_ready;          /* -1 no node seen, 0 not Ready, 1 Ready */
-  char *extra;             /* the record's unmodelled fields as compact JSON
-                              text (NULL = none): a parsed tree per task
-                              would cost ten times the memory */
+  m3s_extra_t *extra;      /* the record's unmodelled fields (NULL = none),
+                              interned in the actor's pool: a parsed tree
+                              per task would cost ten times the memory */
   int64_t wtag;            /* tag of the record's latest write (0 = loaded) */
   bool wfailed;            /* that write was refused for good */
 } rtask_t;
@@ -96,6 +100,7 @@ typedef struct role_actor {
   struct waiting { int64_t tag; char task_id[M3S_TASK_ID_LEN]; } *waiting; /* PH_PERSIST, by tag */
   size_t nwait_head, nwait, capwait;
   m3s_idmap_t by_id;
+  m3s_extra_pool_t *extras; /* the tasks' unmodelled record fields */
 
   int64_t wseq, written;   /* own writes: sequence, and the last one whose
                               outcome came (the store answers in order) */
@@ -106,6 +111,9 @@ typedef struct role_actor {
   size_t ndefer, capdefer;
 
   size_t reconciling;      /* tasks asked about, not yet answered */
+  size_t to_ask, asked;    /* of those: not sent yet, sent (at most
+                              RECONCILE_AHEAD: the calls' trees are big) */
+  uint64_t ask_timer;      /* T_ASK_MORE while some wait to be asked */
   int64_t reconcile_ms;    /* when they were asked */
   int failures;            /* consecutive, for the restart backoff */
   int64_t backoff_until;   /* monotonic ms */
@@ -171,8 +179,7 @@ static int64_t write_task(role_actor_t *a, rtask_t *t, bool del)
     m3s_store_batch_del(b, key);
   }
   else {
-    json_error_t jerr;
-    t->rec.extra = t->extra ? json_loads(t->extra, 0, &jerr) : NULL;
+    t->rec.extra = m3s_extra_json(t->extra);
     char *text = m3s_task_record_to_json(&t->rec);
     json_decref(t->rec.extra);
     t->rec.extra = NULL;
@@ -259,7 +266,7 @@ static void task_free(rtask_t *t)
   m3s_task_record_free(&t->rec);
   free(t->agent_host);
   free(t->node);
-  free(t->extra);
+  m3s_extra_free(t->extra);
   free(t);
 }
 
@@ -269,6 +276,10 @@ static void task_remove(role_actor_t *a, rtask_t *t)
   account(a, t, -1);
   if(t->reconciling)
     a->reconciling--;
+  if(t->to_ask)
+    a->to_ask--;
+  else if(t->reconciling && a->asked)
+    a->asked--;
   m3s_idmap_del(&a->by_id, t->rec.task_id);
   for(size_t i = 0; i < a->n; i++)
     if(a->tasks[i] == t) {
@@ -577,7 +588,9 @@ static void load_tasks(role_actor_t *a, json_t *records, bool last)
       continue;
     rtask_t *t = m3s_xcalloc(1, sizeof(*t));
     const char *text = json_string_value(val);
-    if(m3s_task_record_from_json(text, strlen(text), &t->rec, err, sizeof(err)) != 0 ||
+    char *extra = NULL;
+    if(m3s_task_record_from_json_lean(text, json_string_length(val), &t->rec, &extra,
+                                      &t->agent_host, err, sizeof(err)) != 0 ||
        !t->rec.task_id[0] || strcmp(t->rec.task_id, ki.name) != 0 ||
        strlen(t->rec.task_id) >= M3S_TASK_ID_LEN) {
       if(t->rec.task_id && strlen(t->rec.task_id) >= M3S_TASK_ID_LEN)
@@ -586,20 +599,16 @@ static void load_tasks(role_actor_t *a, json_t *records, bool last)
       else if(t->rec.task_id)
         snprintf(err, sizeof(err), "its TaskID does not match the key");
       set_aside(a, key, text, err);
+      free(extra);
       task_free(t);
       continue;
     }
+    t->extra = m3s_extra_intern(a->extras, extra);
+    free(extra);
     if(m3s_idmap_get(&a->by_id, t->rec.task_id)) {
       task_free(t); /* a chunk repeated after a reconnection */
       continue;
     }
-    const char *host = json_string_value(
-      json_object_get(json_object_get(t->rec.extra, "MesosAgent"), "hostname"));
-    t->agent_host = m3s_xstrdup(host ? host : "");
-    if(json_object_size(t->rec.extra))
-      t->extra = json_dumps(t->rec.extra, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(t->rec.extra);
-    t->rec.extra = NULL;
     t->created_ms = 0;
     t->healthy = -1;
     t->node_ready = -1;
@@ -651,10 +660,37 @@ static void maybe_ready(role_actor_t *a)
 
 /* ---- Mesos events ------------------------------------------------------------------ */
 
+/* Sends RECONCILE calls for the tasks still to ask, a chunk at a time,
+ * while fewer than RECONCILE_AHEAD asked tasks wait for their answer: the
+ * master answers a chunk quickly, and 10,000 tasks asked at once would
+ * hold every call's tree at the same time. */
+static void reconcile_more(role_actor_t *a)
+{
+  size_t i = 0;
+  while(a->to_ask && a->asked < RECONCILE_AHEAD) {
+    json_t *list = json_array();
+    for(; i < a->n && json_array_size(list) < RECONCILE_CHUNK; i++) {
+      rtask_t *t = a->tasks[i];
+      if(!t->to_ask)
+        continue;
+      t->to_ask = false;
+      a->to_ask--;
+      a->asked++;
+      json_array_append_new(list, json_pack("{s:s, s:s}", "task_id", t->rec.task_id,
+                                            "agent_id", t->rec.agent_id));
+    }
+    call(a, m3s_call_reconcile(list));
+  }
+  /* A master does not answer for tasks on an agent that is re-registering:
+   * the rest is not held back for long. */
+  if(a->to_ask && !a->ask_timer)
+    a->ask_timer = m3s_timer_start(&a->base, T_ASK_MORE, ASK_MORE_MS, 0);
+}
+
 static void reconcile(role_actor_t *a)
 {
-  json_t *list = json_array();
   a->reconcile_ms = m3s_now_ms();
+  a->asked = 0; /* a new subscription: answers to earlier calls may never come */
   for(size_t i = 0; i < a->n; i++) {
     rtask_t *t = a->tasks[i];
     if(t->phase == PH_PERSIST || t->phase == PH_PENDING)
@@ -665,17 +701,12 @@ static void reconcile(role_actor_t *a)
       t->reconciling = true;
       a->reconciling++;
     }
-    json_array_append_new(list, json_pack("{s:s, s:s}", "task_id", t->rec.task_id, "agent_id",
-                                          t->rec.agent_id));
-    if(json_array_size(list) == RECONCILE_CHUNK) {
-      call(a, m3s_call_reconcile(list));
-      list = json_array();
+    if(!t->to_ask) {
+      t->to_ask = true;
+      a->to_ask++;
     }
   }
-  if(json_array_size(list))
-    call(a, m3s_call_reconcile(list));
-  else
-    json_decref(list);
+  reconcile_more(a);
 }
 
 static void set_str(char **dst, const char *v)
@@ -730,14 +761,15 @@ static void on_launched(role_actor_t *a, m3s_role_launch_t *l)
   }
   /* The original keeps the agent object from /slaves here; its id and
    * hostname are what readers use. */
-  json_error_t jerr;
-  json_t *x = t->extra ? json_loads(t->extra, 0, &jerr) : NULL;
+  json_t *x = m3s_extra_json(t->extra);
   if(!x)
     x = json_object();
   json_object_set_new(x, "MesosAgent",
                       json_pack("{s:s, s:s}", "id", l->agent_id, "hostname", l->hostname));
-  free(t->extra);
-  t->extra = json_dumps(x, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  char *text = json_dumps(x, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  m3s_extra_free(t->extra);
+  t->extra = m3s_extra_intern(a->extras, text);
+  free(text);
   json_decref(x);
   set_str(&t->agent_host, l->hostname);
   set_str(&r->spec_digest, l->spec_digest);
@@ -885,6 +917,14 @@ static void on_update(role_actor_t *a, m3s_mesos_update_t *u)
   }
   if(t && t->reconciling) {
     t->reconciling = false;
+    if(t->to_ask) {
+      t->to_ask = false; /* the master spoke first */
+      a->to_ask--;
+    }
+    else if(a->asked) {
+      a->asked--;
+    }
+    reconcile_more(a);
     if(--a->reconciling == 0)
       m3s_info("%s role: every task reconciled with the master (%zu known, %lld ms)",
                m3s_role_name(a->role), a->n, (long long)(m3s_now_ms() - a->reconcile_ms));
@@ -1157,6 +1197,11 @@ static void role_handle(m3s_actor_t *self, m3s_msg_t *msg)
     a->backoff_timer = 0;
     converge(a);
     break;
+  case T_ASK_MORE:
+    a->ask_timer = 0;
+    a->asked = 0;
+    reconcile_more(a);
+    break;
   case M3S_ROLE_SCALE:
     on_scale(a, msg);
     break;
@@ -1210,6 +1255,7 @@ static int role_start(m3s_actor_t *self, m3s_role_t role)
     return -EINVAL;
   }
   a->upstream = role == M3S_ROLE_DATASTORE;
+  a->extras = m3s_extra_pool_new();
   a->config_key = m3s_key_framework_config(self->cfg->fw);
   m3s_config_copy(&a->spec, self->cfg);
   char match[32];
@@ -1233,6 +1279,7 @@ static void role_stop(m3s_actor_t *self)
   for(size_t i = 0; i < a->n; i++)
     task_free(a->tasks[i]);
   free(a->tasks);
+  m3s_extra_pool_free(a->extras);
   m3s_idmap_free(&a->by_id);
   for(size_t i = 0; i < a->nacks; i++) {
     json_decref(a->acks[i].ack);

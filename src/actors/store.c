@@ -65,7 +65,7 @@ enum {
 
 #define BACKLOG_WARN_BATCHES 100000 /* a queue this long is logged and shown */
 #define FLUSH_CHUNK 1000          /* batches per pipeline round trip */
-#define GET_CHUNK 1000            /* GETs per pipeline round trip in a load */
+#define GET_CHUNK 250             /* GETs per pipeline round trip in a load */
 #define SCAN_COUNT "1000"
 #define IO_TIMEOUT_MS 2000
 #define BACKOFF_MIN_MS 100
@@ -183,6 +183,8 @@ static void load_reset(m3s_store_load_t *l)
   l->keys = NULL;
   l->nkeys = l->pos = 0;
   l->waiting = false;
+  json_decref(l->ready);
+  l->ready = NULL;
 }
 
 void m3s_store_load_free(void *p)
@@ -990,12 +992,20 @@ out:
   return rc;
 }
 
+static void send_chunk(m3s_store_load_t *l, json_t *chunk, bool more)
+{
+  m3s_msg_t *m = m3s_msg_new(M3S_STORE_LOADED, l->tag, chunk, m3s_json_drop);
+  m->flags = more ? M3S_STORE_MORE : 0;
+  m3s_send(l->notify, m);
+}
+
 /* Runs the load at the head of the queue: SCANs the keys once, then GETs
  * them a chunk at a time; after each chunk but the last it waits for the
  * receiver's M3S_STORE_NEXT (load->waiting), so a large load never piles up
- * in the receiver's mailbox. Returns false when it stops: waiting, or the
- * connection was lost (then the load runs again from the start after the
- * reconnect). */
+ * in the receiver's mailbox, but reads the next chunk meanwhile
+ * (load->ready), so reading and the receiver's parsing overlap. Returns
+ * false when it stops: waiting, or the connection was lost (then the load
+ * runs again from the start after the reconnect). */
 static bool run_load(store_t *s)
 {
   m3s_store_load_t *l = queue_at(&s->queue, 0)->load;
@@ -1010,6 +1020,12 @@ static bool run_load(store_t *s)
   size_t need = plen + strlen(l->match) + 1;
   pattern = m3s_xmalloc(need);
   snprintf(pattern, need, "%s:%s", fw, l->match);
+  if(!l->keys && !strpbrk(l->match, "*?[\\")) {
+    /* One key: a SCAN would walk the whole key space for it. */
+    l->keys = m3s_xmalloc(sizeof(*l->keys));
+    l->keys[0] = m3s_xstrdup(pattern);
+    l->nkeys = 1;
+  }
   if(!l->keys) {
     size_t capkeys = 0;
     need = plen + strlen("corrupt:") + 1;
@@ -1052,6 +1068,14 @@ static bool run_load(store_t *s)
 
   /* SCAN may return a key twice; a chunk keeps one (and the receiver sees a
    * repeated key as the same record). */
+  if(l->ready) {
+    result = l->ready;
+    l->ready = NULL;
+    if(l->pos == l->nkeys)
+      goto done; /* it was the last one */
+    send_chunk(l, result, true);
+    l->waiting = true;
+  }
   result = json_object();
   while(l->pos < l->nkeys) {
     size_t n = l->nkeys - l->pos < GET_CHUNK ? l->nkeys - l->pos : GET_CHUNK;
@@ -1059,20 +1083,28 @@ static bool run_load(store_t *s)
       goto lost;
     l->pos += n;
     if(l->pos < l->nkeys && json_object_size(result) && l->notify) {
-      m3s_msg_t *m = m3s_msg_new(M3S_STORE_LOADED, l->tag, result, m3s_json_drop);
-      m->flags = M3S_STORE_MORE;
-      m3s_send(l->notify, m);
-      result = NULL;
+      if(l->waiting) {
+        l->ready = result; /* held until the receiver asks */
+        result = NULL;
+        goto out;
+      }
+      send_chunk(l, result, true);
       l->waiting = true;
-      goto out;
+      result = json_object();
     }
   }
+  if(l->waiting) {
+    l->ready = result; /* the last chunk, held until the receiver asks */
+    result = NULL;
+    goto out;
+  }
+done:
   ok = true;
   s->loads++;
   m3s_debug("loaded %zu record(s) matching %s", l->nkeys, pattern);
   item_t it = queue_pop(&s->queue);
   if(it.load->notify) {
-    m3s_send(it.load->notify, m3s_msg_new(M3S_STORE_LOADED, it.load->tag, result, m3s_json_drop));
+    send_chunk(it.load, result, false);
     result = NULL;
   }
   item_free(it);

@@ -437,9 +437,7 @@ START_TEST(test_task_omission)
 END_TEST
 
 /* Members of array items that the struct does not model stay by position. */
-START_TEST(test_task_item_leftovers)
-{
-  static const char rec[] =
+static const char item_leftovers_rec[] =
     "{\"networkinfo\":[{\"name\":\"\",\"groups\":[\"g\"],"
     "\"ip_addresses\":[{\"protocol\":2,\"ip_address\":\"fd00::9\"},{\"protocol\":1}]}],"
     "\"port_mappings\":[{\"host_port\":1,\"container_port\":2}],"
@@ -450,9 +448,12 @@ START_TEST(test_task_item_leftovers)
     "\"State\":\"\",\"StateTime\":\"0001-01-01T00:00:00Z\",\"Instances\":0,"
     "\"PullPolicy\":\"Always\",\"MesosAgent\":null,\"EnableHealthCheck\":false,"
     "\"Health\":null,\"NewGoField\":42}";
+
+START_TEST(test_task_item_leftovers)
+{
   m3s_task_record_t r;
 
-  ck_assert_msg(task_from(rec, &r) == 0, "%s", err);
+  ck_assert_msg(task_from(item_leftovers_rec, &r) == 0, "%s", err);
   ck_assert_uint_eq(r.n_network_infos, 1);
   ck_assert_str_eq(r.network_infos[0].name, "");
   ck_assert_uint_eq(r.network_infos[0].n_ip_addresses, 2);
@@ -464,7 +465,7 @@ START_TEST(test_task_item_leftovers)
   ck_assert_str_eq(r.discovery_ports[1].name, "n");
   ck_assert_ptr_null(json_object_get(r.extra, "port_mappings"));
   char *s = m3s_task_record_to_json(&r);
-  assert_json_equal(rec, s);
+  assert_json_equal(item_leftovers_rec, s);
   free(s);
 
   /* Fewer items than leftovers: the struct decides the length. */
@@ -554,6 +555,210 @@ START_TEST(test_task_error_buffer)
                                              err, sizeof(err)), 0);
   ck_assert_str_eq(r.task_id, "z");
   m3s_task_record_free(&r);
+}
+END_TEST
+
+/* ---- the lean decoder of loads ---- */
+
+/* m3s_task_record_from_json_lean gives what the full decoder gives: the
+ * same error, or the same struct, extra and encoding. */
+static void assert_lean_same(const char *text, size_t len)
+{
+  m3s_task_record_t a, b;
+  char ea[256], eb[256], *x = (char *)1, *h = (char *)1;
+  int ra = m3s_task_record_from_json(text, len, &a, ea, sizeof(ea));
+  int rb = m3s_task_record_from_json_lean(text, len, &b, &x, &h, eb, sizeof(eb));
+
+  ck_assert_msg(ra == rb, "for %.300s: %d vs %d (%s)", text ? text : "NULL", ra, rb, ra ? ea : eb);
+  if(ra) {
+    ck_assert_str_eq(ea, eb);
+    ck_assert_ptr_null(x);
+    ck_assert_ptr_null(h);
+    ck_assert_ptr_null(b.task_id);
+    return;
+  }
+  const char *host = json_string_value(
+    json_object_get(json_object_get(a.extra, "MesosAgent"), "hostname"));
+  ck_assert_str_eq(h, host ? host : "");
+  ck_assert_ptr_null(b.extra);
+  ck_assert_msg((x != NULL) == (json_object_size(a.extra) > 0), "extra %s", x ? x : "NULL");
+  if(x)
+    b.extra = parse(x);
+  assert_task_equal(&a, &b);
+  char *sa = m3s_task_record_to_json(&a), *sb = m3s_task_record_to_json(&b);
+  ck_assert_str_eq(sa, sb);
+  free(sa);
+  free(sb);
+  free(x);
+  free(h);
+  m3s_task_record_free(&a);
+  m3s_task_record_free(&b);
+}
+
+static const char *const lean_cases[] = {
+  "{}",
+  " { } ",
+  "{\"TaskID\":\"t\",\"TaskID\":\"u\"}",
+  "{\"uris\":[1],\"uris\":[2]}",
+  "{\"uris\":{\"a\":1,\"a\":2},\"TaskID\":\"t\"}",
+  "{\"TaskID\":\"a\\\"b\\n\",\"command\":\"x\\\\y\\/z\\t\"}",
+  "{\"TaskID\":\"\\u00e9\",\"command\":\"c\"}",
+  "{\"command\":\"\\u003cb\\u003e \\ud83d\\ude00\"}",
+  "{\"command\":\"\\ud800\"}",
+  "{\"command\":\"caf\xc3\xa9\"}",
+  "{\"command\":\"bad \xc3\"}",
+  "{\"command\":\"a\\u0000b\"}",
+  "{\"command\":\"bad \\x\"}",
+  "{\"Ta\\u0073kID\":\"t\"}",
+  "{\"Memory\":1e3,\"CPU\":2.5E-1,\"x\":1e999}",
+  "{\"big\":123456789012345678901234567890}",
+  "{\"big\":-1234567890123456,\"r\":0.1000000000000000055511151231257827}",
+  "{\"Instances\":99999999999}",
+  "{\"CPU\":-0,\"Memory\":-0.0,\"Instances\":-5,\"Disk\":12345678901234567,"
+  "\"EnableHealthCheck\":null,\"TaskID\":null,\"Restart\":\"r\",\"State\":\"\"}",
+  "{\"CPU\":0.1,\"CPULimit\":179769313486231570000000.5,\"Instances\":2147483647,"
+  "\"EnableHealthCheck\":true,\"StateTime\":\"2024-05-02T09:14:07.123456789+02:00\"}",
+  "{\"Instances\":-2147483648}",
+  "{\"spec_digest\":\"00112233445566778899aabbccddeeff\",\"TaskID\":\"t\"}",
+  "{\"spec_digest\":\"\"}",
+  "{\"spec_digest\":null}",
+  "{\"spec_digest\":7}",
+  "{\"spec_digest\":\"a\\\"b\"}",
+  "{\"Instances\":2147483648}",
+  "{\"Instances\":\"3\"}",
+  "{\"EnableHealthCheck\":1}",
+  "{\"StateTime\":\"2024-13-02T09:14:07Z\"}",
+  "{\"task_name\":\"m3s:server\",\"hostname\":[]}",
+  "{\"MesosAgent\":null,\"Labels\":null,\"Health\":null,\"PullPolicy\":\"\"}",
+  "{\"MesosAgent\":{},\"Labels\":[],\"Health\":false,\"PullPolicy\":\"Always\"}",
+  "{\"MesosAgent\":{\"id\":\"a\",\"hostname\":\"h1\",\"hostname\":\"h2\"}}",
+  "{\"MesosAgent\":{\"hostname\":7}}",
+  "{\"MesosAgent\":{\"hostname\":\"a\\\"b\"}}",
+  "{\"MesosAgent\":{\"host\\u006eame\":\"x\"}}",
+  "{\"MesosAgent\":\"text\"}",
+  "{\"MesosAgent\":[{\"hostname\":\"x\"}]}",
+  "{\"MesosAgent\":{\"hostname\":\"h\"},\"MesosAgent\":null}",
+  "{ \"port_mappings\" : [ { \"host_port\" : 1 , \"visibility\" : \"x y\" } ] ,"
+  " \"discovery\" : { \"name\" : \"d\" } , \"networkinfo\" : [ { \"groups\" : [ \"g\" ] } ] }",
+  "{\"discovery\":null,\"networkinfo\":null,\"port_mappings\":[]}",
+  "{\"port_mappings\":[{\"host_port\":1,\"container_port\":2,\"protocol\":\"tcp\"},{}]}",
+  "{\"port_mappings\":[{\"host_port\":1,\"protocol\":\"\"}]}",
+  "{\"port_mappings\":[{\"host_port\":null,\"protocol\":null}]}",
+  "{\"port_mappings\":[{\"host_port\":1,\"extra\":true}]}",
+  "{\"port_mappings\":[{\"host_port\":1,\"host_port\":2}]}",
+  "{\"port_mappings\":[{\"host_port\":1.5}]}",
+  "{\"port_mappings\":null,\"discovery\":{},\"networkinfo\":[]}",
+  "{\"discovery\":{\"visibility\":2,\"ports\":{\"ports\":[{\"number\":5,\"name\":\"a\",\"protocol\":\"tcp\"},{\"number\":6}]},\"name\":\"d\"}}",
+  "{\"discovery\":{\"ports\":{\"ports\":[]}}}",
+  "{\"discovery\":{\"ports\":{}}}",
+  "{\"discovery\":{\"ports\":null,\"x\":1}}",
+  "{\"discovery\":{\"ports\":{\"ports\":null}}}",
+  "{\"discovery\":{\"ports\":{\"ports\":[{\"number\":5}],\"labels\":{}}}}",
+  "{\"discovery\":{\"ports\":{\"ports\":[{\"number\":5,\"visibility\":2}]}}}",
+  "{\"discovery\":{\"ports\":{\"ports\":[{\"name\":\"\"}]}}}",
+  "{\"discovery\":{\"ports\":[]}}",
+  "{\"discovery\":\"d\"}",
+  "{\"command\":\"c\",\"discovery\":{\"a\":[1,{\"b\":2}],\"ports\":{\"ports\":[{\"number\":1}]},\"z\":\"y\"}}",
+  "{\"networkinfo\":[{\"name\":\"weave\",\"ip_addresses\":[{\"protocol\":1,\"ip_address\":\"10.0.0.1\"},{\"ip_address\":\"10.0.0.2\"}],\"groups\":[\"g\"]},{\"ip_addresses\":[]},{\"labels\":{\"labels\":[]}}]}",
+  "{\"networkinfo\":[{\"ip_addresses\":[{\"ip_address\":\"a\"}]}]}",
+  "{\"networkinfo\":[{\"ip_addresses\":null,\"name\":\"n\"}]}",
+  "{\"networkinfo\":[{\"groups\":[\"g\"],\"ip_addresses\":[{\"ip_address\":\"a\"},{\"protocol\":2}],\"name\":\"n\",\"x\":{}}]}",
+  "{\"networkinfo\":[{\"name\":\"\"}]}",
+  "{\"networkinfo\":[{\"ip_addresses\":[{\"ip_address\":\"\"}]}]}",
+  "{\"networkinfo\":[{\"ip_addresses\":[1]}]}",
+  "{\"networkinfo\":[{},{}]}",
+  "{\"networkinfo\":{}}",
+  "{\"port_mappings\":[{\"host_port\":1,\"x\":1}],\"networkinfo\":[{\"name\":\"n\",\"ip_addresses\":[{\"protocol\":2,\"ip_address\":\"b\"}]}]}",
+  "{\"networkinfo\":[{\"name\":\"n\",\"ip_addresses\":[{\"protocol\":2,\"ip_address\":\"b\"}]}],\"discovery\":{\"ports\":{\"ports\":[{\"number\":5,\"visibility\":2}]}},\"Labels\":null}",
+  "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]"
+  "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+  "{\"a\":1,}",
+  "{\"a\":1} x",
+  "{\"a\" 1}",
+  "{\"a\":tru}",
+  "{\"a\":01}",
+  "{\"a\":-}",
+  "{\"a\":1.}",
+  "[]",
+  "",
+};
+
+START_TEST(test_task_lean_same)
+{
+  static const char *const files[] = { "task_agent_running.json", "task_datastore_new.json" };
+  for(size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+    size_t len;
+    char *text = read_data(files[i], &len);
+    assert_lean_same(text, len);
+    json_t *j = parse(text);
+    char *compact = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    assert_lean_same(compact, strlen(compact));
+    /* len is honoured: trailing bytes are not read */
+    assert_lean_same(compact, strlen(compact) - 1);
+    free(compact);
+    json_decref(j);
+    free(text);
+  }
+  for(size_t i = 0; i < sizeof(bad_tasks) / sizeof(bad_tasks[0]); i++)
+    assert_lean_same(bad_tasks[i].json, strlen(bad_tasks[i].json));
+  for(size_t i = 0; i < sizeof(lean_cases) / sizeof(lean_cases[0]); i++)
+    assert_lean_same(lean_cases[i], strlen(lean_cases[i]));
+  assert_lean_same(item_leftovers_rec, strlen(item_leftovers_rec));
+  assert_lean_same(NULL, 0);
+  /* more items than the lean decoder splits itself */
+  char many[4096] = "{\"port_mappings\":[";
+  for(int i = 0; i < 70; i++)
+    snprintf(many + strlen(many), sizeof(many) - strlen(many), "%s{\"host_port\":%d}",
+             i ? "," : "", i);
+  strcat(many, "]}");
+  assert_lean_same(many, strlen(many));
+  assert_lean_same("{\"TaskID\":\"z\"}garbage", 14);
+}
+END_TEST
+
+START_TEST(test_extra_pool)
+{
+  static const char a[] =
+    "{\"uris\":[{\"value\":\"http://x/?a=1,b={2}\",\"cache\":false}],"
+    "\"command\":\"echo \\\"},{\\\" \\\\\",\"MesosAgent\":{\"id\":\"S1\",\"hostname\":\"h\"},"
+    "\"e\":[],\"o\":{},\"n\":null,\"caf\xc3\xa9\":\"\\u00e9\"}";
+  static const char b[] =
+    "{\"uris\":[{\"value\":\"http://x/?a=1,b={2}\",\"cache\":false}],"
+    "\"environment\":{\"variables\":[{\"name\":\"ID\",\"value\":\"2\"}]}}";
+  m3s_extra_pool_t *p = m3s_extra_pool_new();
+  m3s_extra_t *xa = m3s_extra_intern(p, a), *xb = m3s_extra_intern(p, b);
+  ck_assert_ptr_null(m3s_extra_intern(p, NULL));
+  ck_assert_ptr_null(m3s_extra_intern(p, "{}"));
+  ck_assert_ptr_null(m3s_extra_json(NULL));
+  json_t *ja = m3s_extra_json(xa), *want = parse(a);
+  ck_assert(json_equal(ja, want));
+  json_decref(ja);
+  json_decref(want);
+  /* b keeps its share of the member both hold */
+  m3s_extra_free(xa);
+  json_t *jb = m3s_extra_json(xb);
+  want = parse(b);
+  ck_assert(json_equal(jb, want));
+  json_decref(jb);
+  json_decref(want);
+  /* many records with the same members, some their own */
+  m3s_extra_t *many[2000];
+  for(int i = 0; i < 2000; i++) {
+    char t[256];
+    snprintf(t, sizeof(t), "{\"uris\":[1,2],\"arguments\":[\"--id %d\"],\"z\":%d}", i, i % 7);
+    many[i] = m3s_extra_intern(p, t);
+  }
+  for(int i = 0; i < 2000; i += 3) {
+    json_t *j = m3s_extra_json(many[i]);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "z")), i % 7);
+    ck_assert_uint_eq(json_object_size(j), 3);
+    json_decref(j);
+  }
+  for(int i = 0; i < 2000; i++)
+    m3s_extra_free(many[i]);
+  m3s_extra_free(xb);
+  m3s_extra_free(NULL);
+  m3s_extra_pool_free(p);
 }
 END_TEST
 
@@ -961,6 +1166,8 @@ static Suite *records_suite(void)
   tcase_add_loop_test(tc, test_task_bad_inputs, 0,
                       (int)(sizeof(bad_tasks) / sizeof(bad_tasks[0])));
   tcase_add_test(tc, test_task_error_buffer);
+  tcase_add_test(tc, test_task_lean_same);
+  tcase_add_test(tc, test_extra_pool);
   tcase_add_test(tc, test_times);
   tcase_add_test(tc, test_roles);
   suite_add_tcase(s, tc);
