@@ -35,7 +35,7 @@ class OrchestraTest(test_mesos.MesosCase):
     # -- setup -----------------------------------------------------------
 
     def cluster(self, agents=4, sim_kw=None, **env):
-        kw = {"agents": agents, "task_start_delay": 0.05, "health_delay": 0.1}
+        kw = {"agents": agents, "task_start_delay": 0.05, "health_delay": 0.1, "k3s": True}
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.api_port = s.getsockname()[1]
@@ -168,13 +168,14 @@ class OrchestraTest(test_mesos.MesosCase):
         self.assertEqual([len(by_role[r]) for r in ROLES], [1, 1, 3])
 
         # Order and gating: the server is launched after the datastore was
-        # reported healthy, the agents after the server ran.
+        # reported healthy, the agents after the server's K3s API answered
+        # (its health check) and its node was Ready (test_k3s_gate.py).
         ds_id = by_role["datastore"][0][3]["task_id"]["value"]
         sv_id = by_role["server"][0][3]["task_id"]["value"]
         healthy = [e for e, st in self.updates(sim)
                    if st["task_id"]["value"] == ds_id and st.get("healthy") is True]
         running = [e for e, st in self.updates(sim)
-                   if st["task_id"]["value"] == sv_id and st["state"] == "TASK_RUNNING"]
+                   if st["task_id"]["value"] == sv_id and st.get("healthy") is True]
         self.assertTrue(healthy and running)
         self.assertLess(healthy[0]["time"], by_role["server"][0][1])
         self.assertLess(running[0]["time"], min(x[1] for x in by_role["agent"]))
@@ -197,7 +198,7 @@ class OrchestraTest(test_mesos.MesosCase):
             ports = [p["host_port"] for p in dk["port_mappings"]]
             self.assertEqual(len(ports), len(set(ports)))
             for p in ports:
-                self.assertTrue(31000 <= p <= 32000, p)
+                self.assertTrue(31000 <= p <= 32000 or p == sim.k3s_port, p)
             res = {r["name"]: r for r in ti["resources"]}
             offered_ports = set()
             for r in ti["resources"]:
@@ -224,7 +225,7 @@ class OrchestraTest(test_mesos.MesosCase):
                                  "http://127.0.0.1:1/bootstrap.sh")
                 self.assertEqual(ti["command"]["value"], "/mnt/mesos/sandbox/bootstrap")
             elif role == "server":
-                self.assertEqual(dk["port_mappings"][0], {"host_port": 31000,
+                self.assertEqual(dk["port_mappings"][0], {"host_port": sim.k3s_port,
                                                           "container_port": 6443,
                                                           "protocol": "tcp"})
                 self.assertEqual(disc, ["kubernetes", "http"])
@@ -253,7 +254,7 @@ class OrchestraTest(test_mesos.MesosCase):
                               for a in n["ip_addresses"]], [ips[tid]])
         cfg = json.loads(self.redis().command("GET", "%s:framework_config" % FW))
         self.assertEqual((cfg["DSMax"], cfg["K3SServerMax"], cfg["K3SAgentMax"]), (1, 1, 3))
-        self.assertTrue(cfg["K3SServerHostname"].startswith("agent-"))
+        self.assertRegex(cfg["K3SServerHostname"], r"^127\.0\.\d+\.1$")
         self.assertNotIn("tok-secret-1", self.redis().command("GET", "%s:framework_config" % FW)
                          .decode())
         # Nothing pending: offers suppressed.
@@ -316,6 +317,8 @@ class OrchestraTest(test_mesos.MesosCase):
                               K3S_AGENT_COUNT="4", K3S_MAX_PER_AGENT="0")
         self.wait("datastore and server running", lambda: len(
             self.active(sim, state="TASK_RUNNING")) >= 2)
+        # The agents wait for the server's node to be Ready, then for offers.
+        self.wait("four agent records", lambda: len(self.records("agent")) == 4)
         time.sleep(2.0)
         launches = self.launched(sim)
         agents = [x for x in launches if x[3]["name"].endswith(":agent")]
@@ -360,7 +363,7 @@ class OrchestraTest(test_mesos.MesosCase):
         exactly the last count the API confirmed, no id launched twice,
         every update acknowledged exactly once."""
         rng = random.Random(int(os.environ.get("M3S_TEST_SEED", "7")))
-        sim = self.sim(agents=10, task_start_delay=0.05, health_delay=0.1)
+        sim = self.sim(agents=10, task_start_delay=0.05, health_delay=0.1, k3s=True)
         with socket.socket() as sk:
             sk.bind(("127.0.0.1", 0))
             self.api_port = sk.getsockname()[1]
