@@ -262,6 +262,57 @@ class OrchestraTest(test_mesos.MesosCase):
         self.assertEqual(fw["suppressed_roles"], ["m3s"])
         self.assert_clean(sim, d)
 
+    def test_agents_wait_for_a_ready_server_node(self):
+        """No agent while the server's K3s node is unknown or NotReady (the
+        simulated K3s registers it 2 s after the server runs, NotReady, and
+        only the test makes it Ready); agents follow within a heartbeat of
+        it turning Ready; agents that run are left alone when it turns
+        NotReady again, and no new one starts then."""
+        heartbeat = 5.0
+        sim, d = self.cluster(agents=4, K3S_AGENT_COUNT="2",
+                              HEARTBEAT_INTERVAL="%gs" % heartbeat,
+                              sim_kw={"k3s_node_delay": 2.0, "k3s_ready_delay": None})
+        sv = self.wait("the server healthy in Mesos (its K3s API answers)", lambda: [
+            st["task_id"]["value"] for _, st in self.updates(sim)
+            if st.get("healthy") is True and st["task_id"]["value"] in self.records("server")])
+        sv = sv[0]
+        hc = [ti for _, _, _, ti in self.launched(sim) if ti["task_id"]["value"] == sv][0]
+        self.assertIn("/readyz", hc["health_check"]["command"]["value"])
+        # Running, healthy in Mesos, no node yet: no agent.
+        self.assertEqual(self.active(sim, "agent"), [])
+        self.assertEqual(self.records("agent"), {})
+
+        def node_seen():
+            code, body = self.api("status/m3s")
+            return code == 200 and json.loads(body)["Server"][sv].get("K3sNodeName")
+        node = self.wait("the daemon to see the server's node", node_seen)
+        self.assertEqual(sim.k3s_state()["clusters"][FW]["nodes"][node]["ready"], False)
+        time.sleep(2 * heartbeat)
+        self.assertEqual([x for x in self.launched(sim) if x[3]["name"].endswith(":agent")], [],
+                         "an agent was launched while the server's node was NotReady")
+        self.assertEqual(self.records("agent"), {})
+
+        t_ready = time.time()
+        sim.set_k3s_node_ready(node=node, ready=True)
+        self.wait("two agents launched", lambda: len(
+            [x for x in self.launched(sim) if x[3]["name"].endswith(":agent")]) == 2)
+        first = min(x[1] for x in self.launched(sim) if x[3]["name"].endswith(":agent"))
+        self.assertGreater(first, t_ready)
+        self.assertLess(first - t_ready, heartbeat, "agents took longer than a heartbeat")
+        self.wait_converged(sim, 1, 1, 2)
+
+        # NotReady again: the running agents stay, a scale-up waits.
+        sim.set_k3s_node_ready(node=node, ready=False)
+        self.wait("the server role unhealthy", lambda: "server role is not healthy" in d.text())
+        self.scale("agent", 3)
+        time.sleep(2 * heartbeat)
+        self.assertEqual(len([x for x in self.launched(sim) if x[3]["name"].endswith(":agent")]),
+                         2)
+        self.assertEqual(len(self.active(sim, "agent", "TASK_RUNNING")), 2)
+        sim.set_k3s_node_ready(node=node, ready=True)
+        self.wait_converged(sim, 1, 1, 3)
+        self.assert_clean(sim, d)
+
     def test_failures_are_replaced_with_new_ids(self):
         sim, d = self.cluster(agents=5, K3S_AGENT_COUNT="2")
         self.wait_converged(sim, 1, 1, 2)

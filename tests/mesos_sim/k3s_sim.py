@@ -7,7 +7,7 @@ For a running task named `<fw>:server`:
   - the K3s API (TLS, the client certificate required, a server
     certificate valid for every agent host name and 127.0.0.1) listens on
     the task's agent host and the host port mapped to container port 6443;
-    the agent host must be "localhost" or a loopback address;
+    the agent host must resolve to a loopback address;
   - `config_delay` seconds after TASK_RUNNING the kubeconfig, shaped like
     K3s' /etc/rancher/k3s/k3s.yaml (server https://127.0.0.1:6443), is SET
     in Redis under `<prefix>:kubernetes_config`, as m3s-controller does: the
@@ -220,11 +220,10 @@ class K3sSim:
         for m in task.info.get("container", {}).get("docker", {}).get("port_mappings", []):
             if m.get("container_port") == 6443:
                 port = m.get("host_port")
-        addr = "127.0.0.1" if host == "localhost" else host
         if not port:
             return self._error("server task %s maps no host port to 6443" % task.task_id)
         try:
-            srv = c.api.listen(addr, port)
+            srv = c.api.listen(socket.gethostbyname(host), port)
         except (OSError, ValueError) as e:
             return self._error("server task %s: cannot serve the K3s API on %s:%s: %s"
                                % (task.task_id, host, port, e))

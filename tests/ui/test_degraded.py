@@ -49,11 +49,11 @@ class DegradedTest(UiCase):
         self.assertEqual(code, 200)
         self.assertIn("\nm3s_redis_connected 0\n", metrics)
 
-        # The kubeconfig lives in Redis: none read before the outage -> 503,
-        # not the "none published yet" empty 200.
+        # The kubeconfig lives in Redis: the copy read before the outage
+        # (the simulated K3s server published it) is still served.
         code, body = self.api("server/config")
-        self.assertEqual(code, 503, body)
-        self.assertIn("Redis is unavailable", json.loads(body)["error"])
+        self.assertEqual(code, 200, body)
+        self.assertRegex(body, r"\n    server: https://127\.0\.\d+\.1:%d\n" % sim.k3s_port)
 
         # A scale: taken by the role, not confirmed -> 503 saying so.
         t0 = time.monotonic()
@@ -79,9 +79,25 @@ class DegradedTest(UiCase):
         cfg = json.loads(self.redis().command("GET", "%s:framework_config" % FW))
         self.assertEqual(cfg["K3SAgentMax"], 3, "the count was saved once Redis was back")
         self.assertEqual(self.status()["status"], "ok")
-        self.assertEqual(self.api("server/config"), (200, ""))
+        self.assertEqual(self.api("server/config")[0], 200)
         self.assertEqual(self.api("agent/scale/2"), (200, "-1"))
         self.wait_converged(sim, 1, 1, 2)
+        self.finish(sim, d)
+
+    def test_no_kubeconfig_while_redis_is_down(self):
+        """None read before the outage: 503, not the "none published yet"
+        empty 200 (no K3s server ran to publish one)."""
+        sim, d = self.cluster(agents=2, K3S_SERVER_COUNT="0", K3S_AGENT_COUNT="0")
+        self.assertEqual(self.api("server/config"), (200, ""))
+        self.wait("a healthy /health", lambda: self.health()["status"] == "ok")
+        self.redis().kill()
+        self.wait("/health to say degraded", lambda: self.health()["redis"] is False)
+        code, body = self.api("server/config")
+        self.assertEqual(code, 503, body)
+        self.assertIn("Redis is unavailable", json.loads(body)["error"])
+        self.redis().start()
+        self.wait("/health ok again", lambda: self.health()["status"] == "ok", LONG)
+        self.assertEqual(self.api("server/config"), (200, ""))
         self.finish(sim, d)
 
 
