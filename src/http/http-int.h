@@ -1,4 +1,4 @@
-/* Internal to src/http: what api.c, tls.c and metrics.c share. */
+/* Internal to src/http: what the api actor (api*.c), tls.c, metrics.c and ui.c share. */
 #ifndef M3S_HTTP_INT_H
 #define M3S_HTTP_INT_H
 

@@ -30,5 +30,5 @@ target_link_libraries(m3s_core PUBLIC ${CMAKE_DL_LIBS})
 # server/version's buildDate (yyyymmdd, UTC; SOURCE_DATE_EPOCH is honoured
 # by string(TIMESTAMP), so reproducible builds get a fixed date).
 string(TIMESTAMP _m3s_build_date "%Y%m%d" UTC)
-set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/api.c PROPERTIES
+set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/api_status.c PROPERTIES
   COMPILE_DEFINITIONS "M3S_BUILD_DATE=\"${_m3s_build_date}\"")

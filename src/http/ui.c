@@ -3,10 +3,10 @@
  * the message of the 503 for a change that was not confirmed in time.
  * The status page's files are compiled in from src/http/ui/ (ui.cmake).
  *
- * Everything here is a pure function of the status answers api.c gathered
- * (borrowed, read-only, possibly NULL when a source did not answer) or of
- * the log ring (m3s_log_recent); it runs on civetweb's workers and touches
- * no actor state.
+ * Everything here is a pure function of the status answers the api actor
+ * gathered (borrowed, read-only, possibly NULL when a source did not
+ * answer) or of the log ring (m3s_log_recent); it runs on civetweb's
+ * workers and touches no actor state.
  */
 #include <errno.h>
 #include <inttypes.h>
