@@ -617,7 +617,9 @@ START_TEST(auth_every_endpoint)
   assert_header(&r, "Api-Service", "-");
   http(&h, "GET", "/health", NULL, &r);
   ck_assert_int_eq(r.status, 200);
-  ck_assert_str_eq(r.body, "{\"status\":\"ok\",\"redis\":true,\"mesos\":\"subscribed\"}");
+  /* No kube actor in this harness: the K3s side is "unknown". */
+  ck_assert_str_eq(r.body, "{\"status\":\"ok\",\"redis\":true,\"mesos\":\"subscribed\","
+                           "\"k3s\":\"unknown\"}");
   assert_header(&r, "Content-Type", "application/json");
   /* A malformed Authorization header is a 401 too. */
   static const char *const bad_headers[] = {
@@ -933,8 +935,8 @@ START_TEST(degraded_and_status_page)
   atomic_store(&store_down, 1);
   http(&h, "GET", "/health", NULL, &r);
   ck_assert_int_eq(r.status, 200);
-  ck_assert_str_eq(r.body,
-                   "{\"status\":\"degraded\",\"redis\":false,\"mesos\":\"subscribed\"}");
+  ck_assert_str_eq(r.body, "{\"status\":\"degraded\",\"redis\":false,\"mesos\":\"subscribed\","
+                           "\"k3s\":\"unknown\"}");
   http(&h, "GET", "/metrics", USER ":" PASS, &r);
   ck_assert_ptr_nonnull(strstr(r.body, "\nm3s_redis_connected 0\n"));
   expect(&h, "GET", "/api/m3s/v0/agent/scale/2", 200, NULL, "2"); /* answered at once */

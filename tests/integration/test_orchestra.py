@@ -69,6 +69,12 @@ class OrchestraTest(test_mesos.MesosCase):
                     raise
                 time.sleep(0.1)  # the daemon is still starting
 
+    def health(self):
+        """/health's body (no credentials)."""
+        url = "http://127.0.0.1:%d/health" % self.api_port
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return json.loads(resp.read())
+
     def scale(self, role, n, expect_diff=None):
         code, body = self.api("%s/scale/%d" % (role, n))
         self.assertEqual(code, 200, body)
@@ -287,6 +293,18 @@ class OrchestraTest(test_mesos.MesosCase):
             return code == 200 and json.loads(body)["Server"][sv].get("K3sNodeName")
         node = self.wait("the daemon to see the server's node", node_seen)
         self.assertEqual(sim.k3s_state()["clusters"][FW]["nodes"][node]["ready"], False)
+        # What the agents wait for: on /health, on the status page, in the log.
+        why = "the K3s server node %s is NotReady" % node
+        self.wait("/health to say why", lambda: self.health()["k3s"] == why)
+        code, body = self.api("status")
+        self.assertIn("the agents wait for a healthy K3s server: " + why,
+                      json.loads(body)["problems"])
+        self.assertEqual(json.loads(body)["kubernetes"]["nodes"][node]["ready"], False)
+        self.assertTrue(json.loads(body)["kubernetes"]["simulated"])
+        self.wait("the log to say why",
+                  lambda: "no Ready K3s server node, so no agent is started: " + why in d.text())
+        self.assertIn("no Ready K3s server node, so no agent is started: no kubeconfig yet",
+                      d.text())
         time.sleep(2 * heartbeat)
         self.assertEqual([x for x in self.launched(sim) if x[3]["name"].endswith(":agent")], [],
                          "an agent was launched while the server's node was NotReady")
@@ -299,6 +317,9 @@ class OrchestraTest(test_mesos.MesosCase):
         first = min(x[1] for x in self.launched(sim) if x[3]["name"].endswith(":agent"))
         self.assertGreater(first, t_ready)
         self.assertLess(first - t_ready, heartbeat, "agents took longer than a heartbeat")
+        self.assertEqual(self.health()["k3s"], "ready")
+        code, body = self.api("status")
+        self.assertFalse([p for p in json.loads(body)["problems"] if "agents wait" in p])
         self.wait_converged(sim, 1, 1, 2)
 
         # NotReady again: the running agents stay, a scale-up waits.

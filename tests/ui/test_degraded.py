@@ -25,7 +25,8 @@ class DegradedTest(UiCase):
         sim, d = self.cluster(agents=5, K3S_AGENT_COUNT="1")
         self.wait_converged(sim, 1, 1, 1)
         self.wait("a healthy /health", lambda: self.health()["status"] == "ok")
-        self.assertEqual(self.health(), {"status": "ok", "redis": True, "mesos": "subscribed"})
+        self.assertEqual(self.health(), {"status": "ok", "redis": True, "mesos": "subscribed",
+                                         "k3s": "ready"})
         st = self.status()
         self.assertEqual((st["status"], st["problems"]), ("ok", []))
         for role in ("datastore", "server", "agent"):
@@ -40,7 +41,8 @@ class DegradedTest(UiCase):
         self.redis().kill()
         self.wait("/health to say degraded", lambda: self.health()["redis"] is False)
         h = self.health()
-        self.assertEqual(h, {"status": "degraded", "redis": False, "mesos": "subscribed"})
+        self.assertEqual(h, {"status": "degraded", "redis": False, "mesos": "subscribed",
+                             "k3s": "ready"})
         st = self.status()
         self.assertEqual(st["status"], "degraded")
         self.assertIs(st["redis"], False)
