@@ -182,16 +182,24 @@ def _node_table(nodes):
             age = "%ds" % max(0, int(now - created))
         except (KeyError, ValueError):
             age = "<unknown>"
+        info = n["status"].get("nodeInfo", {})
+        ips = [a["address"] for a in n["status"].get("addresses", [])
+               if a.get("type") == "InternalIP"]
         rows.append({"cells": [md["name"], "Ready" if ready else "NotReady",
                                ",".join(roles) or "<none>", age,
-                               n["status"].get("nodeInfo", {}).get("kubeletVersion", "")],
+                               info.get("kubeletVersion", ""), ips[0] if ips else "<none>",
+                               "<none>", info.get("osImage", ""),
+                               info.get("kernelVersion", ""),
+                               info.get("containerRuntimeVersion", "")],
                      "object": {"kind": "PartialObjectMetadata",
                                 "apiVersion": "meta.k8s.io/v1", "metadata": md}})
-    cols = [("Name", "string"), ("Status", "string"), ("Roles", "string"), ("Age", "string"),
-            ("Version", "string")]
+    cols = [("Name", 0), ("Status", 0), ("Roles", 0), ("Age", 0), ("Version", 0),
+            ("Internal-IP", 1), ("External-IP", 1), ("OS-Image", 1), ("Kernel-Version", 1),
+            ("Container-Runtime", 1)]
     return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {},
-            "columnDefinitions": [{"name": c, "type": t, "format": "name" if c == "Name" else "",
-                                   "description": "", "priority": 0} for c, t in cols],
+            "columnDefinitions": [{"name": c, "type": "string",
+                                   "format": "name" if c == "Name" else "",
+                                   "description": "", "priority": p} for c, p in cols],
             "rows": rows}
 
 
