@@ -74,7 +74,7 @@ int api_h_kubeconfig(api_t *a, struct mg_connection *c, const route_t *r, const 
     bool down = !json_is_true(json_object_get(j, "connected"));
     json_decref(j);
     if(down)
-      return api_error(c, 503, "Redis is api_unavailable: the kubeconfig (published there by the "
+      return api_error(c, 503, "Redis is unavailable: the kubeconfig (published there by the "
                                 "K3s server) cannot be read; retry when Redis is back");
     return api_respond(c, 200, NULL, "v0", "", 0, NULL, NULL);
   }
