@@ -4,9 +4,12 @@
 # the daemon and everything this script started.
 #
 # Without MESOS_MASTER it first starts a local cluster on free loopback ports:
-# a redis-server and the Mesos master simulator with three agents. The REST
-# API then listens on 127.0.0.1 (FRAMEWORK_BIND) on a free port, and API
-# credentials are generated unless AUTH_USERNAME and AUTH_PASSWORD are set.
+# a redis-server and the Mesos master simulator with three agents
+# (127.0.0.1, 127.0.1.1, 127.0.2.1) whose K3s tasks act as K3s containers: a
+# simulated Kubernetes (tests/mesos_sim/k3s_sim.py) with a kubeconfig, an
+# API and nodes, but no kubelet and no containers. The REST API then
+# listens on 127.0.0.1 (FRAMEWORK_BIND) on a free port, and API credentials
+# are generated unless AUTH_USERNAME and AUTH_PASSWORD are set.
 #
 # With MESOS_MASTER (and REDIS_SERVER) set it runs against those instead;
 # credentials are generated only when missing, with a warning.
@@ -15,12 +18,12 @@
 # instead of building build/m3s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --run
 if [ -n "${M3S_BIN:-}" ]; then
   bin=$M3S_BIN
   [ -x "$bin" ] || { echo "run: M3S_BIN=$bin is not an executable" >&2; exit 1; }
 else
-  scripts/build.sh build -DCMAKE_BUILD_TYPE=Release
+  scripts/build.sh build --target m3s -DCMAKE_BUILD_TYPE=Release
   bin=build/m3s
 fi
 
@@ -75,7 +78,11 @@ if [ -z "${MESOS_MASTER:-}" ]; then
   redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$rundir" --save "" \
     --appendonly yes >"$rundir/redis.log" 2>&1 &
   started+=("$! redis-server")
-  python3 -u tests/mesos_sim/mesos_sim.py --port 0 --agents 3 >"$rundir/mesos.log" 2>&1 &
+  # The K3s API's host port (K3S_SERVER_PORT) is a free one every agent offers.
+  export K3S_SERVER_PORT=${K3S_SERVER_PORT:-$(free_port)}
+  python3 -u tests/mesos_sim/mesos_sim.py --port 0 --agents 3 --k3s \
+    --agent-hostname '127.0.{i}.1' --ports "31000-32000,$K3S_SERVER_PORT-$K3S_SERVER_PORT" \
+    >"$rundir/mesos.log" 2>&1 &
   started+=("$! mesos-simulator")
   master=""
   for _ in $(seq 1 100); do
@@ -154,7 +161,8 @@ if "$ready"; then
   for entry in "${started[@]}"; do procs+="${entry#* } ${entry%% *}, "; done
   procs+="m3s $daemon"
   where=""
-  "$local_cluster" && where=" on a local simulated Mesos cluster (3 agents, master http://$MESOS_MASTER, Redis $REDIS_SERVER)"
+  "$local_cluster" && where=" on a local simulated Mesos cluster (3 agents, master http://$MESOS_MASTER, Redis $REDIS_SERVER)
+with a simulated Kubernetes: nodes and an API, no kubelet, no containers"
   cat <<EOF
 
 M3s is running$where.
@@ -166,6 +174,7 @@ M3s is running$where.
   password     $pass_shown  ($what)
   try          curl ${insecure}-u "$cred" $base/api/m3s/v0/status/m3s
   kubeconfig   curl ${insecure}-u "$cred" $base/api/m3s/v0/server/config > kubeconfig
+  nodes        kubectl --kubeconfig kubeconfig get nodes  (once the server's node is Ready)
   processes    $procs
   log          $log
 Ctrl-C stops everything this script started. The daemon's log follows.

@@ -60,7 +60,12 @@
  *                     without nodeInfo); answered with a json_t * (owned by
  *                     the receiver): {"connected": bool, "api": url or "",
  *                     "error": "" or why it is not connected,
- *                     "kubeconfig": bool, "version": n (changes whenever
+ *                     "kubeconfig": bool, "server_wait": "" when a K3s
+ *                     server node is Ready, else why not (no kubeconfig
+ *                     yet, the API unreachable and why, the node NotReady
+ *                     or not seen): what the agents wait for, also logged
+ *                     at each heartbeat where it changed,
+ *                     "version": n (changes whenever
  *                     a node's name, task or readiness does),
  *                     "disable_scheduling": bool or null, "lists": n,
  *                     "watches": n, "relists_gone": n, "errors": n,

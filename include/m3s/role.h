@@ -60,9 +60,11 @@
  *   M3S_ROLE_NODE       payload m3s_role_node_t * (taken), from the
  *                       Kubernetes actor: the Kubernetes node of a task
  *                       (label m3s.aventer.biz/taskid) and whether it is
- *                       Ready. A task whose node is known counts as healthy
- *                       only while that node is Ready; before its node is
- *                       seen, Mesos' view (RUNNING, health checks) decides.
+ *                       Ready. A server or agent task counts as healthy
+ *                       only while it runs, its Mesos health check (if any)
+ *                       passed and its node is Ready: never while its node
+ *                       is unknown or NotReady (m3s-behaviour.md §7.2). A
+ *                       datastore task: RUNNING and its health check.
  *   M3S_ROLE_SET_SPEC   payload m3s_role_spec_t * (taken), from the offers
  *                       actor after a run-time configuration change: the
  *                       role's copy of the configuration is replaced (tasks

@@ -455,6 +455,7 @@ struct kube {
   char err_cat[32];         /* category of the state last logged */
   m3s_idmap_t nodes;
   uint64_t version;
+  char wait[600];           /* why no K3s server node is Ready, as last logged */
 
   /* requests to other actors */
   m3s_reply_t *asks[NASK];
@@ -1437,6 +1438,53 @@ static void poll_asks(kube_t *k)
 
 /* ---- status ------------------------------------------------------------------------ */
 
+/* Why no K3s server node is Ready ("" when one is): what the agents wait
+ * for, in the order a K3s server comes up. */
+static void server_wait(const kube_t *k, char *buf, size_t len)
+{
+  const char *not_ready = NULL;
+  buf[0] = '\0';
+  if(!k->kc_text) {
+    snprintf(buf, len, "no kubeconfig yet (the K3s server publishes it to Redis as "
+             "%s:kubernetes_config once its API is up)", k->base.cfg->fw);
+    return;
+  }
+  if(!k->kc_ok) {
+    snprintf(buf, len, "the kubeconfig in Redis is unusable: %s", k->kc_error);
+    return;
+  }
+  if(!k->connected) {
+    snprintf(buf, len, "the K3s API is unreachable: %s", k->error);
+    return;
+  }
+  for(size_t i = 0; i < k->nodes.cap; i++) {
+    const node_t *n = k->nodes.slots[i].val;
+    if(!n || n->role != M3S_ROLE_SERVER || !n->task_id)
+      continue;
+    if(n->ready == 1)
+      return;
+    not_ready = n->name;
+  }
+  if(not_ready)
+    snprintf(buf, len, "the K3s server node %s is NotReady", not_ready);
+  else
+    snprintf(buf, len, "no Kubernetes node of a K3s server task yet");
+}
+
+/* Logs what the agents wait for when it changes. */
+static void log_wait(kube_t *k)
+{
+  char w[sizeof(k->wait)];
+  server_wait(k, w, sizeof(w));
+  if(!strcmp(w, k->wait))
+    return;
+  if(w[0])
+    m3s_info("no Ready K3s server node, so no agent is started: %s", w);
+  else
+    m3s_info("a K3s server node is Ready: agents may start");
+  snprintf(k->wait, sizeof(k->wait), "%s", w);
+}
+
 static json_t *status_json(kube_t *k, bool brief)
 {
   json_t *nodes = json_object();
@@ -1454,9 +1502,13 @@ static json_t *status_json(kube_t *k, bool brief)
     }
     json_object_set_new(nodes, n->name, o);
   }
-  return json_pack("{s:b, s:s, s:s, s:b, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+  char wait[sizeof(k->wait)];
+  server_wait(k, wait, sizeof(wait));
+  return json_pack("{s:b, s:s, s:s, s:b, s:s, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+                   "s:o}",
                    "connected", k->connected, "api", k->api ? k->api : "", "error",
-                   k->connected ? "" : k->error, "kubeconfig", k->kc_text != NULL, "version",
+                   k->connected ? "" : k->error, "kubeconfig", k->kc_text != NULL,
+                   "server_wait", wait, "version",
                    (json_int_t)k->version, "disable_scheduling",
                    k->disable_scheduling < 0 ? json_null() : json_boolean(k->disable_scheduling),
                    "lists", (json_int_t)k->lists, "watches", (json_int_t)k->watches,
@@ -1480,6 +1532,7 @@ static char *config_text(const kube_t *k)
 
 static void heartbeat(kube_t *k)
 {
+  log_wait(k);
   if(k->store && !k->load_out) {
     k->load_out = true;
     m3s_send(k->store, m3s_msg_new(M3S_STORE_LOAD, TAG_KUBECONFIG,

@@ -243,9 +243,11 @@ static void account(role_actor_t *a, const rtask_t *t, int sign)
     a->n_killing += sign;
   if(task_running(t)) {
     a->n_running += sign;
-    /* A task with a Mesos health check counts once the check passed; a
-     * task whose Kubernetes node is known, only while that node is Ready. */
-    if((t->rec.health ? t->healthy == 1 : t->healthy != 0) && t->node_ready != 0)
+    /* A task with a Mesos health check counts once the check passed; a K3s
+     * task only while its Kubernetes node is Ready (§7.2: a node not seen
+     * is not healthy), so agents wait for a Ready server node. */
+    if((t->rec.health ? t->healthy == 1 : t->healthy != 0) &&
+       (a->role == M3S_ROLE_DATASTORE || t->node_ready == 1))
       a->n_healthy += sign;
   }
 }
@@ -326,7 +328,7 @@ static void create_task(role_actor_t *a)
   r->memory_limit = a->res.mem_limit;
   r->disk = a->res.disk;
   r->instances = a->desired;
-  r->health = a->role == M3S_ROLE_DATASTORE;
+  r->health = a->role != M3S_ROLE_AGENT;
   t->agent_host = m3s_xstrdup("");
   t->node_ready = -1;
   t->phase = PH_PERSIST;

@@ -622,6 +622,31 @@ static json_t *datastore_health(build_t *b, const m3s_config_t *cfg, const char 
   return hc;
 }
 
+/* Whether the K3s API of the server answers: /readyz through the admin
+ * kubeconfig K3s writes in the container (an anonymous request may be
+ * refused). K3s needs a minute or more to start: failures in the grace
+ * period do not count, later ones kill the task after six in a row. */
+static json_t *server_health(build_t *b)
+{
+  json_t *hc = json_object(), *cmd = json_object();
+  if(!hc || !cmd) {
+    json_decref(hc);
+    json_decref(cmd);
+    return NULL;
+  }
+  put(b, hc, "type", json_string("COMMAND"));
+  put(b, hc, "delay_seconds", json_real(15.0));
+  put(b, hc, "interval_seconds", json_real(10.0));
+  put(b, hc, "timeout_seconds", json_real(20.0));
+  put(b, hc, "grace_period_seconds", json_real(600.0));
+  put(b, hc, "consecutive_failures", json_integer(6));
+  put(b, cmd, "shell", json_true());
+  put(b, cmd, "value",
+      json_string("k3s kubectl --kubeconfig /etc/rancher/k3s/k3s.yaml get --raw /readyz"));
+  put(b, hc, "command", cmd);
+  return hc;
+}
+
 json_t *m3s_taskinfo_build(const m3s_config_t *cfg, const m3s_task_resources_t *res,
                            m3s_role_t role, const m3s_placement_t *p,
                            char *err, size_t errlen)
@@ -791,6 +816,8 @@ json_t *m3s_taskinfo_build(const m3s_config_t *cfg, const m3s_task_resources_t *
 
   if(role == M3S_ROLE_DATASTORE)
     put(&b, ti, "health_check", datastore_health(&b, cfg, p->task_id));
+  else if(role == M3S_ROLE_SERVER)
+    put(&b, ti, "health_check", server_health(&b));
 
   if(labels) {
     put(&b, ti, "labels", labels);

@@ -27,17 +27,21 @@ int api_h_versions(api_t *a, struct mg_connection *c, const route_t *r, const re
  * Redis and Mesos are there (ui.c). No ids, no secrets: no auth. */
 int api_h_health(api_t *a, struct mg_connection *c, const route_t *r, const req_t *q)
 {
-  ask_t k[2] = {
+  ask_t k[3] = {
     { .to = a->store, .name = "store", .type = M3S_STORE_STATUS },
     { .to = a->mesos, .name = "mesos", .type = M3S_MESOS_STATUS },
+    { .to = a->kube, .name = "kube", .type = M3S_KUBE_STATUS, .arg = M3S_KUBE_BRIEF },
   };
-  api_ask_all(a, k, 2);
+  int nk = a->kube ? 3 : 2;
+  api_ask_all(a, k, nk);
   json_t *store = k[0].rc ? NULL : api_answer_json(k[0].ans);
   json_t *mesos = k[1].rc ? NULL : api_answer_json(k[1].ans);
-  api_ask_free(k, 2);
-  json_t *body = m3s__ui_health(store, mesos);
+  json_t *kube = nk < 3 || k[2].rc ? NULL : api_answer_json(k[2].ans);
+  api_ask_free(k, nk);
+  json_t *body = m3s__ui_health(store, mesos, kube);
   json_decref(store);
   json_decref(mesos);
+  json_decref(kube);
   char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
   json_decref(body);
   int st = text ? api_respond(c, 200, CT_JSON, NULL, text, strlen(text), NULL, NULL)
@@ -306,24 +310,28 @@ int api_h_ui(api_t *a, struct mg_connection *c, const route_t *r, const req_t *q
 int api_h_status(api_t *a, struct mg_connection *c, const route_t *r, const req_t *q)
 {
   static const int roles[3] = { M3S_ROLE_DATASTORE, M3S_ROLE_SERVER, M3S_ROLE_AGENT };
-  ask_t k[3] = {
+  ask_t k[4] = {
     { .to = a->store, .name = "store", .type = M3S_STORE_STATUS },
     { .to = a->mesos, .name = "mesos", .type = M3S_MESOS_STATUS },
     { .to = a->offers, .name = "offers", .type = M3S_OFFERS_STATUS },
+    { .to = a->kube, .name = "kube", .type = M3S_KUBE_STATUS },
   };
+  int nk = a->kube ? 4 : 3;
   int64_t deadline = m3s_now_ms() + a->opts.call_timeout_ms;
   ticket_t t[3];
   json_t *j[6];
   api_status_begin(a, roles, 3, t);
-  api_ask_send(k, 3);
+  api_ask_send(k, nk);
   /* The shared requests first: others may be waiting for them. */
   for(int i = 0; i < 3; i++)
     api_status_end(a, &t[i], deadline, &j[3 + i]); /* NULL when it failed */
-  api_ask_wait(k, 3, deadline);
+  api_ask_wait(k, nk, deadline);
   for(int i = 0; i < 3; i++)
     j[i] = k[i].rc ? NULL : api_answer_json(k[i].ans);
-  api_ask_free(k, 3);
-  json_t *out = m3s__ui_status(j[0], j[1], j[2], &j[3]);
+  json_t *kube = nk < 4 || k[3].rc ? NULL : api_answer_json(k[3].ans);
+  api_ask_free(k, nk);
+  json_t *out = m3s__ui_status(j[0], j[1], j[2], &j[3], kube);
+  json_decref(kube);
   for(int i = 0; i < 3; i++) {
     json_decref(j[i]);
     api_status_release(a, &t[i]);

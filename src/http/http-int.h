@@ -68,18 +68,22 @@ extern const size_t m3s__ui_nassets;
                    "connect-src 'self'; img-src 'self' data:; base-uri 'none'; " \
                    "form-action 'none'; frame-ancestors 'none'"
 
-/* /health's body: {"status":"ok"|"degraded","redis":bool,"mesos":state}.
- * store, mesos: their STATUS answers, borrowed, NULL when they did not
- * answer (then redis is false, mesos "unknown"). New reference. */
-json_t *m3s__ui_health(const json_t *store, const json_t *mesos);
-
-/* /api/m3s/v0/status: the health fields plus "problems" (sentences), the
- * Redis queue, the offers summary and per role (in deploy order) its
- * counts and tasks {id: {state, host, since, phase, healthy}}; a role that
- * did not answer is null (and the status degraded). All borrowed; new
+/* /health's body: {"status":"ok"|"degraded","redis":bool,"mesos":state,
+ * "k3s":"ready" or why no K3s server node is Ready (what the agents wait
+ * for)}. store, mesos, kube: their STATUS answers, borrowed, NULL when they
+ * did not answer (then redis is false, mesos and k3s "unknown"). New
  * reference. */
+json_t *m3s__ui_health(const json_t *store, const json_t *mesos, const json_t *kube);
+
+/* /api/m3s/v0/status: the health fields plus "problems" (sentences, among
+ * them what the agents wait for), the Redis queue, the offers summary, per
+ * role (in deploy order) its counts and tasks {id: {state, host, since,
+ * phase, healthy}}, a role that did not answer is null (and the status
+ * degraded), and "kubernetes" {connected, api, k3s, simulated, nodes:
+ * {name: {ready, role, task_id, version, os_image}}} from kube's full
+ * STATUS (null when it did not answer). All borrowed; new reference. */
 json_t *m3s__ui_status(const json_t *store, const json_t *mesos, const json_t *offers,
-                       json_t *const roles[3]);
+                       json_t *const roles[3], const json_t *kube);
 
 /* /api/m3s/v0/events: {"last": seq, "events": [{seq, time, level, actor,
  * text}, ...]} with the kept log events after the query's "after=N" (all

@@ -53,14 +53,26 @@ static const char *redis_refusal(const json_t *store)
   return json_string_value(json_object_get(store, "refusal"));
 }
 
-json_t *m3s__ui_health(const json_t *store, const json_t *mesos)
+/* "ready" when a K3s server node is Ready, else why not (what the agents
+ * wait for); "unknown" when the kube actor did not answer. */
+static const char *k3s_state(const json_t *kube)
+{
+  const json_t *w = json_object_get(kube, "server_wait");
+  if(!json_is_string(w))
+    return "unknown";
+  return json_string_length(w) ? json_string_value(w) : "ready";
+}
+
+/* k3s does not make the status degraded: agents waiting for a server node
+ * is the normal bring-up, not a fault of the daemon. */
+json_t *m3s__ui_health(const json_t *store, const json_t *mesos, const json_t *kube)
 {
   bool redis = redis_connected(store);
   const char *state = mesos_state(mesos), *refusal = redis_refusal(store);
   bool subscribed = strcmp(state, "subscribed") == 0;
   bool ok = redis && subscribed && !refusal;
-  json_t *h = json_pack("{s:s, s:b, s:s}", "status", ok ? "ok" : "degraded", "redis", redis,
-                        "mesos", state);
+  json_t *h = json_pack("{s:s, s:b, s:s, s:s}", "status", ok ? "ok" : "degraded", "redis", redis,
+                        "mesos", state, "k3s", k3s_state(kube));
   char reason[600];
   if(refusal)
     snprintf(reason, sizeof(reason), "Redis refuses writes: %s", refusal);
@@ -116,7 +128,7 @@ static json_t *role_summary(const json_t *r)
 static void problem(json_t *list, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void problem(json_t *list, const char *fmt, ...)
 {
-  char buf[300];
+  char buf[700];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(buf, sizeof(buf), fmt, ap);
@@ -124,10 +136,61 @@ static void problem(json_t *list, const char *fmt, ...)
   json_array_append_new(list, json_string(buf));
 }
 
-json_t *m3s__ui_status(const json_t *store, const json_t *mesos, const json_t *offers,
-                       json_t *const roles[3])
+/* Agents wanted but not started because the server role is not healthy:
+ * why, from the first thing missing in the order a K3s server comes up. */
+static void agents_wait(json_t *problems, json_t *const roles[3], const json_t *kube)
 {
-  json_t *out = m3s__ui_health(store, mesos);
+  const json_t *sv = roles[1], *ag = roles[2];
+  if(!json_is_object(sv) || !json_is_object(ag) || int_of(ag, "desired") == 0 ||
+     json_is_true(json_object_get(ag, "upstream_healthy")))
+    return;
+  int running = 0;
+  const char *id;
+  json_t *t;
+  json_object_foreach((json_t *)json_object_get(sv, "tasks"), id, t)
+    running += strcmp(str_of(t, "state"), "TASK_RUNNING") == 0;
+  const char *why = k3s_state(kube);
+  if(!json_is_true(json_object_get(sv, "upstream_healthy")))
+    why = "the datastore is not healthy yet, so no K3s server runs";
+  else if(!running)
+    why = "no K3s server task runs yet";
+  else if(!strcmp(why, "unknown"))
+    why = "the Kubernetes actor did not answer";
+  else if(!strcmp(why, "ready"))
+    why = "the K3s server's health check (its K3s API answering) has not passed yet";
+  problem(problems, "the agents wait for a healthy K3s server: %s", why);
+}
+
+/* The Kubernetes nodes as the kube actor sees them; "simulated" when a
+ * node says it is one of the Mesos simulator's (tests/mesos_sim). */
+static json_t *kube_summary(const json_t *kube)
+{
+  if(!json_is_object(kube))
+    return json_null();
+  json_t *nodes = json_object();
+  bool simulated = false;
+  const char *name;
+  json_t *n;
+  json_object_foreach((json_t *)json_object_get(kube, "nodes"), name, n) {
+    const json_t *info = json_object_get(n, "nodeInfo");
+    const char *os = str_of(info, "osImage");
+    simulated = simulated || strstr(os, "simulated by mesos_sim") != NULL;
+    json_object_set_new(nodes, name,
+                        json_pack("{s:b, s:s, s:s, s:s, s:s}", "ready",
+                                  json_is_true(json_object_get(n, "ready")), "role",
+                                  str_of(n, "role"), "task_id", str_of(n, "task_id"),
+                                  "version", str_of(info, "kubeletVersion"), "os_image", os));
+  }
+  return json_pack("{s:b, s:s, s:s, s:b, s:o}", "connected",
+                   json_is_true(json_object_get(kube, "connected")), "api",
+                   str_of(kube, "api"), "k3s", k3s_state(kube), "simulated", simulated,
+                   "nodes", nodes);
+}
+
+json_t *m3s__ui_status(const json_t *store, const json_t *mesos, const json_t *offers,
+                       json_t *const roles[3], const json_t *kube)
+{
+  json_t *out = m3s__ui_health(store, mesos, kube);
   json_t *problems = json_array();
   bool degraded = strcmp(str_of(out, "status"), "ok") != 0;
 
@@ -160,8 +223,10 @@ json_t *m3s__ui_status(const json_t *store, const json_t *mesos, const json_t *o
     problem(problems, "the %s role did not answer", role_names[i]);
     degraded = true;
   }
+  agents_wait(problems, roles, kube);
   json_object_set_new(out, "status", json_string(degraded ? "degraded" : "ok"));
   json_object_set_new(out, "problems", problems);
+  json_object_set_new(out, "kubernetes", kube_summary(kube));
   json_object_set_new(out, "version", json_string(M3S_VERSION));
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);

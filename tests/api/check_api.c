@@ -653,7 +653,9 @@ START_TEST(auth_every_endpoint)
   assert_header(&r, "Api-Service", "-");
   http(&h, "GET", "/health", NULL, &r);
   ck_assert_int_eq(r.status, 200);
-  ck_assert_str_eq(r.body, "{\"status\":\"ok\",\"redis\":true,\"mesos\":\"subscribed\"}");
+  /* No kube actor in this harness: the K3s side is "unknown". */
+  ck_assert_str_eq(r.body, "{\"status\":\"ok\",\"redis\":true,\"mesos\":\"subscribed\","
+                           "\"k3s\":\"unknown\"}");
   assert_header(&r, "Content-Type", "application/json");
   /* A malformed Authorization header is a 401 too. */
   static const char *const bad_headers[] = {
@@ -977,7 +979,7 @@ START_TEST(degraded_and_status_page)
   http(&h, "GET", "/health", NULL, &r);
   ck_assert_int_eq(r.status, 200);
   ck_assert_str_eq(r.body, "{\"status\":\"degraded\",\"redis\":false,\"mesos\":\"subscribed\","
-                           "\"reason\":\"Redis is not connected\"}");
+                           "\"k3s\":\"unknown\",\"reason\":\"Redis is not connected\"}");
   http(&h, "GET", "/metrics", USER ":" PASS, &r);
   ck_assert_ptr_nonnull(strstr(r.body, "\nm3s_redis_connected 0\n"));
   expect(&h, "GET", "/api/m3s/v0/agent/scale/2", 200, NULL, "2"); /* answered at once */

@@ -166,11 +166,24 @@ class MesosCase(unittest.TestCase):
     # -- helpers ------------------------------------------------------------
 
     def sim(self, **kw):
+        """A simulator; with k3s=True its server and agent tasks act as K3s
+        containers (k3s_sim.py): each agent is a loopback address of its
+        own, and the K3s API host port (K3S_SERVER_PORT, set by daemon())
+        is a free port that every agent offers."""
         kw.setdefault("agents", 2)
         kw.setdefault("heartbeat", HEARTBEAT)
         kw.setdefault("offer_interval", 0.3)
         kw.setdefault("resend_interval", 1.0)
+        k3s_port = None
+        if kw.get("k3s"):
+            k3s_port = free_port()
+            kw.setdefault("agent_hostname", "127.0.{i}.1")
+            kw["ports"] = "%s,%d-%d" % (kw.get("ports", "31000-32000"), k3s_port, k3s_port)
+            kw.setdefault("k3s_config_delay", 0.1)
+            kw.setdefault("k3s_node_delay", 0.1)
+            kw.setdefault("k3s_ready_delay", 0.2)
         s = MesosSim(**kw)
+        s.k3s_port = k3s_port
         s.start()
         self.sims.append(s)
         return s
@@ -183,6 +196,8 @@ class MesosCase(unittest.TestCase):
 
     def daemon(self, sim, **env):
         env.setdefault("REDIS_SERVER", "127.0.0.1:%d" % self.redis().port)
+        if getattr(sim, "k3s_port", None):
+            env.setdefault("K3S_SERVER_PORT", str(sim.k3s_port))
         d = Daemon("127.0.0.1:%d" % sim.port, **env)
         self.daemons.append(d)
         return d

@@ -36,7 +36,7 @@ class OrchestraTest(test_mesos.MesosCase):
     # -- setup -----------------------------------------------------------
 
     def cluster(self, agents=4, sim_kw=None, **env):
-        kw = {"agents": agents, "task_start_delay": 0.05, "health_delay": 0.1}
+        kw = {"agents": agents, "task_start_delay": 0.05, "health_delay": 0.1, "k3s": True}
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.api_port = s.getsockname()[1]
@@ -69,6 +69,12 @@ class OrchestraTest(test_mesos.MesosCase):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)  # the daemon is still starting
+
+    def health(self):
+        """/health's body (no credentials)."""
+        url = "http://127.0.0.1:%d/health" % self.api_port
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return json.loads(resp.read())
 
     def scale(self, role, n, expect_diff=None):
         code, body = self.api("%s/scale/%d" % (role, n))
@@ -169,13 +175,14 @@ class OrchestraTest(test_mesos.MesosCase):
         self.assertEqual([len(by_role[r]) for r in ROLES], [1, 1, 3])
 
         # Order and gating: the server is launched after the datastore was
-        # reported healthy, the agents after the server ran.
+        # reported healthy, the agents after the server's K3s API answered
+        # (its health check) and its node was Ready (test_k3s_gate.py).
         ds_id = by_role["datastore"][0][3]["task_id"]["value"]
         sv_id = by_role["server"][0][3]["task_id"]["value"]
         healthy = [e for e, st in self.updates(sim)
                    if st["task_id"]["value"] == ds_id and st.get("healthy") is True]
         running = [e for e, st in self.updates(sim)
-                   if st["task_id"]["value"] == sv_id and st["state"] == "TASK_RUNNING"]
+                   if st["task_id"]["value"] == sv_id and st.get("healthy") is True]
         self.assertTrue(healthy and running)
         self.assertLess(healthy[0]["time"], by_role["server"][0][1])
         self.assertLess(running[0]["time"], min(x[1] for x in by_role["agent"]))
@@ -198,7 +205,7 @@ class OrchestraTest(test_mesos.MesosCase):
             ports = [p["host_port"] for p in dk["port_mappings"]]
             self.assertEqual(len(ports), len(set(ports)))
             for p in ports:
-                self.assertTrue(31000 <= p <= 32000, p)
+                self.assertTrue(31000 <= p <= 32000 or p == sim.k3s_port, p)
             res = {r["name"]: r for r in ti["resources"]}
             offered_ports = set()
             for r in ti["resources"]:
@@ -225,7 +232,7 @@ class OrchestraTest(test_mesos.MesosCase):
                                  "http://127.0.0.1:1/bootstrap.sh")
                 self.assertEqual(ti["command"]["value"], "/mnt/mesos/sandbox/bootstrap")
             elif role == "server":
-                self.assertEqual(dk["port_mappings"][0], {"host_port": 31000,
+                self.assertEqual(dk["port_mappings"][0], {"host_port": sim.k3s_port,
                                                           "container_port": 6443,
                                                           "protocol": "tcp"})
                 self.assertEqual(disc, ["kubernetes", "http"])
@@ -254,12 +261,77 @@ class OrchestraTest(test_mesos.MesosCase):
                               for a in n["ip_addresses"]], [ips[tid]])
         cfg = json.loads(self.redis().command("GET", "%s:framework_config" % FW))
         self.assertEqual((cfg["DSMax"], cfg["K3SServerMax"], cfg["K3SAgentMax"]), (1, 1, 3))
-        self.assertTrue(cfg["K3SServerHostname"].startswith("agent-"))
+        self.assertRegex(cfg["K3SServerHostname"], r"^127\.0\.\d+\.1$")
         self.assertNotIn("tok-secret-1", self.redis().command("GET", "%s:framework_config" % FW)
                          .decode())
         # Nothing pending: offers suppressed.
         fw = self.connected_framework(sim)
         self.assertEqual(fw["suppressed_roles"], ["m3s"])
+        self.assert_clean(sim, d)
+
+    def test_agents_wait_for_a_ready_server_node(self):
+        """No agent while the server's K3s node is unknown or NotReady (the
+        simulated K3s registers it 2 s after the server runs, NotReady, and
+        only the test makes it Ready); agents follow within a heartbeat of
+        it turning Ready; agents that run are left alone when it turns
+        NotReady again, and no new one starts then."""
+        heartbeat = 5.0
+        sim, d = self.cluster(agents=4, K3S_AGENT_COUNT="2",
+                              HEARTBEAT_INTERVAL="%gs" % heartbeat,
+                              sim_kw={"k3s_node_delay": 2.0, "k3s_ready_delay": None})
+        sv = self.wait("the server healthy in Mesos (its K3s API answers)", lambda: [
+            st["task_id"]["value"] for _, st in self.updates(sim)
+            if st.get("healthy") is True and st["task_id"]["value"] in self.records("server")])
+        sv = sv[0]
+        hc = [ti for _, _, _, ti in self.launched(sim) if ti["task_id"]["value"] == sv][0]
+        self.assertIn("/readyz", hc["health_check"]["command"]["value"])
+
+        # Running, healthy in Mesos, no node yet: no agent, all along.
+        def node_seen():
+            self.assertEqual(self.records("agent"), {}, "an agent before the server's node")
+            code, body = self.api("status/m3s")
+            return code == 200 and json.loads(body)["Server"][sv].get("K3sNodeName")
+        node = self.wait("the daemon to see the server's node", node_seen)
+        self.assertEqual(sim.k3s_state()["clusters"][FW]["nodes"][node]["ready"], False)
+        # What the agents wait for: on /health, on the status page, in the log.
+        why = "the K3s server node %s is NotReady" % node
+        self.wait("/health to say why", lambda: self.health()["k3s"] == why)
+        code, body = self.api("status")
+        self.assertIn("the agents wait for a healthy K3s server: " + why,
+                      json.loads(body)["problems"])
+        self.assertEqual(json.loads(body)["kubernetes"]["nodes"][node]["ready"], False)
+        self.assertTrue(json.loads(body)["kubernetes"]["simulated"])
+        self.wait("the log to say why",
+                  lambda: "no Ready K3s server node, so no agent is started: " + why in d.text())
+        self.assertIn("no Ready K3s server node, so no agent is started: no kubeconfig yet",
+                      d.text())
+        time.sleep(2 * heartbeat)
+        self.assertEqual([x for x in self.launched(sim) if x[3]["name"].endswith(":agent")], [],
+                         "an agent was launched while the server's node was NotReady")
+        self.assertEqual(self.records("agent"), {})
+
+        t_ready = time.time()
+        sim.set_k3s_node_ready(node=node, ready=True)
+        self.wait("two agents launched", lambda: len(
+            [x for x in self.launched(sim) if x[3]["name"].endswith(":agent")]) == 2)
+        first = min(x[1] for x in self.launched(sim) if x[3]["name"].endswith(":agent"))
+        self.assertGreater(first, t_ready)
+        self.assertLess(first - t_ready, heartbeat, "agents took longer than a heartbeat")
+        self.assertEqual(self.health()["k3s"], "ready")
+        code, body = self.api("status")
+        self.assertFalse([p for p in json.loads(body)["problems"] if "agents wait" in p])
+        self.wait_converged(sim, 1, 1, 2)
+
+        # NotReady again: the running agents stay, a scale-up waits.
+        sim.set_k3s_node_ready(node=node, ready=False)
+        self.wait("the server role unhealthy", lambda: "server role is not healthy" in d.text())
+        self.scale("agent", 3)
+        time.sleep(2 * heartbeat)
+        self.assertEqual(len([x for x in self.launched(sim) if x[3]["name"].endswith(":agent")]),
+                         2)
+        self.assertEqual(len(self.active(sim, "agent", "TASK_RUNNING")), 2)
+        sim.set_k3s_node_ready(node=node, ready=True)
+        self.wait_converged(sim, 1, 1, 3)
         self.assert_clean(sim, d)
 
     def test_failures_are_replaced_with_new_ids(self):
@@ -317,6 +389,8 @@ class OrchestraTest(test_mesos.MesosCase):
                               K3S_AGENT_COUNT="4", K3S_MAX_PER_AGENT="0")
         self.wait("datastore and server running", lambda: len(
             self.active(sim, state="TASK_RUNNING")) >= 2)
+        # The agents wait for the server's node to be Ready, then for offers.
+        self.wait("four agent records", lambda: len(self.records("agent")) == 4)
         time.sleep(2.0)
         launches = self.launched(sim)
         agents = [x for x in launches if x[3]["name"].endswith(":agent")]
@@ -361,7 +435,7 @@ class OrchestraTest(test_mesos.MesosCase):
         exactly the last count the API confirmed, no id launched twice,
         every update acknowledged exactly once."""
         rng = random.Random(int(os.environ.get("M3S_TEST_SEED", "7")))
-        sim = self.sim(agents=10, task_start_delay=0.05, health_delay=0.1)
+        sim = self.sim(agents=10, task_start_delay=0.05, health_delay=0.1, k3s=True)
         with socket.socket() as sk:
             sk.bind(("127.0.0.1", 0))
             self.api_port = sk.getsockname()[1]
@@ -380,6 +454,9 @@ class OrchestraTest(test_mesos.MesosCase):
                 self.scale("agent", want)
             time.sleep(rng.uniform(0.05, 1.2 if not SLOW else 3.0))
             d.kill9()
+            # A kill ends the subscription and can catch one call on the
+            # wire, as any fault that ends a subscription (assert_clean).
+            self.faults = getattr(self, "faults", 0) + 1
         d = self.daemon(sim, **env)
         self.wait_converged(sim, 1, 1, want, LONG * 2)
         # Stable: nothing more launched, nothing pending in Mesos.

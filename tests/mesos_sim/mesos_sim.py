@@ -2274,7 +2274,8 @@ class MesosSim:
                  offer_timeout=None, max_offers_per_event=0, max_failover_timeout=None,
                  docker=True, chunking="random", seed=None, hostname=None, auth=None,
                  verbose=False, max_calls=10000, max_violations=10000, max_events=10000,
-                 tls=None):
+                 tls=None, k3s=False, k3s_config_delay=0.5, k3s_node_delay=0.5,
+                 k3s_ready_delay=1.0):
         if not self._is_loopback(host):
             raise ValueError("mesos_sim only binds loopback addresses, not %r" % host)
         if chunking not in ("random", "record"):
@@ -2363,6 +2364,13 @@ class MesosSim:
             specs = [{} for _ in range(int(agents))]
         for i, spec in enumerate(specs):
             self._add_agent(i, spec, cpus, mem, disk, ports, attributes, agent_hostname, docker)
+        # k3s: what K3s containers do for this framework's server and agent
+        # tasks (k3s_sim.py).
+        self._k3s = None
+        if k3s:
+            import k3s_sim
+            self._k3s = k3s_sim.K3sSim(self, [a.hostname for a in self._agents.values()],
+                                       k3s_config_delay, k3s_node_delay, k3s_ready_delay)
 
     # ----------------------------------------------------------------- setup
 
@@ -2479,6 +2487,8 @@ class MesosSim:
                 pass
         self._timers.stop()
         self._server_thread.join(5)
+        if self._k3s is not None:
+            self._k3s.stop()
 
     def __enter__(self):
         return self.start()
@@ -3701,7 +3711,9 @@ class MesosSim:
         task.launched = True
         self._agent_status(task, "TASK_STARTING", "SOURCE_EXECUTOR")
         self._agent_status(task, "TASK_RUNNING", "SOURCE_EXECUTOR")
-        if "health_check" in task.info:
+        if self._k3s is not None:
+            self._k3s.task_running(task, agent)
+        if "health_check" in task.info and not (self._k3s and self._k3s.owns_health(task)):
             task.timers.append(self._later(self.health_delay, self._health, task, True))
         for rule in self._behaviors:
             if rule["regex"].search(task.task_id) or rule["regex"].search(task.name):
@@ -3751,6 +3763,8 @@ class MesosSim:
             # agent keeps re-sending whatever is still unacknowledged.
             task.cancel_timers(include_resend=False)
             self._release(task)
+            if self._k3s is not None:
+                self._k3s.task_ended(task)
         update = StatusUpdate(u, st)
         self._uuids[u] = {"framework_id": task.framework_id, "task_id": task.task_id,
                           "agent_id": task.agent_id, "state": state, "acked": False}
@@ -4814,7 +4828,18 @@ class MesosSim:
         "reset-violations": "reset_violations",
         "reset-calls": "reset_calls",
         "reset-events": "reset_events",
+        "k3s-node-ready": "set_k3s_node_ready",
     }
+
+    def set_k3s_node_ready(self, node=None, task_id=None, ready=True):
+        """(k3s) A node, by name or by its task, turns Ready or NotReady."""
+        if self._k3s is None:
+            raise ValueError("the simulator runs without --k3s")
+        return self._k3s.set_ready(node, task_id, ready)
+
+    def k3s_state(self):
+        """(k3s) Clusters, their nodes and listeners, tasks and errors."""
+        return self._k3s.state() if self._k3s else {"simulated": False}
 
     def _control(self, handler, name, query, body):
         """JSON over HTTP: POST /sim/<name> with keyword arguments as a JSON
@@ -4835,6 +4860,8 @@ class MesosSim:
                 return 200, self.unacked_updates(arg("older_than", float, 0.0))
             if name == "errors":
                 return 200, list(self._errors)
+            if name == "k3s":
+                return 200, self.k3s_state()
             return 404, {"error": "unknown query %s" % name}
         if handler.command != "POST":
             return 405, {"error": "use GET for queries and POST for actions"}
@@ -5047,6 +5074,14 @@ def _build_arg_parser():
     p.add_argument("--auth", default=None, help="principal:secret for HTTP Basic auth")
     p.add_argument("--tls-cert", default=None, help="PEM certificate: serve https")
     p.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
+    p.add_argument("--k3s", action="store_true",
+                   help="server and agent tasks act as K3s containers (k3s_sim.py)")
+    p.add_argument("--k3s-config-delay", type=float, default=0.5,
+                   help="server RUNNING to its kubeconfig in Redis")
+    p.add_argument("--k3s-node-delay", type=float, default=0.5,
+                   help="task RUNNING to its node registered (NotReady)")
+    p.add_argument("--k3s-ready-delay", type=float, default=1.0,
+                   help="node registered to Ready; negative: only k3s-node-ready")
     p.add_argument("--verbose", action="store_true")
     return p
 
@@ -5069,7 +5104,9 @@ def main(argv=None):
         offer_timeout=args.offer_timeout, max_offers_per_event=args.max_offers_per_event,
         max_failover_timeout=args.max_failover_timeout, chunking=args.chunking, seed=args.seed,
         hostname=args.hostname, auth=args.auth, verbose=args.verbose,
-        tls=(args.tls_cert, args.tls_key) if args.tls_cert else None)
+        tls=(args.tls_cert, args.tls_key) if args.tls_cert else None, k3s=args.k3s,
+        k3s_config_delay=args.k3s_config_delay, k3s_node_delay=args.k3s_node_delay,
+        k3s_ready_delay=None if args.k3s_ready_delay < 0 else args.k3s_ready_delay)
     sim.start()
     sys.stdout.write("listening on %s:%d\n" % (sim.host, sim.port))
     sys.stdout.flush()

@@ -161,7 +161,8 @@ class Script:
                 raise AssertionError("no %r line in the banner:\n%s" % (name, t))
             return m.group(1).strip()
         b = {k: field(k) for k in ("REST API", "status page", "metrics", "health", "user",
-                                   "password", "try", "kubeconfig", "processes", "log")}
+                                   "password", "try", "kubeconfig", "nodes", "processes",
+                                   "log")}
         b["health"] = b["health"].split()[0]
         b["password_note"] = b["password"]
         b["password"] = b["password"].split()[0]
@@ -266,6 +267,30 @@ class QuickstartTest(unittest.TestCase):
             self.assertEqual(out.returncode, 0, out.stderr)
         return port
 
+    def check_kubernetes(self, b, cred):
+        """status/k8s says ok; the printed kubeconfig and kubectl commands,
+        pasted into a shell, list the server's and the agent's nodes, Ready.
+        Returns the K3s API's port."""
+        deadline = time.monotonic() + CLUSTER_TIMEOUT
+        while get(b["REST API"] + "status/k8s", cred)[2] != "ok":
+            self.assertLess(time.monotonic(), deadline, "status/k8s never said ok")
+            time.sleep(0.2)
+        kubectl = b["nodes"].split("  (")[0]
+        self.assertEqual(kubectl, "kubectl --kubeconfig kubeconfig get nodes")
+        with tempfile.TemporaryDirectory() as d:
+            out = subprocess.run(["bash", "-c", b["kubeconfig"] + " && " + kubectl],
+                                 capture_output=True, text=True, timeout=60, cwd=d)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            with open(os.path.join(d, "kubeconfig")) as f:
+                server = re.search(r"^    server: https://127\.0\.0\.1:(\d+)$", f.read(), re.M)
+        self.assertTrue(server, "the kubeconfig names no https://127.0.0.1:<port> server")
+        rows = [line.split() for line in out.stdout.splitlines()[1:]]
+        self.assertEqual(out.stdout.split()[:2], ["NAME", "STATUS"], out.stdout)
+        self.assertEqual(sorted((r[0].split("-")[0], r[1]) for r in rows),
+                         [("m3sagent.local", "Ready"), ("m3sserver.local", "Ready")],
+                         out.stdout)
+        return int(server.group(1))
+
     def check_stopped(self, s, b, rc, ports):
         self.assertEqual(rc, 0, s.text()[-3000:])
         self.assertIn("stopped everything this script started", s.text())
@@ -297,9 +322,11 @@ class QuickstartTest(unittest.TestCase):
         master_port = int(m.group(1))
         # The log is followed after the banner.
         s.wait_for(r"agent role is healthy", 10)
+        self.assertIn("with a simulated Kubernetes", s.text())
+        k3s_port = self.check_kubernetes(b, cred)
         print("cluster up: %s" % json.dumps(st), file=sys.stderr)
         rc = s.stop(signal.SIGINT, to_group)
-        self.check_stopped(s, b, rc, [api_port, redis_port, master_port])
+        self.check_stopped(s, b, rc, [api_port, redis_port, master_port, k3s_port])
         self.assertEqual(self.healthcheck(api_port), 1)
 
     @staticmethod
@@ -320,14 +347,16 @@ class QuickstartTest(unittest.TestCase):
     def test_external_master_and_redis(self):
         tmp = tempfile.mkdtemp(prefix="m3s-quickstart-ext-")
         self.addCleanup(shutil.rmtree, tmp, True)
-        redis_port = free_port()
+        redis_port, k3s_port = free_port(), free_port()
         redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
                                   "--dir", tmp, "--save", ""], stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)
         self.addCleanup(lambda: (redis.terminate(), redis.wait(10)))
         sim = subprocess.Popen([sys.executable, "-u", os.path.join(ROOT, "tests", "mesos_sim",
                                                                     "mesos_sim.py"),
-                                "--port", "0", "--agents", "3"],
+                                "--port", "0", "--agents", "3", "--k3s",
+                                "--agent-hostname", "127.0.{i}.1",
+                                "--ports", "31000-32000,%d-%d" % (k3s_port, k3s_port)],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self.addCleanup(lambda: (sim.terminate(), sim.wait(10), sim.stdout.close()))
         master = sim.stdout.readline().decode().split()[-1]
@@ -340,7 +369,8 @@ class QuickstartTest(unittest.TestCase):
         api_port = free_port()
         s = self.start(MESOS_MASTER=master, REDIS_SERVER="127.0.0.1:%d" % redis_port,
                        FRAMEWORK_BIND="127.0.0.1", FRAMEWORK_PORT=str(api_port),
-                       FRAMEWORK_HOSTNAME="127.0.0.1", LOGLEVEL="info")
+                       FRAMEWORK_HOSTNAME="127.0.0.1", LOGLEVEL="info",
+                       K3S_SERVER_PORT=str(k3s_port))
         b = s.banner()
         self.assertIn("warning: AUTH_USERNAME/AUTH_PASSWORD not set", s.text())
         self.assertNotIn("local simulated Mesos cluster", s.text())
@@ -349,6 +379,7 @@ class QuickstartTest(unittest.TestCase):
         cred = "m3s:" + b["password"]
         self.check_urls(b, cred)
         self.cluster_running(b["REST API"], cred)
+        self.assertEqual(self.check_kubernetes(b, cred), k3s_port)
         rc = s.stop(signal.SIGINT, to_group=True)
         self.check_stopped(s, b, rc, [api_port])
         # What the test started is still there.

@@ -25,7 +25,8 @@ class DegradedTest(UiCase):
         sim, d = self.cluster(agents=5, K3S_AGENT_COUNT="1")
         self.wait_converged(sim, 1, 1, 1)
         self.wait("a healthy /health", lambda: self.health()["status"] == "ok")
-        self.assertEqual(self.health(), {"status": "ok", "redis": True, "mesos": "subscribed"})
+        self.assertEqual(self.health(), {"status": "ok", "redis": True, "mesos": "subscribed",
+                                         "k3s": "ready"})
         st = self.status()
         self.assertEqual((st["status"], st["problems"]), ("ok", []))
         for role in ("datastore", "server", "agent"):
@@ -41,7 +42,7 @@ class DegradedTest(UiCase):
         self.wait("/health to say degraded", lambda: self.health()["redis"] is False)
         h = self.health()
         self.assertEqual(h, {"status": "degraded", "redis": False, "mesos": "subscribed",
-                             "reason": "Redis is not connected"})
+                             "k3s": "ready", "reason": "Redis is not connected"})
         st = self.status()
         self.assertEqual(st["status"], "degraded")
         self.assertIs(st["redis"], False)
@@ -50,11 +51,11 @@ class DegradedTest(UiCase):
         self.assertEqual(code, 200)
         self.assertIn("\nm3s_redis_connected 0\n", metrics)
 
-        # The kubeconfig lives in Redis: none read before the outage -> 503,
-        # not the "none published yet" empty 200.
+        # The kubeconfig lives in Redis: the copy read before the outage
+        # (the simulated K3s server published it) is still served.
         code, body = self.api("server/config")
-        self.assertEqual(code, 503, body)
-        self.assertIn("Redis is unavailable", json.loads(body)["error"])
+        self.assertEqual(code, 200, body)
+        self.assertRegex(body, r"\n    server: https://127\.0\.\d+\.1:%d\n" % sim.k3s_port)
 
         # A scale: taken by the role, not confirmed -> 503 saying so.
         t0 = time.monotonic()
@@ -80,9 +81,25 @@ class DegradedTest(UiCase):
         cfg = json.loads(self.redis().command("GET", "%s:framework_config" % FW))
         self.assertEqual(cfg["K3SAgentMax"], 3, "the count was saved once Redis was back")
         self.assertEqual(self.status()["status"], "ok")
-        self.assertEqual(self.api("server/config"), (200, ""))
+        self.assertEqual(self.api("server/config")[0], 200)
         self.assertEqual(self.api("agent/scale/2"), (200, "-1"))
         self.wait_converged(sim, 1, 1, 2)
+        self.finish(sim, d)
+
+    def test_no_kubeconfig_while_redis_is_down(self):
+        """None read before the outage: 503, not the "none published yet"
+        empty 200 (no K3s server ran to publish one)."""
+        sim, d = self.cluster(agents=2, K3S_SERVER_COUNT="0", K3S_AGENT_COUNT="0")
+        self.assertEqual(self.api("server/config"), (200, ""))
+        self.wait("a healthy /health", lambda: self.health()["status"] == "ok")
+        self.redis().kill()
+        self.wait("/health to say degraded", lambda: self.health()["redis"] is False)
+        code, body = self.api("server/config")
+        self.assertEqual(code, 503, body)
+        self.assertIn("Redis is unavailable", json.loads(body)["error"])
+        self.redis().start()
+        self.wait("/health ok again", lambda: self.health()["status"] == "ok", LONG)
+        self.assertEqual(self.api("server/config"), (200, ""))
         self.finish(sim, d)
 
 

@@ -45,6 +45,7 @@ class Dom(html.parser.HTMLParser):
         self.by_id = {}
         self.attrs = {}
         self.events = []
+        self.nodes = []       # (name, data-ready) of the Kubernetes rows
         self._stack = []      # (tag, id or None, collecting event row?)
         self._row = None
 
@@ -55,6 +56,8 @@ class Dom(html.parser.HTMLParser):
         if "data-task" in a:
             self.tasks.append((self.role, a["data-task"], a.get("data-state"),
                                a.get("data-host"), a.get("data-outdated")))
+        if "data-node" in a:
+            self.nodes.append((a["data-node"], a.get("data-ready")))
         if "data-seq" in a:
             self._row = []
             self.events.append(self._row)
@@ -132,6 +135,13 @@ class PageTest(UiCase):
         for role, n in zip(ROLES, (1, 1, 2)):
             self.assertEqual(dom.by_id[role + "-desired"], str(n))
             self.assertEqual(dom.by_id[role + "-running"], str(n))
+        # Kubernetes: the simulated K3s's nodes, Ready, said to be simulated.
+        self.assertEqual(dom.attrs["k8s-state"]["data-k3s"], "ready")
+        self.assertNotIn("hidden", dom.attrs["k8s-simulated"])
+        self.assertIn("simulated", dom.by_id["k8s-simulated"])
+        k3s = sim.k3s_state()["clusters"]["m3s"]["nodes"]
+        self.assertEqual(sorted(dom.nodes), sorted((n, "true") for n in k3s))
+        self.assertEqual(len(dom.nodes), 3)
         # Recent events: real log lines of this daemon, no secret.
         self.assertTrue(dom.events, "no events shown")
         log = d.text()

@@ -435,7 +435,12 @@ START_TEST(test_server_defaults)
                 "MESOS_SANDBOX_VAR=|TZ=Etc/UTC|MESOS_TASK_ID=" TASK_ID "|"
                 "K3S_DATASTORE_ENDPOINT=mysql://root:password@tcp(m3sdatastore.local:3306)/k3s");
   check_volume(ti, "/var/lib/rancher/k3s", "local", "/data/k3s/server");
-  ck_assert_ptr_null(json_object_get(ti, "health_check"));
+  /* The server's health is its K3s API answering. */
+  ck_assert_str_eq(str(ti, "health_check.type"), "COMMAND");
+  ck_assert(boolean(ti, "health_check.command.shell"));
+  ck_assert_str_eq(str(ti, "health_check.command.value"),
+                   "k3s kubectl --kubeconfig /etc/rancher/k3s/k3s.yaml get --raw /readyz");
+  ck_assert_double_eq_tol(real(ti, "health_check.grace_period_seconds"), 600, 1e-9);
   ck_assert_ptr_null(json_object_get(ti, "labels"));
   json_decref(ti);
 

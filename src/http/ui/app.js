@@ -130,6 +130,34 @@ function drawStatus(s) {
     parts.push(drawRole(name, s.roles ? s.roles[name] : null, now));
   });
   plan.replaceChildren(...parts);
+  drawKubernetes(s.kubernetes);
+}
+
+function drawKubernetes(k) {
+  const state = document.getElementById("k8s-state");
+  const api = document.getElementById("k8s-api");
+  if (!k) {
+    setBadge(state, "no answer", "bad");
+    state.dataset.k3s = "unknown";
+    api.textContent = "";
+    document.getElementById("nodes").replaceChildren();
+    return;
+  }
+  setBadge(state, k.k3s === "ready" ? "server node Ready" : "waiting", k.k3s === "ready" ? "ok" : "warn");
+  state.dataset.k3s = k.k3s;
+  state.title = k.k3s;
+  document.getElementById("k8s-simulated").hidden = !k.simulated;
+  api.textContent = (k.connected ? "API " + k.api : "not connected") +
+    (k.k3s === "ready" ? "" : "; agents wait: " + k.k3s);
+  const rows = Object.keys(k.nodes || {}).sort().map(name => {
+    const n = k.nodes[name];
+    return el("tr", { "data-node": name, "data-ready": String(n.ready) },
+      el("td", {}, name), el("td", {}, n.role),
+      el("td", { class: n.ready ? "ready-yes" : "ready-no" }, n.ready ? "Ready" : "NotReady"),
+      el("td", { class: "id", title: n.task_id }, n.task_id.length > 9 ? n.task_id.slice(0, 8) + "\u2026" : n.task_id || "-"),
+      el("td", {}, n.version), el("td", { class: "dim" }, n.os_image));
+  });
+  document.getElementById("nodes").replaceChildren(...rows);
 }
 
 function drawEvents(e) {

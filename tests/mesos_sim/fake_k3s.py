@@ -10,13 +10,20 @@ library only, plus the openssl command line for throwaway certificates).
   test ends the watches or timeoutSeconds passes. A resourceVersion older
   than the last compaction gets an ERROR event with code 410, as the real
   API server does; `gone_http` makes the next watch a plain HTTP 410.
-- PATCH and DELETE of /api/v1/nodes/<name>, applied and recorded.
+- GET /api/v1/nodes/<name>; PATCH and DELETE of it, applied and recorded.
+- What kubectl needs to list nodes: /version, /api, /apis, /api/v1 (the
+  legacy discovery documents) and a meta.k8s.io Table when the client asks
+  for one (`kubectl get nodes`); /readyz, /livez and /healthz answer "ok".
 Every request is recorded in `requests` (method, path, query, host, body).
 
-Used by test_kube.py; runs on 127.0.0.1 only.
+The project's one fake K3s API: test_kube.py drives it directly, and the
+Mesos simulator (k3s_sim.py) runs it for its K3s server tasks. It listens
+on loopback addresses only, on one or more (host, port) pairs.
 """
 import base64
+import calendar
 import copy
+import ipaddress
 import json
 import os
 import shutil
@@ -33,11 +40,20 @@ def _openssl(*args):
     subprocess.run(["openssl"] + list(args), check=True, capture_output=True)
 
 
-class Certs:
-    """A throwaway CA, a server certificate for localhost/127.0.0.1, a
-    client certificate it signed and one signed by another CA."""
+def _is_ip(host):
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
 
-    def __init__(self):
+
+class Certs:
+    """A throwaway CA, a server certificate for localhost/127.0.0.1 (and
+    the extra host names or addresses in `sans`), a client certificate it
+    signed and one signed by another CA."""
+
+    def __init__(self, sans=()):
         self.dir = tempfile.mkdtemp(prefix="m3s-k3s-tls-")
         d = self.path
         for ca in ("ca", "other-ca"):
@@ -46,8 +62,12 @@ class Certs:
                      "-keyout", d(ca + ".key"), "-out", d(ca + ".crt"))
         ext = d("server.ext")
         with open(ext, "w") as f:
-            f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n"
-                    "extendedKeyUsage=serverAuth\n")
+            names = ["DNS:localhost", "IP:127.0.0.1"]
+            for h in sans:
+                entry = ("IP:" if _is_ip(h) else "DNS:") + h
+                if entry not in names:
+                    names.append(entry)
+            f.write("subjectAltName=%s\nextendedKeyUsage=serverAuth\n" % ",".join(names))
         self._leaf("server", "/CN=k3s", "ca", ext)
         cext = d("client.ext")
         with open(cext, "w") as f:
@@ -98,33 +118,101 @@ users:
 """ % (certs.b64("ca.crt"), server, certs.b64(client + ".crt"), certs.b64(client + ".key"))
 
 
-def node_object(name, task_id=None, ready=False, node_args=None, server=False):
-    labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}
+def node_object(name, task_id=None, ready=False, node_args=None, server=False, labels=None,
+                annotations=None, node_info=None, addresses=None):
+    """A Node as K3s registers it. The task id goes into the label unless
+    node_args (the k3s.io/node-args annotation) carries it instead."""
+    lab = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+           "kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
+           "beta.kubernetes.io/arch": "amd64", "node.kubernetes.io/instance-type": "k3s",
+           "beta.kubernetes.io/instance-type": "k3s"}
     if task_id and not node_args:
-        labels["m3s.aventer.biz/taskid"] = task_id
+        lab["m3s.aventer.biz/taskid"] = task_id
     if server:
-        labels["node-role.kubernetes.io/control-plane"] = "true"
-        labels["node-role.kubernetes.io/master"] = "true"
-    annotations = {}
+        lab["node-role.kubernetes.io/control-plane"] = "true"
+        lab["node-role.kubernetes.io/master"] = "true"
+    lab.update(labels or {})
+    ann = {}
     if node_args is not None:
-        annotations["k3s.io/node-args"] = json.dumps(node_args)
-    return {
+        ann["k3s.io/node-args"] = json.dumps(node_args)
+    ann.update(annotations or {})
+    info = {"machineID": "m-" + name, "kubeletVersion": "v1.30.4+k3s1",
+            "kubeProxyVersion": "v1.30.4+k3s1", "osImage": "Ubuntu 22.04",
+            "containerRuntimeVersion": "docker://24.0.6", "operatingSystem": "linux",
+            "architecture": "amd64"}
+    info.update(node_info or {})
+    obj = {
         "kind": "Node", "apiVersion": "v1",
-        "metadata": {"name": name, "uid": "uid-" + name, "labels": labels,
-                     "annotations": annotations},
+        "metadata": {"name": name, "uid": "uid-" + name, "labels": lab, "annotations": ann,
+                     "creationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
         "spec": {},
         "status": {
             "conditions": [
                 {"type": "MemoryPressure", "status": "False"},
-                {"type": "Ready", "status": "True" if ready else "False",
-                 "reason": "KubeletReady" if ready else "KubeletNotReady"},
+                _ready_condition(ready),
             ],
-            "nodeInfo": {"machineID": "m-" + name, "kubeletVersion": "v1.30.4+k3s1",
-                         "kubeProxyVersion": "v1.30.4+k3s1", "osImage": "Ubuntu 22.04",
-                         "containerRuntimeVersion": "docker://24.0.6",
-                         "operatingSystem": "linux", "architecture": "amd64"},
+            "nodeInfo": info,
         },
     }
+    if addresses:
+        obj["status"]["addresses"] = addresses
+    return obj
+
+
+def _ready_condition(ready):
+    return {"type": "Ready", "status": "True" if ready else "False",
+            "reason": "KubeletReady" if ready else "KubeletNotReady",
+            "message": "kubelet is posting ready status" if ready
+            else "container runtime status check may not have completed yet"}
+
+
+def _node_table(nodes):
+    """kubectl get nodes: the meta.k8s.io/v1 Table the API server prints."""
+    rows = []
+    now = time.time()
+    for n in nodes:
+        md = n["metadata"]
+        ready = any(c["type"] == "Ready" and c["status"] == "True"
+                    for c in n["status"].get("conditions", []))
+        roles = sorted(k.split("/", 1)[1] for k in md.get("labels", {})
+                       if k.startswith("node-role.kubernetes.io/"))
+        try:
+            created = calendar.timegm(time.strptime(md["creationTimestamp"],
+                                                    "%Y-%m-%dT%H:%M:%SZ"))
+            age = "%ds" % max(0, int(now - created))
+        except (KeyError, ValueError):
+            age = "<unknown>"
+        info = n["status"].get("nodeInfo", {})
+        ips = [a["address"] for a in n["status"].get("addresses", [])
+               if a.get("type") == "InternalIP"]
+        rows.append({"cells": [md["name"], "Ready" if ready else "NotReady",
+                               ",".join(roles) or "<none>", age,
+                               info.get("kubeletVersion", ""), ips[0] if ips else "<none>",
+                               "<none>", info.get("osImage", ""),
+                               info.get("kernelVersion", ""),
+                               info.get("containerRuntimeVersion", "")],
+                     "object": {"kind": "PartialObjectMetadata",
+                                "apiVersion": "meta.k8s.io/v1", "metadata": md}})
+    cols = [("Name", 0), ("Status", 0), ("Roles", 0), ("Age", 0), ("Version", 0),
+            ("Internal-IP", 1), ("External-IP", 1), ("OS-Image", 1), ("Kernel-Version", 1),
+            ("Container-Runtime", 1)]
+    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {},
+            "columnDefinitions": [{"name": c, "type": "string",
+                                   "format": "name" if c == "Name" else "",
+                                   "description": "", "priority": p} for c, p in cols],
+            "rows": rows}
+
+
+_DISCOVERY = {
+    "/api": {"kind": "APIVersions", "versions": ["v1"],
+             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0",
+                                             "serverAddress": "127.0.0.1:6443"}]},
+    "/apis": {"kind": "APIGroupList", "apiVersion": "v1", "groups": []},
+    "/api/v1": {"kind": "APIResourceList", "groupVersion": "v1", "resources": [
+        {"name": "nodes", "singularName": "node", "namespaced": False, "kind": "Node",
+         "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
+         "shortNames": ["no"]}]},
+}
 
 
 class FakeK3s:
@@ -141,6 +229,7 @@ class FakeK3s:
         self.requests = []
         self.tls_failures = 0
         self.server = None
+        self.servers = []        # every listener, the first one is `server`
 
     # -- control (test thread) ------------------------------------------------
 
@@ -162,9 +251,10 @@ class FakeK3s:
     def set_ready(self, name, ready):
         with self.cond:
             obj = copy.deepcopy(self.nodes[name])
-            for c in obj["status"]["conditions"]:
+            conds = obj["status"]["conditions"]
+            for i, c in enumerate(conds):
                 if c["type"] == "Ready":
-                    c["status"] = "True" if ready else "False"
+                    conds[i] = _ready_condition(ready)
             return self._event("MODIFIED", obj)
 
     def delete_node(self, name):
@@ -198,6 +288,14 @@ class FakeK3s:
     # -- server ---------------------------------------------------------------
 
     def start(self):
+        """Listens on 127.0.0.1 on a free port (`port`). Returns self."""
+        self.server = self.listen("127.0.0.1", 0)
+        self.port = self.server.server_address[1]
+        return self
+
+    def _classes(self):
+        if getattr(self, "_server_class", None):
+            return self._server_class
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -229,14 +327,41 @@ class FakeK3s:
                 self._json(code, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
                                   "message": message, "reason": reason, "code": code})
 
+            def _text(self, code, text):
+                data = text.encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def do_GET(self):
                 r = self._record()
-                if r["path"] != "/api/v1/nodes":
+                path = r["path"]
+                if path in ("/readyz", "/livez", "/healthz"):
+                    return self._text(200, "ok")
+                if path == "/version":
+                    return self._json(200, {"major": "1", "minor": "30",
+                                            "gitVersion": "v1.30.4+k3s1", "platform":
+                                            "linux/amd64"})
+                if path in _DISCOVERY:
+                    return self._json(200, _DISCOVERY[path])
+                if path.startswith("/api/v1/nodes/"):
+                    with fake.cond:
+                        obj = copy.deepcopy(fake.nodes.get(path.rsplit("/", 1)[-1]))
+                    if obj is None:
+                        return self._status(404, "NotFound", "node not found")
+                    return self._json(200, obj)
+                if path != "/api/v1/nodes":
                     return self._status(404, "NotFound", "not found")
                 if r["query"].get("watch") not in ("1", "true"):
                     with fake.cond:
                         items = [copy.deepcopy(n) for n in fake.nodes.values()]
                         rv = str(fake.rv)
+                    if "as=Table" in (self.headers.get("Accept") or ""):
+                        table = _node_table(items)
+                        table["metadata"]["resourceVersion"] = rv
+                        return self._json(200, table)
                     return self._json(200, {"kind": "NodeList", "apiVersion": "v1",
                                             "metadata": {"resourceVersion": rv},
                                             "items": items})
@@ -336,22 +461,42 @@ class FakeK3s:
                 with fake.cond:
                     fake.tls_failures += 1   # refused handshakes land here
 
+        self._server_class = (Server, Handler)
+        return self._server_class
+
+    def listen(self, host, port):
+        """One more listener on host:port (loopback only; OSError when the
+        address is taken). Returns it, for unlisten()."""
+        if not ipaddress.ip_address(host).is_loopback:
+            raise ValueError("the fake K3s API listens on loopback only, not %r" % host)
+        Server, Handler = self._classes()
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(self.certs.path("server.crt"), self.certs.path("server.key"))
         ctx.load_verify_locations(self.certs.path("ca.crt"))
         ctx.verify_mode = ssl.CERT_REQUIRED
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True,
-                                             do_handshake_on_connect=False)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        return self
+        srv = Server((host, port), Handler)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True,
+                                     do_handshake_on_connect=False)
+        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1},
+                         daemon=True).start()
+        with self.cond:
+            self.servers.append(srv)
+        return srv
+
+    def unlisten(self, srv):
+        """Stops one listener: new connections are refused, open watches end."""
+        with self.cond:
+            if srv not in self.servers:
+                return
+            self.servers.remove(srv)
+        self.end_watches()
+        srv.shutdown()
+        srv.server_close()
 
     def stop(self):
-        if self.server:
-            self.end_watches()
-            self.server.shutdown()
-            self.server.server_close()
+        with self.cond:
+            servers = list(self.servers)
+        for srv in servers:
+            self.unlisten(srv)
         if self.own_certs:
             self.certs.cleanup()
