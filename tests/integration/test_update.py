@@ -241,10 +241,21 @@ class UpdateTest(test_orchestra.OrchestraTest):
         KubernetesVersion from its own environment; they are not taken for
         run-time changes: this daemon's environment decides."""
         data = os.path.join(HERE, "..", "data", "records")
-        sim, d = self.cluster(agents=4, DS_COUNT="0", K3S_SERVER_COUNT="0",
-                              K3S_AGENT_COUNT="0")
+        # The datastore and the server come from a first run, so the server
+        # is a (simulated) K3s with a Ready node that agents can join; their
+        # records then lose the digest, as when the Go version rewrote them.
+        sim, d = self.cluster(agents=4, K3S_AGENT_COUNT="0")
         fid = self.daemon_subscribed(sim, d)["id"]
+        self.wait_converged(sim, 1, 1, 0)
+        self.wait("the server's node Ready", lambda: self.health()["k3s"] == "ready")
         self.assertEqual(d.stop(), 0)
+        old = set()
+        for role in ("datastore", "server"):
+            for tid, rec in self.records(role).items():
+                self.assertIn("spec_digest", rec)
+                del rec["spec_digest"]
+                self.redis().command("SET", "%s:%s:%s" % (FW, role, tid), json.dumps(rec))
+                old.add(tid)
         with open(os.path.join(data, "task_agent_running.json")) as f:
             tmpl = json.load(f)
         with open(os.path.join(data, "framework_config.json")) as f:
@@ -252,15 +263,20 @@ class UpdateTest(test_orchestra.OrchestraTest):
         self.assertNotEqual(fwc["ImageK3S"], "example/k3s:env")
         fwc.update(DSMax=1, K3SServerMax=1, K3SAgentMax=2, K3SAgentCPU=0.5,
                    K3SAgentCPULimit=0.5, K3SAgentMEM=256, K3SAgentMEMLimit=256)
-        agents = [a["id"] for a in sim.state()["agents"]]
-        old = set()
-        for i, role in enumerate(["datastore", "server", "agent", "agent"]):
+        # Where the server of the first run really is (the Go sample's is
+        # elsewhere), so its K3s API stays reachable.
+        first = self.fw_config()
+        for k in ("K3SServerHostname", "K3SServerPort"):
+            fwc[k] = first[k]
+        busy = {t[2] for t in self.launched(sim)}
+        agents = [a["id"] for a in sim.state()["agents"] if a["id"] not in busy]
+        for i in range(2):
             tid = "%08x-1111-4222-8333-%012x" % (i, i)
             sim.launch_task(framework_id=fid, task_id=tid, agent=agents[i], cpus=0.5, mem=64,
-                            name="%s:%s" % (FW, role))
-            rec = dict(tmpl, TaskID=tid, task_name="%s:%s" % (FW, role), Agent=agents[i])
+                            name="%s:agent" % FW)
+            rec = dict(tmpl, TaskID=tid, task_name="%s:agent" % FW, Agent=agents[i])
             self.assertNotIn("spec_digest", rec)
-            self.redis().command("SET", "%s:%s:%s" % (FW, role, tid), json.dumps(rec))
+            self.redis().command("SET", "%s:agent:%s" % (FW, tid), json.dumps(rec))
             old.add(tid)
         self.redis().command("SET", "%s:framework_config" % FW, json.dumps(fwc))
         d2 = self.daemon(sim, FRAMEWORK_PORT=str(self.api_port), FRAMEWORK_BIND="127.0.0.1",
