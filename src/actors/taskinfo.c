@@ -752,7 +752,7 @@ json_t *m3s_taskinfo_build(const m3s_config_t *cfg, const m3s_task_resources_t *
     put(&b, docker, "image", json_string(cfg->image_k3s));
   put(&b, docker, "network", json_string(user_network(cfg) ? "USER" : "BRIDGE"));
   put(&b, docker, "privileged", json_boolean(role != M3S_ROLE_DATASTORE));
-  put(&b, docker, "force_pull_image", json_true());
+  put(&b, docker, "force_pull_image", json_boolean(cfg->docker_force_pull));
   put(&b, docker, "port_mappings", mappings);
   mappings = NULL;
   put(&b, docker, "parameters", docker_params(&b, cfg, res, role));

@@ -446,6 +446,28 @@ START_TEST(test_server_defaults)
 }
 END_TEST
 
+/* DOCKER_FORCE_PULL=false: the agent uses an image it already has (the
+ * e2e tier's local images; a real Docker without a registry). */
+START_TEST(test_force_pull_off)
+{
+  static const struct { m3s_role_t role; const int *ports; size_t n; } roles[] = {
+    { M3S_ROLE_DATASTORE, DS_PORTS, 1 },
+    { M3S_ROLE_SERVER, SRV_PORTS, 2 },
+    { M3S_ROLE_AGENT, AG_PORTS, 2 },
+  };
+  LOAD("DOCKER_FORCE_PULL", "false");
+  for(size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+    char name[64];
+    snprintf(name, sizeof(name), "force-pull-off-%s", m3s_role_name(roles[i].role));
+    json_t *ti = build(name, roles[i].role, roles[i].ports, roles[i].n);
+    json_t *fp = path(ti, "container.docker.force_pull_image");
+    ck_assert_msg(json_is_false(fp), "%s: force_pull_image is not false",
+                  m3s_role_name(roles[i].role));
+    json_decref(ti);
+  }
+}
+END_TEST
+
 START_TEST(test_server_options)
 {
   LOAD("DOCKER_CNI", "k3snet", "K3S_DOCKER", "true", "ENABLE_REGISTRY_MIRROR", "true",
@@ -711,6 +733,7 @@ static Suite *taskinfo_suite(void)
   tcase_add_test(tc, test_datastore_etcd);
   tcase_add_test(tc, test_server_defaults);
   tcase_add_test(tc, test_server_options);
+  tcase_add_test(tc, test_force_pull_off);
   tcase_add_test(tc, test_agent_defaults);
   tcase_add_test(tc, test_agent_options);
   tcase_add_test(tc, test_resources_override_and_demand);
