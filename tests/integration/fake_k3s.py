@@ -13,7 +13,8 @@ library only, plus the openssl command line for throwaway certificates).
 - PATCH and DELETE of /api/v1/nodes/<name>, applied and recorded.
 Every request is recorded in `requests` (method, path, query, host, body).
 
-Used by test_kube.py; runs on 127.0.0.1 only.
+Used by test_kube.py on 127.0.0.1, and by the e2e tier's K3s stand-in
+image (tests/e2e/images/k3s-standin), where it listens in its container.
 """
 import base64
 import copy
@@ -34,10 +35,11 @@ def _openssl(*args):
 
 
 class Certs:
-    """A throwaway CA, a server certificate for localhost/127.0.0.1, a
-    client certificate it signed and one signed by another CA."""
+    """A throwaway CA, a server certificate for localhost/127.0.0.1 (plus
+    `sans`, names or IPv4 addresses), a client certificate it signed and
+    one signed by another CA."""
 
-    def __init__(self):
+    def __init__(self, sans=()):
         self.dir = tempfile.mkdtemp(prefix="m3s-k3s-tls-")
         d = self.path
         for ca in ("ca", "other-ca"):
@@ -46,7 +48,10 @@ class Certs:
                      "-keyout", d(ca + ".key"), "-out", d(ca + ".crt"))
         ext = d("server.ext")
         with open(ext, "w") as f:
-            f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+            alt = ["DNS:localhost", "IP:127.0.0.1"]
+            for n in sans:
+                alt.append(("IP:" if n.replace(".", "").isdigit() else "DNS:") + n)
+            f.write("subjectAltName=%s\n" % ",".join(alt) +
                     "extendedKeyUsage=serverAuth\n")
         self._leaf("server", "/CN=k3s", "ca", ext)
         cext = d("client.ext")
@@ -197,7 +202,7 @@ class FakeK3s:
 
     # -- server ---------------------------------------------------------------
 
-    def start(self):
+    def start(self, host="127.0.0.1", port=0):
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -340,7 +345,7 @@ class FakeK3s:
         ctx.load_cert_chain(self.certs.path("server.crt"), self.certs.path("server.key"))
         ctx.load_verify_locations(self.certs.path("ca.crt"))
         ctx.verify_mode = ssl.CERT_REQUIRED
-        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server = Server((host, port), Handler)
         self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True,
                                              do_handshake_on_connect=False)
         self.port = self.server.server_address[1]
