@@ -60,6 +60,7 @@ WORK=$(mktemp -d /tmp/m3s-e2e.XXXXXX)
 SOCK=$WORK/docker.sock
 DOCKERD_PID=
 TEST_PID=
+had_docker0=true
 cleanup() {
   local rc=$?
   if [ -n "$TEST_PID" ] && kill -0 "$TEST_PID" 2>/dev/null; then
@@ -74,6 +75,10 @@ cleanup() {
     for _ in $(seq 1 150); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.2; done
     kill -0 "$DOCKERD_PID" 2>/dev/null && { say "dockerd ignored SIGTERM; SIGKILL"; kill -KILL "$DOCKERD_PID"; }
     say "dockerd $DOCKERD_PID stopped"
+    # Its default bridge outlives it; remove it unless it was there before.
+    if ! $had_docker0 && ip link show docker0 >/dev/null 2>&1; then
+      ip link delete docker0 || true
+    fi
   fi
   # Mounts dockerd left under the scratch directory (none after a clean stop).
   { grep -o " $WORK/[^ ]*" /proc/mounts || true; } | sort -r |
@@ -89,6 +94,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- 1. dockerd ---------------------------------------------------------------
+had_docker0=false
+ip link show docker0 >/dev/null 2>&1 && had_docker0=true
 start_dockerd() { # driver
   /usr/sbin/dockerd --data-root "$WORK/docker" --exec-root "$WORK/exec" \
     --pidfile "$WORK/dockerd.pid" -H "unix://$SOCK" --storage-driver "$1" \

@@ -28,6 +28,7 @@ Every wait is for a condition, with a generous deadline. Prints one line per
 check; exits 1 at the first failure.
 """
 import base64
+import ipaddress
 import json
 import os
 import re
@@ -110,6 +111,14 @@ def docker(*args, check=True):
     if check and r.returncode != 0:
         fail("docker %s: %s" % (" ".join(args), r.stderr.strip()))
     return r.stdout
+
+
+def gateway_of(net):
+    """The host's address on a Docker network. `docker network inspect`
+    leaves Gateway out when dockerd has just created its default bridge;
+    Docker then uses the subnet's first address."""
+    cfg = json.loads(docker("network", "inspect", net))[0]["IPAM"]["Config"][0]
+    return cfg.get("Gateway") or str(ipaddress.ip_network(cfg["Subnet"])[1])
 
 
 def http_json(url, auth=None):
@@ -298,7 +307,7 @@ def part1(mode):
     if mode == "user":
         net = "m3s-e2e-tasks"
         docker("network", "create", *LOOPBACK_PORTS, net)
-    gateway = json.loads(docker("network", "inspect", net))[0]["IPAM"]["Config"][0]["Gateway"]
+    gateway = gateway_of(net)
     # The server container reaches Redis on the Docker bridge's host address.
     rport = start_redis("127.0.0.1 %s" % gateway)
     say("redis-server on 127.0.0.1 and %s, port %d" % (gateway, rport))
@@ -517,7 +526,7 @@ def part2():
     master = env["MESOS_MASTER"]
     net = "m3s-e2e-mini"
     docker("network", "create", *LOOPBACK_PORTS, net)
-    gw = json.loads(docker("network", "inspect", net))[0]["IPAM"]["Config"][0]["Gateway"]
+    gw = gateway_of(net)
     fwd = Forwarder(gw, int(master.split(":")[1]))
     say("the master %s is reached from %s as %s:%d" % (master, net, gw, fwd.port))
     port = free_port(AGENT_IP)
