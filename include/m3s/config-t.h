@@ -187,6 +187,7 @@ typedef struct m3s_config {
   bool restrict_disk_allocation;
   char *custom_docker_runtime;
   bool enforce_mesos_task_limits;
+  bool docker_force_pull;          /* docker.force_pull_image */
 
   /* Vault */
   char *vault_url;

@@ -18,8 +18,11 @@
  *   - agents get no REDIS_* variables;
  *   - health checks set "type" explicitly;
  *   - memory-swap is computed from the memory limit for every role (the
- *     original used the limit only for the datastore), so it is never below
- *     the memory Docker gets;
+ *     original used the limit only for the datastore), and rounded up where
+ *     the original's rounding to whole GiB fell below it: never below the
+ *     memory Docker gets, which Docker refuses;
+ *   - docker.force_pull_image follows DOCKER_FORCE_PULL (always true in the
+ *     original, which needs a registry for every launch);
  *   - container.network_infos is left out when there is no network name
  *     (the original sent [{"name": ""}]);
  *   - resources carry allocation_info {role} when the placement names the

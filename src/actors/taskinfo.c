@@ -370,6 +370,20 @@ static const char *network_name(const m3s_config_t *cfg)
   return "";
 }
 
+/* Docker memory-swap: (DOCKER_MEMORY_SWAP + mem) / 1024 rounded to whole
+ * GiB, as the original, but never below mem, the most Mesos can hand Docker
+ * as --memory: Docker refuses a smaller one ("Minimum memoryswap limit should
+ * be larger than memory limit"), which the rounding gave with
+ * DOCKER_MEMORY_SWAP under 512 (e.g. 0 + 1400 MB -> 1g). */
+static json_t *memory_swap(const m3s_config_t *cfg, double mem)
+{
+  double g = nearbyint((cfg->docker_memory_swap + mem) / 1024.0);
+
+  if(g * 1024.0 < mem)
+    g = ceil(mem / 1024.0);
+  return jfmt("%.0fg", g);
+}
+
 /* Docker parameters of the role, in the original's order (+ NET_ADMIN). */
 static json_t *docker_params(build_t *b, const m3s_config_t *cfg,
                              const m3s_task_resources_t *res, m3s_role_t role)
@@ -381,7 +395,7 @@ static json_t *docker_params(build_t *b, const m3s_config_t *cfg,
     return NULL;
   param(b, params, "cap-add", json_string("NET_ADMIN"));
   if(role == M3S_ROLE_DATASTORE) {
-    param(b, params, "memory-swap", jfmt("%.0fg", (cfg->docker_memory_swap + mem) / 1024.0));
+    param(b, params, "memory-swap", memory_swap(cfg, mem));
     if(user_network(cfg))
       param(b, params, "net-alias", json_string("datastore"));
     if(cfg->restrict_disk_allocation)
@@ -395,7 +409,7 @@ static json_t *docker_params(build_t *b, const m3s_config_t *cfg,
                                : &cfg->k3s_agent_custom_docker_parameter_list;
   param(b, params, "cap-add", json_string("SYS_ADMIN"));
   param(b, params, "shm-size", json_string(cfg->k3s_container_disk));
-  param(b, params, "memory-swap", jfmt("%.0fg", (cfg->docker_memory_swap + mem) / 1024.0));
+  param(b, params, "memory-swap", memory_swap(cfg, mem));
   param(b, params, "ulimit", jfmt("nofile=%s", cfg->docker_ulimit));
   for(size_t i = 0; i < custom->n; i++)
     param(b, params, custom->items[i].key, json_string(custom->items[i].value));
@@ -783,7 +797,7 @@ json_t *m3s_taskinfo_build(const m3s_config_t *cfg, const m3s_task_resources_t *
     put(&b, docker, "image", json_string(cfg->image_k3s));
   put(&b, docker, "network", json_string(user_network(cfg) ? "USER" : "BRIDGE"));
   put(&b, docker, "privileged", json_boolean(role != M3S_ROLE_DATASTORE));
-  put(&b, docker, "force_pull_image", json_true());
+  put(&b, docker, "force_pull_image", json_boolean(cfg->docker_force_pull));
   put(&b, docker, "port_mappings", mappings);
   mappings = NULL;
   put(&b, docker, "parameters", docker_params(&b, cfg, res, role));

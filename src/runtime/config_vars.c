@@ -489,6 +489,11 @@ const struct var m3s_config_vars[] = {
   { .name = "ENFORCE_MESOS_TASK_LIMITS", .type = T_BOOL, .group = G_DOCKER,
     .off = O_BOOL(enforce_mesos_task_limits), .def = "true",
     .help = "Send the *_CPU_LIMIT and *_MEM_LIMIT values as Mesos task limits." },
+  { .name = "DOCKER_FORCE_PULL", .type = T_BOOL, .group = G_DOCKER,
+    .off = O_BOOL(docker_force_pull), .def = "true",
+    .help = "Have the Mesos agent pull the task image on every launch, as the "
+            "original; false uses an image already on the agent and pulls only "
+            "a missing one (needed for local images without a registry) (new)." },
 
   /* Vault */
   { .name = "VAULT_URL", .type = T_STRING, .group = G_VAULT,

@@ -16,9 +16,11 @@ library only, plus the openssl command line for throwaway certificates).
   for one (`kubectl get nodes`); /readyz, /livez and /healthz answer "ok".
 Every request is recorded in `requests` (method, path, query, host, body).
 
-The project's one fake K3s API: test_kube.py drives it directly, and the
-Mesos simulator (k3s_sim.py) runs it for its K3s server tasks. It listens
-on loopback addresses only, on one or more (host, port) pairs.
+The project's one fake K3s API: test_kube.py drives it directly, the
+Mesos simulator (k3s_sim.py) runs it for its K3s server tasks, and the e2e
+tier's K3s stand-in image (tests/e2e/images/k3s-standin) runs it in its
+container. In the tests it listens on loopback addresses only, on one or
+more (host, port) pairs.
 """
 import base64
 import calendar
@@ -287,9 +289,10 @@ class FakeK3s:
 
     # -- server ---------------------------------------------------------------
 
-    def start(self):
-        """Listens on 127.0.0.1 on a free port (`port`). Returns self."""
-        self.server = self.listen("127.0.0.1", 0)
+    def start(self, host="127.0.0.1", port=0, contained=False):
+        """Listens on host:port (a free port by default; `port` tells which).
+        Returns self. `contained`: see listen()."""
+        self.server = self.listen(host, port, contained)
         self.port = self.server.server_address[1]
         return self
 
@@ -464,10 +467,12 @@ class FakeK3s:
         self._server_class = (Server, Handler)
         return self._server_class
 
-    def listen(self, host, port):
-        """One more listener on host:port (loopback only; OSError when the
-        address is taken). Returns it, for unlisten()."""
-        if not ipaddress.ip_address(host).is_loopback:
+    def listen(self, host, port, contained=False):
+        """One more listener on host:port (loopback only, unless `contained`:
+        the caller runs in a network namespace of its own, as the e2e
+        stand-in in its container; OSError when the address is taken).
+        Returns it, for unlisten()."""
+        if not contained and not ipaddress.ip_address(host).is_loopback:
             raise ValueError("the fake K3s API listens on loopback only, not %r" % host)
         Server, Handler = self._classes()
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

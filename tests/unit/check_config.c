@@ -85,7 +85,7 @@ static const char *const original_names[] = {
 static const char *const added_names[] = {
   "MESOS_FAILOVER_TIMEOUT", "MESOS_BACKOFF_MIN", "MESOS_BACKOFF_MAX",
   "MESOS_CALL_TIMEOUT", "MESOS_MAX_EVENT_SIZE", "RESTART_BACKOFF_MIN",
-  "RESTART_BACKOFF_MAX", "K3S_MAX_PER_AGENT", "FRAMEWORK_BIND",
+  "RESTART_BACKOFF_MAX", "K3S_MAX_PER_AGENT", "FRAMEWORK_BIND", "DOCKER_FORCE_PULL",
   "REDIS_SENTINELS", "REDIS_MASTER_NAME", "REDIS_SENTINEL_PASSWORD",
   "REDIS_WAIT_REPLICAS", "REDIS_WAIT_TIMEOUT",
 };
@@ -318,6 +318,7 @@ START_TEST(test_defaults)
   ck_assert(!cfg.restrict_disk_allocation);
   ck_assert_str_eq(cfg.custom_docker_runtime, "");
   ck_assert(cfg.enforce_mesos_task_limits);
+  ck_assert(cfg.docker_force_pull);
 
   ck_assert_str_eq(cfg.vault_url, "http://127.0.0.1:8200");
   ck_assert_str_eq(cfg.vault_token, "");

@@ -453,6 +453,56 @@ START_TEST(test_server_defaults)
 }
 END_TEST
 
+/* memory-swap below the memory Docker gets is refused by Docker: the
+ * original's rounding stays where it is big enough and is raised where not. */
+START_TEST(test_memory_swap_never_below_memory)
+{
+  static const struct { const char *swap, *mem, *want; } cases[] = {
+    { "0", "1400", "memory-swap=2g" },    /* 1.37 rounds to 1g < 1400 MB */
+    { "0", "1000", "memory-swap=1g" },    /* 0.98 -> 1g = 1024 MB: kept */
+    { "100", "3000", "memory-swap=3g" },  /* 3.03 -> 3g = 3072 MB: kept */
+    { "0", "3100", "memory-swap=4g" },    /* 3.03 -> 3g < 3100 MB */
+    { "1000", "1400", "memory-swap=2g" }, /* 2.34 -> 2g: the original's */
+  };
+  for(size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    LOAD("DOCKER_MEMORY_SWAP", cases[i].swap, "DS_MEM", cases[i].mem,
+         "K3S_AGENT_MEM", cases[i].mem);
+    char want[64];
+    snprintf(want, sizeof(want), "cap-add=NET_ADMIN|%s", cases[i].want);
+    json_t *ti = build("memory-swap-ds", M3S_ROLE_DATASTORE, DS_PORTS, 1);
+    ASSERT_JOINED(ti, "container.docker.parameters", want);
+    json_decref(ti);
+    ti = build("memory-swap-agent", M3S_ROLE_AGENT, AG_PORTS, 2);
+    ck_assert_str_eq(str(ti, "container.docker.parameters.3.key"), "memory-swap");
+    ck_assert_str_eq(str(ti, "container.docker.parameters.3.value"),
+                     cases[i].want + strlen("memory-swap="));
+    json_decref(ti);
+  }
+}
+END_TEST
+
+/* DOCKER_FORCE_PULL=false: the agent uses an image it already has (the
+ * e2e tier's local images; a real Docker without a registry). */
+START_TEST(test_force_pull_off)
+{
+  static const struct { m3s_role_t role; const int *ports; size_t n; } roles[] = {
+    { M3S_ROLE_DATASTORE, DS_PORTS, 1 },
+    { M3S_ROLE_SERVER, SRV_PORTS, 2 },
+    { M3S_ROLE_AGENT, AG_PORTS, 2 },
+  };
+  LOAD("DOCKER_FORCE_PULL", "false");
+  for(size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+    char name[64];
+    snprintf(name, sizeof(name), "force-pull-off-%s", m3s_role_name(roles[i].role));
+    json_t *ti = build(name, roles[i].role, roles[i].ports, roles[i].n);
+    json_t *fp = path(ti, "container.docker.force_pull_image");
+    ck_assert_msg(json_is_false(fp), "%s: force_pull_image is not false",
+                  m3s_role_name(roles[i].role));
+    json_decref(ti);
+  }
+}
+END_TEST
+
 START_TEST(test_server_options)
 {
   LOAD("DOCKER_CNI", "k3snet", "K3S_DOCKER", "true", "ENABLE_REGISTRY_MIRROR", "true",
@@ -778,6 +828,8 @@ static Suite *taskinfo_suite(void)
   tcase_add_test(tc, test_datastore_etcd);
   tcase_add_test(tc, test_server_defaults);
   tcase_add_test(tc, test_server_options);
+  tcase_add_test(tc, test_force_pull_off);
+  tcase_add_test(tc, test_memory_swap_never_below_memory);
   tcase_add_test(tc, test_agent_defaults);
   tcase_add_test(tc, test_agent_options);
   tcase_add_test(tc, test_resources_override_and_demand);
