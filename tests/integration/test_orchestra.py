@@ -454,11 +454,16 @@ class OrchestraTest(test_mesos.MesosCase):
         self.assertEqual(r.command("SET", "m3s-test:probe", "x").strip(), b"OK")
         r.command("DEL", "m3s-test:probe")
 
-    def get(self, path):
-        """(status, body) of GET path (outside the API's prefix)."""
-        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.api_port, path))
+    def get(self, path, method="GET", body=None):
+        """(status, body) of GET path (outside the API's prefix), or of
+        another method with an optional JSON body."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.api_port, path),
+                                     method=method, data=data)
         req.add_header("Authorization",
                        "Basic " + base64.b64encode(b"ops:orchestra-secret").decode())
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
                 return resp.status, resp.read().decode()
@@ -567,6 +572,9 @@ class OrchestraTest(test_mesos.MesosCase):
             self.assertEqual(code, 503, path + ": " + body)
             self.assertIn("Redis is backlogged", json.loads(body)["error"], path)
             self.assertLess(took, 3.0, path + ": refused only after the timeout")
+        code, body = self.get("/api/m3s/v0/cluster/update", "PUT", {"IMAGE_K3S": "example/k3s:x"})
+        self.assertEqual(code, 503, body)
+        self.assertIn("Redis is backlogged", json.loads(body)["error"])
         self.assertEqual(json.loads(self.api("server/scale")[1])["Scale"], 1)
         time.sleep(1.5)  # time for a wrong launch or a new write to show
         self.assertEqual(len(self.launched(sim)), launched)
@@ -585,6 +593,8 @@ class OrchestraTest(test_mesos.MesosCase):
         self.assertEqual(len(keys), 10000)
         cfg = json.loads(self.redis().command("GET", "%s:framework_config" % FW))
         self.assertEqual(cfg["K3SAgentMax"], 10000)
+        self.assertNotEqual(cfg.get("ImageK3S"), "example/k3s:x")  # refused: not made
+        self.assertEqual(cfg["K3SServerMax"], 1)
         self.wait("new agents to launch", lambda: len(self.launched(sim)) > launched)
         self.scale("agent", 1, expect_diff=-9999)
         self.wait_converged(sim, 1, 1, 1, timeout=LONG * 2)
