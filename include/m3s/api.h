@@ -8,7 +8,8 @@
  * answer, sent with m3s_call (or the same reply-slot protocol, several at a
  * time) and waited for at most M3S_API_CALL_TIMEOUT_MS; no answer in time,
  * an actor over its mailbox limit or a request dropped unanswered is a 503
- * with a JSON error. Concurrent status requests share one M3S_ROLE_STATUS
+ * with a JSON error, and so is a change its owner refused with -EAGAIN
+ * because the store is backlogged (m3s/store.h). Concurrent status requests share one M3S_ROLE_STATUS
  * per role (and one brief M3S_KUBE_STATUS), and reuse its answer for
  * status_max_age_ms (never across a change made through the API); a shared
  * answer is taken as soon as it arrives by whichever request waits, so no

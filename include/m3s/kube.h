@@ -56,6 +56,10 @@
  *
  * Messages it accepts:
  *   M3S_STORE_LOADED  the kubeconfig (tag TAG_KUBECONFIG).
+ *   M3S_STORE_PRESSURE arg 1: the store is backlogged: node records are not
+ *                     written, only marked (the latest object is kept);
+ *                     arg 0: every marked node is written. Deletes go out
+ *                     either way.
  *   M3S_KUBE_STATUS   request, arg 0 (full) or M3S_KUBE_BRIEF (nodes
  *                     without nodeInfo); answered with a json_t * (owned by
  *                     the receiver): {"connected": bool, "api": url or "",
@@ -78,7 +82,7 @@
  *                     <server_hostname>:<server_port> exactly as the
  *                     original's /server/config, or a NULL payload when
  *                     there is no kubeconfig yet.
- * Messages it sends: M3S_STORE_LOAD / M3S_STORE_WRITE to "store",
+ * Messages it sends: M3S_STORE_LOAD / _WRITE / _WATCH to "store",
  * M3S_OFFERS_STATUS (request) to "offers", M3S_ROLE_STATUS (request) and
  * M3S_ROLE_NODE to "server" and "agent". Its requests carry reply slots
  * that it polls without blocking; a request unanswered after

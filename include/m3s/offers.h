@@ -20,6 +20,11 @@
  *   M3S_STORE_LOADED      framework_config (the cluster fields).
  *   M3S_STORE_WRITTEN     its own framework_config writes (cordon answers;
  *                         -EIO with M3S_ROLE_ERROR when refused for good).
+ *   M3S_STORE_PRESSURE    arg 1: the store is backlogged: nothing is placed
+ *                         (every offer declined) and CLUSTER, SCHEDULING
+ *                         and CONFIG_UPDATE requests are refused at once
+ *                         (flags M3S_ROLE_ERROR, arg -EAGAIN); arg 0: over,
+ *                         REVIVE when tasks are pending.
  *   M3S_OFFERS_ROLE_READY payload m3s_offers_ready_t * (taken): a role has
  *                         loaded its records; the tasks it owns.
  *   M3S_OFFERS_ROLE_STATE payload m3s_offers_role_state_t * (taken): a
@@ -55,7 +60,7 @@
  *                         operation, server hostname/port, cordon flag.
  * Messages it sends: M3S_MESOS_CALL and M3S_MESOS_READY to "mesos",
  * M3S_ROLE_LAUNCHED / _SUBSCRIBED / _SCALE and routed M3S_MESOS_UPDATE to
- * the roles, M3S_STORE_WRITE / _LOAD to "store".
+ * the roles, M3S_STORE_WRITE / _LOAD / _WATCH to "store".
  */
 #ifndef M3S_OFFERS_H
 #define M3S_OFFERS_H

@@ -34,6 +34,13 @@
  *                       done (a new task is dropped and replaced after the
  *                       restart backoff, an update stays unacknowledged, a
  *                       request is answered -EIO with M3S_ROLE_ERROR).
+ *   M3S_STORE_PRESSURE  arg 1: the store is backlogged (it watches it
+ *                       from start): no task is created (scale-ups and
+ *                       replacements wait) and SCALE / SET_RESOURCE
+ *                       requests with a reply slot (the API's) are refused
+ *                       at once with -EAGAIN; plain SCALE sends (a cluster
+ *                       operation of the offers actor) still set the count.
+ *                       arg 0: over; the role converges.
  *   M3S_ROLE_UPSTREAM   arg 1/0: the upstream role is healthy (from the
  *                       previous role; the datastore has none).
  *   M3S_ROLE_SUBSCRIBED from the offers actor after each subscription:
@@ -45,7 +52,8 @@
  *                       Redis. Updates of a task the role does not know:
  *                       killed if not terminal, acknowledged.
  *   M3S_ROLE_SCALE      request (m3s_call or plain send), arg = new desired
- *                       count (0 .. M3S_ROLE_MAX_COUNT); flags
+ *                       count (0 .. M3S_ROLE_MAX_COUNT; -EAGAIN while
+ *                       the store is backlogged, see above); flags
  *                       M3S_ROLE_SAVE_RESTORE (remember the current count
  *                       as the restore count first, if it is not 0) or
  *                       M3S_ROLE_FROM_RESTORE (arg ignored: scale to the
@@ -85,7 +93,8 @@
  *                       digest, null without counting before its launch.
  * Messages it sends: M3S_OFFERS_PENDING / _CANCEL / _FORGET / _ROLE_STATE
  * to "offers"; M3S_MESOS_CALL (KILL, RECONCILE, ACKNOWLEDGE) to "mesos";
- * M3S_STORE_WRITE / _LOAD to "store"; M3S_ROLE_UPSTREAM to the next role.
+ * M3S_STORE_WRITE / _LOAD / _WATCH to "store"; M3S_ROLE_UPSTREAM to the next
+ * role.
  */
 #ifndef M3S_ROLE_H
 #define M3S_ROLE_H

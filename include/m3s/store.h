@@ -38,14 +38,36 @@
  *                    waits for it.
  *   M3S_STORE_NEXT   arg = a load's tag: its receiver is ready for the next
  *                    chunk.
+ *   M3S_STORE_WATCH  payload m3s_store_watch_t * (taken; m3s_store_watch()
+ *                    builds and sends it): the watcher is told of every
+ *                    change of the backlog state with M3S_STORE_PRESSURE,
+ *                    and at once if the store is backlogged already. At
+ *                    most M3S_STORE_MAX_WATCHERS; a second WATCH from the
+ *                    same actor changes nothing.
  *   M3S_STORE_STATUS request (m3s_call) without payload; answered with a
  *                    json_t * {"connected": bool, "server": "host:port",
  *                    "queued": n, "errors": n, "reconnects": n, "written",
  *                    "refused", "failed", "refused_by_error": {WORD: n}
  *                    (WORD = first word of Redis's error reply, or WAIT),
  *                    ...} and, while writes are refused, "refusing": WORD,
- *                    "refusal": the reply with its key, "refusing_ms".
- * Messages it sends: M3S_STORE_WRITTEN, M3S_STORE_LOADED (above).
+ *                    "refusal": the reply with its key, "refusing_ms";
+ *                    "backlogged": bool and, while it is, "backlogged_ms".
+ * Messages it sends: M3S_STORE_WRITTEN, M3S_STORE_LOADED (above), and
+ *   M3S_STORE_PRESSURE to each watcher, arg 1 when the write batches waiting
+ *                    reach M3S_STORE_HIGH_WATER (backlogged), arg 0 when
+ *                    they are down to M3S_STORE_LOW_WATER again. While
+ *                    backlogged, a watcher starts no new work that adds
+ *                    writes (new tasks, launches, changes asked through the
+ *                    API: refused with -EAGAIN); writes that record what
+ *                    happened (status updates, deletes) still go out. So
+ *                    the queue past the mark grows only by what is already
+ *                    under way, and the store itself never drops a batch.
+ *                    Each change is logged once.
+ *
+ * Pushback: writes are never refused or dropped here; the store is the
+ * one that sees the queue, so it tells the writers (role actors, offers,
+ * kube) and they hold back. The mesos actor does not watch: it writes
+ * one record per new framework id.
  *
  * Start-up: the actor connects (REDIS_SERVER, or the master named by
  * REDIS_SENTINELS; REDIS_PASSWORD, REDIS_DB). A
@@ -70,7 +92,18 @@ enum {
   M3S_STORE_LOADED,
   M3S_STORE_STATUS,
   M3S_STORE_NEXT,
+  M3S_STORE_WATCH,
+  M3S_STORE_PRESSURE,
 };
+
+/* The backlog marks, in write batches waiting (queued, not yet confirmed).
+ * A healthy Redis keeps the queue under FLUSH_CHUNK (1000) even while a role
+ * creates M3S_ROLE_MAX_COUNT tasks at once, so the high mark is only reached
+ * when Redis is slow, down or refusing; 10000 small records are a few MB. The
+ * low mark leaves the writers room for one burst before the next pushback. */
+#define M3S_STORE_HIGH_WATER 10000
+#define M3S_STORE_LOW_WATER 1000
+#define M3S_STORE_MAX_WATCHERS 16
 
 #define M3S_STORE_MORE 1u   /* flags of a M3S_STORE_LOADED chunk that is not the last */
 #define M3S_STORE_FAILED 2u /* flags of a M3S_STORE_WRITTEN: refused for good */
@@ -106,6 +139,13 @@ m3s_store_batch_t *m3s_store_batch_new(m3s_actor_t *notify, int64_t tag);
 void m3s_store_batch_set(m3s_store_batch_t *b, const char *key, const char *value);
 void m3s_store_batch_del(m3s_store_batch_t *b, const char *key);
 void m3s_store_batch_free(void *b);   /* drop hook of M3S_STORE_WRITE */
+
+typedef struct m3s_store_watch {
+  m3s_actor_t *who;     /* receives M3S_STORE_PRESSURE */
+} m3s_store_watch_t;
+
+/* Any thread: sends M3S_STORE_WATCH for `who` to the store. */
+void m3s_store_watch(m3s_actor_t *store, m3s_actor_t *who);
 
 m3s_store_load_t *m3s_store_load_new(const char *match, m3s_actor_t *notify, int64_t tag);
 void m3s_store_load_free(void *l);    /* drop hook of M3S_STORE_LOAD */

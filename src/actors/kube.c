@@ -415,6 +415,7 @@ typedef struct node {
   bool seen;                /* during a list */
   bool patching, deleting;  /* a mutation is queued or in flight */
   int strikes;              /* scaled-down observations in a row */
+  bool unsaved;             /* its record waits for the store to drain */
   /* what the role was last told */
   char *told_task;
   m3s_role_t told_role;
@@ -456,6 +457,7 @@ struct kube {
   m3s_idmap_t nodes;
   uint64_t version;
   char wait[600];           /* why no K3s server node is Ready, as last logged */
+  bool backlogged;          /* the store's M3S_STORE_PRESSURE */
 
   /* requests to other actors */
   m3s_reply_t *asks[NASK];
@@ -580,6 +582,21 @@ static void store_node(kube_t *k, const char *name, const json_t *obj)
     m3s_store_batch_free(b);
 }
 
+/* A node's record: written now, or, while the store is backlogged, once it
+ * drains (the latest object only: the mirror keeps no history). */
+static void save_node(kube_t *k, node_t *n)
+{
+  n->unsaved = k->backlogged;
+  if(!n->unsaved)
+    store_node(k, n->name, n->obj);
+}
+
+static void save_unsaved(kube_t *k, node_t *n)
+{
+  if(n->unsaved)
+    save_node(k, n);
+}
+
 /* ---- mutations --------------------------------------------------------------- */
 
 static void mq_push(kube_t *k, mutation_t m)
@@ -669,7 +686,7 @@ static void node_upsert(kube_t *k, json_t *obj)
   n->unschedulable = json_is_true(json_object_get(json_object_get(obj, "spec"), "unschedulable"));
   if(ready)
     n->strikes = 0;
-  store_node(k, n->name, obj);
+  save_node(k, n);
   sync_role(k, n, false);
   want_patch(k, n);
 }
@@ -1563,6 +1580,11 @@ static void kube_handle(m3s_actor_t *self, m3s_msg_t *msg)
     break;
   case M3S_STORE_WRITTEN:
     break;
+  case M3S_STORE_PRESSURE:
+    k->backlogged = msg->arg != 0;
+    if(!k->backlogged)
+      nodes_each(k, save_unsaved);
+    break;
   case M3S_KUBE_STATUS:
     m3s_msg_reply(msg, m3s_msg_new(M3S_KUBE_STATUS, 0,
                                    status_json(k, msg->arg == M3S_KUBE_BRIEF), m3s_json_drop));
@@ -1614,6 +1636,8 @@ static int kube_start(m3s_actor_t *self)
   k->offers = m3s_system_find(self->sys, "offers");
   k->roles[M3S_ROLE_SERVER] = m3s_system_find(self->sys, "server");
   k->roles[M3S_ROLE_AGENT] = m3s_system_find(self->sys, "agent");
+  if(k->store)
+    m3s_store_watch(k->store, self);
   set_str(&k->srv_host, "");
   m3s_timer_start(self, T_HEARTBEAT, 0, self->cfg->heartbeat_interval_ms);
   rebuild(k); /* states what it waits for */

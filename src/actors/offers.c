@@ -48,6 +48,8 @@ typedef struct offers {
   m3s_actor_t *store, *mesos, *roles[NROLES];
 
   bool cfg_loaded, announced, subscribed;
+  bool backlogged;                /* the store's M3S_STORE_PRESSURE: no
+                                     launches, API changes refused */
   bool ready[NROLES];
   m3s_offers_role_state_t rs[NROLES];
   bool have_rs[NROLES];
@@ -328,7 +330,9 @@ static void on_offers(offers_t *o, json_t *offers, int64_t subscription)
   size_t np = o->npending;
   int placed = 0;
 
-  if(np && o->announced) {
+  /* While Redis is backlogged nothing is placed: each launch writes its
+   * task's record again. The offers are declined below. */
+  if(np && o->announced && !o->backlogged) {
     m3s_pending_t *pend = m3s_xcalloc(np, sizeof(*pend));
     m3s_assignment_t *out = m3s_xcalloc(np, sizeof(*out));
     for(size_t i = 0; i < np; i++) {
@@ -818,6 +822,36 @@ static json_t *status_json(offers_t *o)
 
 /* ---- handler ----------------------------------------------------------------- */
 
+/* A change asked through the API while the store is backlogged: refused at
+ * once (arg -EAGAIN), nothing changes. */
+static bool refuse_backlogged(offers_t *o, m3s_msg_t *msg)
+{
+  if(!o->backlogged || !msg->reply)
+    return false;
+  m3s_msg_t *a = m3s_msg_new(msg->type, -EAGAIN,
+                             m3s_xstrdup("Redis is backlogged: the change was not made"), free);
+  a->flags = M3S_ROLE_ERROR;
+  m3s_msg_reply(msg, a);
+  return true;
+}
+
+static void on_pressure(offers_t *o, bool backlogged)
+{
+  o->backlogged = backlogged;
+  if(backlogged) {
+    if(o->npending)
+      m3s_info("Redis is backlogged: %zu pending task(s) are not launched until it drains",
+               o->npending);
+    return;
+  }
+  if(o->npending && o->subscribed) {
+    /* Offers declined meanwhile are filtered for REFUSE_OFFERS seconds:
+     * ask for them again now. */
+    call(o, m3s_call_revive(o->base.cfg->framework_role));
+    o->suppressed = 0;
+  }
+}
+
 static void offers_handle(m3s_actor_t *self, m3s_msg_t *msg)
 {
   offers_t *o = (offers_t *)self;
@@ -889,7 +923,12 @@ static void offers_handle(m3s_actor_t *self, m3s_msg_t *msg)
   case M3S_MESOS_UPDATE:
     on_update(o, msg);
     break;
+  case M3S_STORE_PRESSURE:
+    on_pressure(o, msg->arg != 0);
+    break;
   case M3S_OFFERS_CLUSTER: {
+    if(refuse_backlogged(o, msg))
+      break;
     int rc = cluster_op(o, (m3s_cluster_op_t)msg->arg);
     m3s_msg_t *a = m3s_msg_new(M3S_OFFERS_CLUSTER, rc, NULL, NULL);
     a->flags = rc ? M3S_ROLE_ERROR : 0;
@@ -897,6 +936,8 @@ static void offers_handle(m3s_actor_t *self, m3s_msg_t *msg)
     break;
   }
   case M3S_OFFERS_SCHEDULING: {
+    if(refuse_backlogged(o, msg))
+      break;
     bool off = msg->arg != 0;
     o->fwc.k3s_disable_scheduling = off;
     int64_t tag = TAG_CONFIG_WRITE + (++o->write_seq << 8);
@@ -916,7 +957,8 @@ static void offers_handle(m3s_actor_t *self, m3s_msg_t *msg)
     m3s_msg_reply(msg, m3s_msg_new(M3S_OFFERS_STATUS, 0, status_json(o), m3s_json_drop));
     break;
   case M3S_OFFERS_CONFIG_UPDATE:
-    on_config_update(o, msg);
+    if(!refuse_backlogged(o, msg))
+      on_config_update(o, msg);
     break;
   default:
     m3s_warn("unexpected message type %u", msg->type);
@@ -940,6 +982,7 @@ static int offers_start(m3s_actor_t *self)
   o->fwc_key = m3s_key_framework_config(self->cfg->fw);
   m3s_fw_config_record_defaults(self->cfg, &o->fwc);
   m3s_config_copy(&o->spec, self->cfg);
+  m3s_store_watch(o->store, self);
   m3s_send(o->store, m3s_msg_new(M3S_STORE_LOAD, 0,
                                  m3s_store_load_new("framework_config", self, TAG_LOAD_CONFIG),
                                  m3s_store_load_free));

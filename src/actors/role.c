@@ -124,6 +124,8 @@ typedef struct role_actor {
 
   m3s_config_t spec;       /* own copy: what tasks of the role should run */
   uint64_t spec_gen;       /* the last M3S_ROLE_SET_SPEC applied */
+  bool backlogged;         /* the store's M3S_STORE_PRESSURE: no new tasks,
+                              changes asked by the API refused */
 } role_actor_t;
 
 static void now_rfc3339(char *buf, size_t len)
@@ -390,6 +392,9 @@ static void converge(role_actor_t *a)
     int64_t now = m3s_now_ms();
     if(!a->upstream) {
       /* waits for M3S_ROLE_UPSTREAM */
+    }
+    else if(a->backlogged) {
+      /* waits for M3S_STORE_PRESSURE 0: a new task is a new record */
     }
     else if(now < a->backoff_until) {
       if(!a->backoff_timer)
@@ -1020,9 +1025,23 @@ static void on_update(role_actor_t *a, m3s_mesos_update_t *u)
 
 /* ---- requests -------------------------------------------------------------------------- */
 
+/* A change asked through the API (a request with a reply slot) while the
+ * store is backlogged: refused at once, nothing changes. The offers actor's
+ * own scale steps (plain sends of a cluster operation under way) are taken:
+ * converge() holds their new tasks back anyway. */
+static bool refuse_backlogged(role_actor_t *a, m3s_msg_t *msg, uint32_t type)
+{
+  if(!a->backlogged || !msg->reply)
+    return false;
+  answer_error(msg, type, EAGAIN);
+  return true;
+}
+
 static void on_scale(role_actor_t *a, m3s_msg_t *msg)
 {
   int old = a->desired, want = (int)msg->arg;
+  if(refuse_backlogged(a, msg, M3S_ROLE_SCALE))
+    return;
   if(msg->flags & M3S_ROLE_FROM_RESTORE)
     want = a->restore > 0 ? a->restore : a->desired;
   if(want < 0 || want > M3S_ROLE_MAX_COUNT) {
@@ -1048,6 +1067,8 @@ static void on_set_resource(role_actor_t *a, m3s_msg_t *msg)
 {
   const m3s_role_resource_t *r = msg->payload;
   m3s_task_resources_t n = a->res;
+  if(refuse_backlogged(a, msg, M3S_ROLE_SET_RESOURCE))
+    return;
   if(!r || !isfinite(r->value) || r->value < 0 || r->value > 1e9) {
     answer_error(msg, M3S_ROLE_SET_RESOURCE, EINVAL);
     return;
@@ -1181,6 +1202,13 @@ static void role_handle(m3s_actor_t *self, m3s_msg_t *msg)
   case M3S_STORE_WRITTEN:
     on_written(a, msg->arg, msg->flags & M3S_STORE_FAILED ? msg->payload : NULL);
     break;
+  case M3S_STORE_PRESSURE:
+    a->backlogged = msg->arg != 0;
+    if(a->backlogged && a->desired > (int)a->n - a->n_killing)
+      m3s_info("%s role: Redis is backlogged, %d new task(s) wait until it drains",
+               m3s_role_name(a->role), a->desired - ((int)a->n - a->n_killing));
+    converge(a);
+    break;
   case M3S_ROLE_UPSTREAM:
     a->upstream = msg->arg != 0 || a->role == M3S_ROLE_DATASTORE;
     converge(a);
@@ -1260,6 +1288,7 @@ static int role_start(m3s_actor_t *self, m3s_role_t role)
   a->extras = m3s_extra_pool_new();
   a->config_key = m3s_key_framework_config(self->cfg->fw);
   m3s_config_copy(&a->spec, self->cfg);
+  m3s_store_watch(a->store, self);
   char match[32];
   snprintf(match, sizeof(match), "%s:*", m3s_role_name(role));
   m3s_send(a->store, m3s_msg_new(M3S_STORE_LOAD, 0,

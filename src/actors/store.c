@@ -63,7 +63,6 @@ enum {
   T_RETRY,                    /* timer: send refused batches again */
 };
 
-#define BACKLOG_WARN_BATCHES 100000 /* a queue this long is logged and shown */
 #define FLUSH_CHUNK 1000          /* batches per pipeline round trip */
 #define GET_CHUNK 250             /* GETs per pipeline round trip in a load */
 #define SCAN_COUNT "1000"
@@ -95,7 +94,13 @@ typedef struct store {
   char addr[ADDR_LEN];     /* host:port of the server connected (or tried) */
   item_queue_t queue;
   size_t batches;          /* write batches in the queue */
-  bool backlogged;         /* batches >= BACKLOG_WARN_BATCHES (logged once) */
+  /* pushback: set at M3S_STORE_HIGH_WATER batches, cleared at
+   * M3S_STORE_LOW_WATER; the watchers are told of each change */
+  bool backlogged;
+  int64_t backlogged_since_ms;
+  uint64_t backlogs;       /* times it became backlogged */
+  m3s_actor_t *watchers[M3S_STORE_MAX_WATCHERS];
+  size_t nwatchers;
   int64_t backoff_ms;
   uint64_t reconnect_timer;
   uint64_t retry_timer;    /* armed while refused batches wait */
@@ -164,6 +169,13 @@ void m3s_store_batch_free(void *p)
   }
   free(b->ops);
   free(b);
+}
+
+void m3s_store_watch(m3s_actor_t *store, m3s_actor_t *who)
+{
+  m3s_store_watch_t *w = m3s_xmalloc(sizeof(*w));
+  w->who = who;
+  m3s_send(store, m3s_msg_new(M3S_STORE_WATCH, 0, w, NULL));
 }
 
 m3s_store_load_t *m3s_store_load_new(const char *match, m3s_actor_t *notify, int64_t tag)
@@ -623,6 +635,51 @@ static io_rc_t read_batch(store_t *s, const m3s_store_batch_t *b, bool *failed, 
   return IO_OK;
 }
 
+/* ---- pushback ------------------------------------------------------------- */
+
+static void tell_watchers(store_t *s)
+{
+  for(size_t i = 0; i < s->nwatchers; i++)
+    m3s_send(s->watchers[i], m3s_msg_new(M3S_STORE_PRESSURE, s->backlogged, NULL, NULL));
+}
+
+/* After every change of the number of batches waiting: crossing a mark
+ * flips the state, logs it once and tells the writers. */
+static void pressure_check(store_t *s)
+{
+  if(!s->backlogged && s->batches >= M3S_STORE_HIGH_WATER) {
+    s->backlogged = true;
+    s->backlogged_since_ms = m3s_now_ms();
+    s->backlogs++;
+    m3s_warn("%zu writes wait for Redis at %s: backlogged, writers hold back new work "
+             "until %d are left", s->batches, s->addr, M3S_STORE_LOW_WATER);
+    tell_watchers(s);
+  }
+  else if(s->backlogged && s->batches <= M3S_STORE_LOW_WATER) {
+    s->backlogged = false;
+    m3s_info("%zu writes wait for Redis at %s: no longer backlogged after %lld ms, writers "
+             "resume", s->batches, s->addr, (long long)(m3s_now_ms() - s->backlogged_since_ms));
+    tell_watchers(s);
+  }
+}
+
+static void on_watch(store_t *s, const m3s_store_watch_t *w)
+{
+  if(!w || !w->who)
+    return;
+  for(size_t i = 0; i < s->nwatchers; i++)
+    if(s->watchers[i] == w->who)
+      return;
+  if(s->nwatchers == M3S_STORE_MAX_WATCHERS) {
+    m3s_error("more than %d actors watch the store's backlog: %s is not told",
+              M3S_STORE_MAX_WATCHERS, w->who->ops->name);
+    return;
+  }
+  s->watchers[s->nwatchers++] = w->who;
+  if(s->backlogged)
+    m3s_send(w->who, m3s_msg_new(M3S_STORE_PRESSURE, 1, NULL, NULL));
+}
+
 /* Sends the outcome of the batch at the head of the queue to its sender
  * and retires it. err = NULL: stored; else refused for good (the payload
  * carries the reason). */
@@ -642,6 +699,7 @@ static void batch_done(store_t *s, const char *err)
   else
     s->written++;
   item_free(it);
+  pressure_check(s);
 }
 
 /* Refused batches wait at the head of the queue: sent again after the
@@ -1156,17 +1214,12 @@ static void on_write(store_t *s, m3s_msg_t *msg)
   m3s_store_batch_t *b = m3s_msg_take(msg);
   if(!b)
     return;
-  /* Never dropped: a batch waits for Redis however long the queue is. Its
-   * senders wait for its outcome before they act, so the queue grows only
-   * with work that is held back (launches, acknowledgements, answers). */
-  if(s->batches + 1 >= BACKLOG_WARN_BATCHES && !s->backlogged) {
-    s->backlogged = true;
-    m3s_warn("%zu writes wait for Redis at %s", s->batches + 1, s->addr);
-  }
+  /* Never dropped: a batch waits for Redis however long the queue is. Past
+   * the high mark the writers are told to hold back (pressure_check), so
+   * the queue grows beyond it only by work already under way. */
   queue_push(&s->queue, (item_t){ .batch = b });
   s->batches++;
-  if(s->backlogged && s->batches < BACKLOG_WARN_BATCHES / 2)
-    s->backlogged = false;
+  pressure_check(s);
   /* A steady stream of writes may never let the mailbox go empty: flush
    * large runs from here too. */
   if(s->c && s->batches >= FLUSH_CHUNK)
@@ -1256,6 +1309,11 @@ static json_t *status_json(const store_t *s)
     "failed", (json_int_t)s->failed, "wait_short", (json_int_t)s->wait_short, "corrupt",
     (json_int_t)s->corrupt, "loads", (json_int_t)s->loads, "refused_by_error", by, "backlogged",
     s->backlogged);
+  if(j && s->backlogged)
+    json_object_set_new(j, "backlogged_ms",
+                        json_integer((json_int_t)(m3s_now_ms() - s->backlogged_since_ms)));
+  if(j)
+    json_object_set_new(j, "backlogs", json_integer((json_int_t)s->backlogs));
   if(j && s->refusing[0]) {
     json_object_set_new(j, "refusing", json_string(s->refusing));
     json_object_set_new(j, "refusal", json_string(s->refusal));
@@ -1280,6 +1338,9 @@ static void store_handle(m3s_actor_t *self, m3s_msg_t *msg)
       queue_at(&s->queue, 0)->load->waiting = false;
       pump(s);
     }
+    break;
+  case M3S_STORE_WATCH:
+    on_watch(s, msg->payload);
     break;
   case M3S_STORE_STATUS:
     m3s_msg_reply(msg, m3s_msg_new(M3S_STORE_STATUS, 0, status_json(s), m3s_json_drop));

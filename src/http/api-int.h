@@ -186,6 +186,9 @@ int api_ask_change(api_t *a, struct mg_connection *c, ask_t *q, uint32_t status_
                    const m3s_ui_change_t *ch);
 int api_unavailable_rc(struct mg_connection *c, const api_t *a, const char *name, int rc);
 int api_unavailable(struct mg_connection *c, const api_t *a, const ask_t *q);
+/* The 503 for a change its owner refused with -EAGAIN: the store is
+ * backlogged (m3s/store.h, M3S_STORE_PRESSURE), nothing changed. */
+int api_backlogged(struct mg_connection *c);
 json_t *api_answer_json(m3s_msg_t *ans);
 
 /* ---- api_flight.c --------------------------------------------------------- */

@@ -75,6 +75,13 @@ int api_unavailable_rc(struct mg_connection *c, const api_t *a, const char *name
   }
 }
 
+int api_backlogged(struct mg_connection *c)
+{
+  return api_error_h(c, 503, "Retry-After", "5",
+                     "Redis is backlogged: too many writes wait for it, so the change was not "
+                     "made; retry once it drains (see /health)");
+}
+
 int api_unavailable(struct mg_connection *c, const api_t *a, const ask_t *q)
 {
   return api_unavailable_rc(c, a, q->name, q->rc);

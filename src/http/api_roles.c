@@ -64,6 +64,8 @@ int api_h_scale(api_t *a, struct mg_connection *c, const route_t *r, const req_t
     api_ask_free(&k, 1);
     if(e == EINVAL)
       return api_error(c, 400, "the %s role refused the count %d", api_role_actor[r->arg], count);
+    if(e == EAGAIN)
+      return api_backlogged(c);
     return api_error(c, 500, "the %s role could not scale: %s", api_role_actor[r->arg],
                      strerror(e));
   }
@@ -103,6 +105,8 @@ int api_h_scheduling(api_t *a, struct mg_connection *c, const route_t *r, const 
   bool failed = k.ans->flags & M3S_ROLE_ERROR;
   int e = (int)-k.ans->arg;
   api_ask_free(&k, 1);
+  if(failed && e == EAGAIN)
+    return api_backlogged(c);
   if(failed)
     return api_error(c, 500, "the scheduling flag could not be saved: %s", strerror(e));
   return api_respond_str(c, 200, CT_JSON,
@@ -130,6 +134,8 @@ int api_h_cluster(api_t *a, struct mg_connection *c, const route_t *r, const req
   }
   if(failed && e == EBUSY)
     return api_error(c, 409, "another cluster operation is in progress");
+  if(failed && e == EAGAIN)
+    return api_backlogged(c);
   if(failed)
     return api_error(c, 500, "the cluster operation failed: %s", strerror(e));
   return api_respond_str(c, 200, CT_JSON, restart ? "Restart Scheduled." : "");
@@ -181,6 +187,8 @@ int api_h_resource(api_t *a, struct mg_connection *c, const route_t *r, const re
   if(failed && e == EINVAL)
     return api_error(c, 400, "the %s role refused %s = %s", api_role_actor[q->comp], q->res_name,
                       q->count);
+  if(failed && e == EAGAIN)
+    return api_backlogged(c);
   if(failed)
     return api_error(c, 500, "the %s role could not save %s: %s", api_role_actor[q->comp],
                       q->res_name, strerror(e));

@@ -76,6 +76,10 @@ int api_h_update(api_t *a, struct mg_connection *c, const route_t *r, const req_
   if(k.rc)
     return api_unavailable(c, a, &k);
   api_changed(a);
+  if((k.ans->flags & M3S_ROLE_ERROR) && k.ans->arg == -EAGAIN) {
+    api_ask_free(&k, 1);
+    return api_backlogged(c);
+  }
   if(k.ans->flags & M3S_ROLE_ERROR) {
     const char *why = k.ans->payload;
     status = api_error(c, k.ans->arg == -EIO ? 500 : 400, "%s", why ? why : "refused");

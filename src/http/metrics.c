@@ -154,6 +154,10 @@ static void write_store(FILE *out, const json_t *s)
 {
   scalar(out, s, "connected", "m3s_redis_connected", "gauge", "1 when Redis is connected.");
   scalar(out, s, "queued", "m3s_redis_queued", "gauge", "Writes waiting for Redis.");
+  scalar(out, s, "backlogged", "m3s_redis_backlogged", "gauge",
+         "1 while so many writes wait for Redis that new work is held back.");
+  scalar(out, s, "backlogs", "m3s_redis_backlogs_total", "counter",
+         "Times the writes waiting for Redis reached the high mark.");
   scalar(out, s, "errors", "m3s_redis_errors_total", "counter", "Redis errors.");
   scalar(out, s, "reconnects", "m3s_redis_reconnects_total", "counter",
          "Redis connections lost and re-established.");

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "m3s/log.h"
+#include "m3s/store.h"
 #include "m3s/xalloc.h"
 #include "http-int.h"
 
@@ -70,14 +71,24 @@ json_t *m3s__ui_health(const json_t *store, const json_t *mesos, const json_t *k
   bool redis = redis_connected(store);
   const char *state = mesos_state(mesos), *refusal = redis_refusal(store);
   bool subscribed = strcmp(state, "subscribed") == 0;
-  bool ok = redis && subscribed && !refusal;
+  bool backlogged = json_is_true(json_object_get(store, "backlogged"));
+  bool ok = redis && subscribed && !refusal && !backlogged;
   json_t *h = json_pack("{s:s, s:b, s:s, s:s}", "status", ok ? "ok" : "degraded", "redis", redis,
                         "mesos", state, "k3s", k3s_state(kube));
-  char reason[600];
+  char reason[600], backlog[160] = "";
+  if(backlogged)
+    snprintf(backlog, sizeof(backlog),
+             "Redis is backlogged: %" JSON_INTEGER_FORMAT " writes wait; new tasks, launches "
+             "and changes are held back until it drains",
+             int_of(store, "queued_batches"));
   if(refusal)
-    snprintf(reason, sizeof(reason), "Redis refuses writes: %s", refusal);
+    snprintf(reason, sizeof(reason), "Redis refuses writes: %s%s%s", refusal,
+             backlogged ? "; " : "", backlog);
   else if(!redis)
-    snprintf(reason, sizeof(reason), "Redis is not connected");
+    snprintf(reason, sizeof(reason), "Redis is not connected%s%s", backlogged ? "; " : "",
+             backlog);
+  else if(backlogged)
+    snprintf(reason, sizeof(reason), "%s", backlog);
   else if(!subscribed)
     snprintf(reason, sizeof(reason), "not subscribed to the Mesos master (%s)", state);
   if(!ok)
@@ -207,6 +218,13 @@ json_t *m3s__ui_status(const json_t *store, const json_t *mesos, const json_t *o
             "Redis is not connected: %" JSON_INTEGER_FORMAT " write(s) wait for it; nothing "
             "changed since is saved until it is back",
             int_of(store, "queued_batches"));
+  if(json_is_true(json_object_get(store, "backlogged")))
+    problem(problems,
+            "Redis is backlogged for %" JSON_INTEGER_FORMAT " s: %" JSON_INTEGER_FORMAT
+            " write(s) wait; no new task is created or launched and changes through the API "
+            "are refused (503) until it is down to %d",
+            int_of(store, "backlogged_ms") / 1000, int_of(store, "queued_batches"),
+            M3S_STORE_LOW_WATER);
   if(!json_is_object(mesos))
     problem(problems, "the Mesos actor did not answer");
   else if(strcmp(mesos_state(mesos), "subscribed") != 0)

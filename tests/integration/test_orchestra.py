@@ -531,11 +531,16 @@ class OrchestraTest(test_mesos.MesosCase):
         self.assertEqual(r.command("SET", "m3s-test:probe", "x").strip(), b"OK")
         r.command("DEL", "m3s-test:probe")
 
-    def get(self, path):
-        """(status, body) of GET path (outside the API's prefix)."""
-        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.api_port, path))
+    def get(self, path, method="GET", body=None):
+        """(status, body) of GET path (outside the API's prefix), or of
+        another method with an optional JSON body."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.api_port, path),
+                                     method=method, data=data)
         req.add_header("Authorization",
                        "Basic " + base64.b64encode(b"ops:orchestra-secret").decode())
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
                 return resp.status, resp.read().decode()
@@ -607,6 +612,70 @@ class OrchestraTest(test_mesos.MesosCase):
 
     def test_redis_misconf_holds_launches_and_acks(self):
         self.check_refusal_holds("MISCONF")
+
+    # -- pushback (issue 13) -----------------------------------------------------
+
+    def metric(self, name):
+        m = re.search(r"(?m)^%s (\S+)$" % re.escape(name), self.get("/metrics")[1])
+        return float(m.group(1)) if m else None
+
+    def test_redis_backlog_pushes_back(self):
+        """More writes wait for Redis than the store's high mark (10000):
+        the writers are told, no task is created or launched, every change
+        through the API is refused at once with a 503 naming the backlog,
+        the queue stops growing, /health and /metrics show it. Once Redis
+        takes writes again the queue drains, the work asked before the
+        backlog goes on, and changes are taken again."""
+        sim, d = self.cluster(agents=4, K3S_AGENT_COUNT="1")
+        self.wait_converged(sim, 1, 1, 1)
+        launched = len(self.launched(sim))
+        self.refuse_writes("OOM")
+        # 9999 new agent records and the framework_config write reach the
+        # mark; the answer waits for the count to be stored: not in time.
+        code, body = self.api("agent/scale/10000")
+        self.assertEqual(code, 503, body)
+        self.wait("/health to say Redis is backlogged", lambda: "Redis is backlogged" in
+                  json.loads(self.get("/health")[1]).get("reason", ""))
+        self.assertEqual(self.metric("m3s_redis_backlogged"), 1)
+        self.assertIn("backlogged, writers hold back new work", d.text())
+        queued = self.metric("m3s_redis_queued")
+        self.assertGreaterEqual(queued, 10000)
+        for path, method in (("server/scale/2", "GET"), ("agent/scale/3", "GET"),
+                             ("agent/cpus/0.5", "PUT"), ("agent/cordon", "PUT"),
+                             ("cluster/shutdown", "PUT")):
+            t = time.monotonic()
+            code, body = self.api(path, method)
+            took = time.monotonic() - t
+            self.assertEqual(code, 503, path + ": " + body)
+            self.assertIn("Redis is backlogged", json.loads(body)["error"], path)
+            self.assertLess(took, 3.0, path + ": refused only after the timeout")
+        code, body = self.get("/api/m3s/v0/cluster/update", "PUT", {"IMAGE_K3S": "example/k3s:x"})
+        self.assertEqual(code, 503, body)
+        self.assertIn("Redis is backlogged", json.loads(body)["error"])
+        self.assertEqual(json.loads(self.api("server/scale")[1])["Scale"], 1)
+        time.sleep(1.5)  # time for a wrong launch or a new write to show
+        self.assertEqual(len(self.launched(sim)), launched)
+        self.assertEqual(self.metric("m3s_redis_queued"), queued, "the queue kept growing")
+        code, body = self.get("/api/m3s/v0/status")
+        self.assertTrue(any("Redis is backlogged" in p for p in json.loads(body)["problems"]),
+                        body)
+
+        self.accept_writes("OOM")
+        self.wait("the backlog to drain", lambda: self.metric("m3s_redis_backlogged") == 0)
+        self.wait("/health ok again", lambda: json.loads(self.get("/health")[1])["status"] == "ok")
+        self.assertIn("no longer backlogged", d.text())
+        # Nothing asked before the backlog was lost: the 9999 records are
+        # stored and new agents launch.
+        keys = self.redis().command("--scan", "--pattern", "%s:agent:*" % FW).decode().split()
+        self.assertEqual(len(keys), 10000)
+        cfg = json.loads(self.redis().command("GET", "%s:framework_config" % FW))
+        self.assertEqual(cfg["K3SAgentMax"], 10000)
+        self.assertNotEqual(cfg.get("ImageK3S"), "example/k3s:x")  # refused: not made
+        self.assertEqual(cfg["K3SServerMax"], 1)
+        self.wait("new agents to launch", lambda: len(self.launched(sim)) > launched)
+        self.scale("agent", 1, expect_diff=-9999)
+        self.wait_converged(sim, 1, 1, 1, timeout=LONG * 2)
+        self.assert_clean(sim, d)
 
     # -- Redis Sentinel ---------------------------------------------------------
 

@@ -290,8 +290,11 @@ class UpdateTest(test_orchestra.OrchestraTest):
         self.assertEqual(self.metric("m3s_tasks_spec_unknown", "agent"), 2)
         self.assertEqual(self.metric("m3s_tasks_spec_unknown", "server"), 1)
         self.assertEqual(self.metric("m3s_tasks_outdated", "agent"), 0)
+        # The launches known before the scale: its ACCEPT may go out before
+        # the API answers.
+        before = set(self.agent_launches(sim)) | old
         self.scale("agent", 3, 1)
-        new = self.new_agents(sim, set(self.agent_launches(sim)) | old, 1)
+        new = self.new_agents(sim, before, 1)
         for ti in new.values():
             self.assertEqual(ti["container"]["docker"]["image"], "example/k3s:env")
             self.assertEqual(self.env_of(ti)["KUBERNETES_VERSION"], "v1.31.5")

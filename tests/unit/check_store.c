@@ -78,6 +78,15 @@ static char *admin_get(redisContext *c, const char *key)
   return v;
 }
 
+/* Redis holds value under key (admin connection). */
+static void admin_expect(redisContext *c, const char *key, const char *value)
+{
+  char *v = admin_get(c, key);
+  ck_assert_msg(v != NULL, "%s is missing", key);
+  ck_assert_str_eq(v, value);
+  free(v);
+}
+
 static void admin_cmd(redisContext *c, const char *fmt, const char *a, const char *b)
 {
   redisReply *rep = redisCommand(c, fmt, a, b);
@@ -187,14 +196,24 @@ static const char *fake_getenv(const char *name, void *ctx)
 typedef struct harness {
   m3s_config_t cfg;
   m3s_system_t *sys;
-  m3s_actor_t *store, *probe;
+  m3s_actor_t *store, *probe, *extra;
   record_t *rec;
   int start_rc;
 } harness_t;
 
-/* Loads a config for the fixture and starts probe + store. */
+/* Loads a config for the fixture and starts probe + store (+ extra, an
+ * actor of the test that uses the store, when not NULL; h->extra). */
+static void harness_start_with(harness_t *h, const redis_fixture_t *r, const char *password,
+                               const char *db, const m3s_actor_ops_t *extra);
+
 static void harness_start(harness_t *h, const redis_fixture_t *r, const char *password,
                           const char *db)
+{
+  harness_start_with(h, r, password, db, NULL);
+}
+
+static void harness_start_with(harness_t *h, const redis_fixture_t *r, const char *password,
+                               const char *db, const m3s_actor_ops_t *extra)
 {
   char server[64];
   snprintf(server, sizeof(server), "127.0.0.1:%d", r->port);
@@ -212,6 +231,8 @@ static void harness_start(harness_t *h, const redis_fixture_t *r, const char *pa
   ((probe_t *)h->probe)->rec = h->rec;
   h->store = m3s_system_add(h->sys, &m3s_store_ops);
   ck_assert_ptr_nonnull(h->store);
+  if(extra)
+    h->extra = m3s_system_add(h->sys, extra);
   h->start_rc = m3s_system_start(h->sys);
 }
 
@@ -656,10 +677,10 @@ START_TEST(unreachable_at_start)
 END_TEST
 
 /* A long queue is never cut: every batch waits for Redis, and the backlog
- * shows in the status. */
+ * shows in the status (nobody watches here, so nobody holds back). */
 START_TEST(queue_never_drops)
 {
-  enum { N = 100000 + 5 };
+  enum { N = 2 * M3S_STORE_HIGH_WATER + 5 };
   redis_fixture_t r;
   harness_t h;
   fixture_init(&r, NULL, false);
@@ -679,6 +700,180 @@ START_TEST(queue_never_drops)
   ck_assert(json_is_true(json_object_get(st, "backlogged")));
   json_decref(st);
   harness_free(&h);
+  fixture_free(&r);
+}
+END_TEST
+
+/* ---- pushback: a writer that honours M3S_STORE_PRESSURE ------------------ */
+
+#define PUSH_TOTAL 60000   /* batches the writer sends in all */
+#define PUSH_BURST 50      /* per tick of PUSH_TICK_MS: 5000 a second */
+#define PUSH_TICK_MS 10
+
+typedef struct wstats {
+  _Atomic long sent, written, failed;
+  _Atomic long held_events, resumed_events;
+  _Atomic long sent_while_held;  /* must stay 0 */
+  _Atomic bool held;
+  _Atomic int unexpected;
+} wstats_t;
+
+static wstats_t *writer_stats; /* set before the system starts */
+
+typedef struct writer {
+  m3s_actor_t base;
+  m3s_actor_t *store;
+  bool held;
+  long next;
+} writer_t;
+
+enum { T_WRITER_TICK = M3S_MSG_USER };
+
+static int writer_start(m3s_actor_t *self)
+{
+  writer_t *w = (writer_t *)self;
+  w->store = m3s_system_find(self->sys, "store");
+  m3s_store_watch(w->store, self);
+  m3s_timer_start(self, T_WRITER_TICK, PUSH_TICK_MS, PUSH_TICK_MS);
+  return 0;
+}
+
+/* Like a role actor: new work (a burst of new records) only while the store
+ * is not backlogged. The timer is the work's own clock, not the store's. */
+static void writer_handle(m3s_actor_t *self, m3s_msg_t *m)
+{
+  writer_t *w = (writer_t *)self;
+  wstats_t *st = writer_stats;
+  switch(m->type) {
+  case T_WRITER_TICK:
+    for(int i = 0; i < PUSH_BURST && !w->held && w->next < PUSH_TOTAL; i++) {
+      char key[64], value[64];
+      snprintf(key, sizeof(key), FW ":agent:p%ld", w->next);
+      snprintf(value, sizeof(value), "{\"n\":%ld}", w->next);
+      m3s_store_batch_t *b = m3s_store_batch_new(self, w->next);
+      m3s_store_batch_set(b, key, value);
+      m3s_send(w->store, m3s_msg_new(M3S_STORE_WRITE, 0, b, m3s_store_batch_free));
+      w->next++;
+      if(w->held)
+        atomic_fetch_add(&st->sent_while_held, 1);
+    }
+    atomic_store(&st->sent, w->next);
+    break;
+  case M3S_STORE_PRESSURE:
+    if((m->arg != 0) == w->held) {
+      atomic_fetch_add(&st->unexpected, 1); /* told twice the same */
+      break;
+    }
+    w->held = m->arg != 0;
+    atomic_fetch_add(w->held ? &st->held_events : &st->resumed_events, 1);
+    atomic_store(&st->held, w->held);
+    break;
+  case M3S_STORE_WRITTEN:
+    atomic_fetch_add((m->flags & M3S_STORE_FAILED) ? &st->failed : &st->written, 1);
+    break;
+  default:
+    atomic_fetch_add(&st->unexpected, 1);
+    break;
+  }
+}
+
+static const m3s_actor_ops_t writer_ops = {
+  .name = "writer",
+  .size = sizeof(writer_t),
+  .start = writer_start,
+  .handle = writer_handle,
+};
+
+static void admin_ok(redisContext *c, const char *cmd)
+{
+  redisReply *rep = redisCommand(c, cmd);
+  ck_assert_ptr_nonnull(rep);
+  ck_assert_msg(rep->type != REDIS_REPLY_ERROR, "%s: %s", cmd, rep->str);
+  freeReplyObject(rep);
+}
+
+/* Redis stops taking writes (CLIENT PAUSE WRITE: connections and PING
+ * still work, every SET waits): the queue reaches the high mark, the
+ * writer is told and sends nothing more, so the queue stops growing and
+ * the status shows the backlog. Once Redis takes writes again the queue
+ * drains, the writer is told to resume, and every batch it ever sent is
+ * confirmed and in Redis: nothing was dropped. */
+START_TEST(full_queue_pushes_back)
+{
+  redis_fixture_t r;
+  harness_t h;
+  wstats_t st = { 0 };
+  writer_stats = &st;
+  fixture_init(&r, NULL, false);
+  fixture_start(&r);
+  redisContext *c = admin(&r, 1);
+  admin_ok(c, "CLIENT PAUSE 120000 WRITE");
+  int64_t t0 = now_ms();
+  harness_start_with(&h, &r, NULL, "1", &writer_ops);
+  ck_assert_int_eq(h.start_rc, 0);
+
+  /* Held back, with the mark crossed. */
+  int64_t deadline = now_ms() + 60000;
+  while(!atomic_load(&st.held)) {
+    ck_assert_msg(now_ms() < deadline, "the writer was never held back (%ld sent)",
+                  atomic_load(&st.sent));
+    sleep_ms(10);
+  }
+  int64_t t_held = now_ms();
+  /* The writes it sent before the news reached it land in the queue; then
+   * nothing more comes. Two samples IO_TIMEOUT_MS-scale apart, after the
+   * store had time to take in its mailbox, are the same. */
+  sleep_ms(3000);
+  long sent1 = atomic_load(&st.sent);
+  json_int_t q1 = status_int(&h, "queued_batches");
+  sleep_ms(3000);
+  long sent2 = atomic_load(&st.sent);
+  json_t *s2 = status(&h);
+  json_int_t q2 = json_integer_value(json_object_get(s2, "queued_batches"));
+  fprintf(stderr,
+          "pushback: held after %lld ms at %ld sent; queue %lld then %lld (%ld sent) 3 s "
+          "later, mark %d\n",
+          (long long)(t_held - t0), sent1, (long long)q1, (long long)q2, sent2,
+          M3S_STORE_HIGH_WATER);
+  ck_assert(atomic_load(&st.held));
+  ck_assert_int_eq(sent2, sent1);
+  ck_assert_int_lt(sent2, PUSH_TOTAL);          /* it had more to send */
+  ck_assert_int_eq(q2, q1);                     /* the queue stopped growing */
+  ck_assert_int_ge(q2, M3S_STORE_HIGH_WATER);
+  ck_assert_int_eq(q2, sent2 - atomic_load(&st.written)); /* all of it is queued */
+  ck_assert(json_is_true(json_object_get(s2, "backlogged")));
+  ck_assert_int_ge(json_integer_value(json_object_get(s2, "backlogged_ms")), 3000);
+  ck_assert_int_eq(json_integer_value(json_object_get(s2, "backlogs")), 1);
+  json_decref(s2);
+
+  /* Redis takes writes again: drained, resumed, everything confirmed. */
+  admin_ok(c, "CLIENT UNPAUSE");
+  deadline = now_ms() + 120000;
+  while(atomic_load(&st.written) + atomic_load(&st.failed) < PUSH_TOTAL) {
+    ck_assert_msg(now_ms() < deadline, "only %ld of %d writes confirmed (%ld sent)",
+                  atomic_load(&st.written), PUSH_TOTAL, atomic_load(&st.sent));
+    sleep_ms(20);
+  }
+  ck_assert_int_eq(atomic_load(&st.failed), 0);
+  ck_assert_int_eq(atomic_load(&st.sent_while_held), 0);
+  ck_assert_int_ge(atomic_load(&st.resumed_events), 1);
+  ck_assert(!atomic_load(&st.held));
+  json_t *s3 = status(&h);
+  ck_assert(json_is_false(json_object_get(s3, "backlogged")));
+  ck_assert_int_eq(json_integer_value(json_object_get(s3, "queued_batches")), 0);
+  json_decref(s3);
+  redisReply *rep = redisCommand(c, "DBSIZE");
+  ck_assert_int_eq(rep->integer, PUSH_TOTAL);
+  freeReplyObject(rep);
+  admin_expect(c, FW ":agent:p0", "{\"n\":0}");
+  admin_expect(c, FW ":agent:p59999", "{\"n\":59999}");
+  fprintf(stderr, "pushback: held %ld time(s), resumed %ld time(s); %d written, DBSIZE %d\n",
+          atomic_load(&st.held_events), atomic_load(&st.resumed_events), PUSH_TOTAL,
+          PUSH_TOTAL);
+
+  redisFree(c);
+  harness_free(&h);
+  ck_assert_int_eq(atomic_load(&st.unexpected), 0);
   fixture_free(&r);
 }
 END_TEST
@@ -749,12 +944,8 @@ START_TEST(oom_refusal_waits)
   wait_written(&h, 3);
   for(int i = 0; i < 3; i++)
     ck_assert_int_eq(h.rec->written[i], i + 1);
-  char *v = admin_get(c, FW ":agent:single");
-  ck_assert_str_eq(v, "{}");
-  free(v);
-  v = admin_get(c, FW ":agent:m2");
-  ck_assert_str_eq(v, "{}");
-  free(v);
+  admin_expect(c, FW ":agent:single", "{}");
+  admin_expect(c, FW ":agent:m2", "{}");
   w = status_get(&h, "refusing", NULL);
   ck_assert_ptr_null(w); /* over */
 
@@ -889,6 +1080,7 @@ static Suite *store_suite(void)
   tcase_add_test(tc, start_failures);
   tcase_add_test(tc, unreachable_at_start);
   tcase_add_test(tc, queue_never_drops);
+  tcase_add_test(tc, full_queue_pushes_back);
   tcase_add_test(tc, oom_refusal_waits);
   tcase_add_test(tc, misconf_refusal_waits);
   tcase_add_test(tc, permanent_refusal_reported);
