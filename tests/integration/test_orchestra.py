@@ -943,5 +943,34 @@ class OrchestraTest(test_mesos.MesosCase):
         self.assert_clean(sim, d)
 
 
+# ctest runs these tests in three groups at once (ORCHESTRA_GROUP), as most
+# of their time is waiting: one run of all would be the test command's
+# longest. A test belongs to the first group whose prefix it has, else to
+# "other", so a new test is never left out.
+GROUPS = (("redis", ("test_redis_", "test_sentinel_")),
+          ("scale", ("test_scale_", "test_cluster_", "test_adopts_", "test_unusable_",
+                     "test_master_restart_")))
+
+
+def test_group(name):
+    for group, prefixes in GROUPS:
+        if name.startswith(prefixes):
+            return group
+    return "other"
+
+
+def load_tests(loader, tests, pattern):
+    want = os.environ.get("ORCHESTRA_GROUP")
+    if not want:
+        return tests
+    if want not in [g for g, _ in GROUPS] + ["other"]:
+        raise ValueError("ORCHESTRA_GROUP=%s: no such group" % want)
+    out = unittest.TestSuite()
+    for name in loader.getTestCaseNames(OrchestraTest):
+        if test_group(name) == want:
+            out.addTest(OrchestraTest(name))
+    return out
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
