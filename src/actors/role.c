@@ -554,9 +554,11 @@ static void load_config(role_actor_t *a, json_t *records)
   m3s_fw_config_record_free(&f);
 }
 
-/* A record this version cannot use (an older format, a wrong TaskID) is
- * moved to <fw>:corrupt:<key>:<unix time>, as the store does with broken
- * JSON: never lost, never loaded again, and the task slot is free. */
+/* A record this version cannot use (not JSON or not UTF-8, an older
+ * format, a wrong TaskID) is moved to <fw>:corrupt:<key>:<unix time>, as
+ * the store does with other broken records: never lost, never loaded
+ * again, and the task slot is free. text holds no NUL (the store keeps
+ * such values). */
 static void set_aside(role_actor_t *a, const char *key, const char *text, const char *why)
 {
   const char *fw = a->base.cfg->fw;
@@ -1263,9 +1265,11 @@ static int role_start(m3s_actor_t *self, m3s_role_t role)
   m3s_send(a->store, m3s_msg_new(M3S_STORE_LOAD, 0,
                                  m3s_store_load_new("framework_config", self, TAG_LOAD_CONFIG),
                                  m3s_store_load_free));
-  m3s_send(a->store, m3s_msg_new(M3S_STORE_LOAD, 0,
-                                 m3s_store_load_new(match, self, TAG_LOAD_TASKS),
-                                 m3s_store_load_free));
+  /* load_tasks decodes every record and sets aside what it cannot use:
+   * the store need not check them first. */
+  m3s_store_load_t *l = m3s_store_load_new(match, self, TAG_LOAD_TASKS);
+  l->unchecked = true;
+  m3s_send(a->store, m3s_msg_new(M3S_STORE_LOAD, 0, l, m3s_store_load_free));
   return 0;
 }
 
