@@ -202,7 +202,7 @@ def main():
 
         # The first start after those launches also acknowledges their
         # 20,000 pending STARTING/RUNNING updates: a warm-up, reported apart.
-        times, loads, floors, floors_inside, rss, cpu, writes = [], [], [], [], [], [], []
+        times, loads, floors, floors_inside, rss, rss_l, cpu, writes = [], [], [], [], [], [], [], []
         for run in range(args.runs + 1):
             if run:
                 f, fi = read_floor(floor_bin, redis.port, args.tasks)
@@ -212,6 +212,7 @@ def main():
             d = test_mesos.Daemon(master, REDIS_SERVER="127.0.0.1:%d" % redis.port, **env)
             t0 = time.monotonic()
             tl = wait_log(d, "agent role: %d task record(s) loaded" % args.tasks, 120)
+            rss_loaded = vmhwm_kib(d.proc.pid)
             t1 = wait_log(d, "agent role: every task reconciled with the master", 120)
             if run == 0:
                 print("warm-up start (also acknowledges %d pending updates): %.3f s, peak RSS "
@@ -220,6 +221,7 @@ def main():
                 loads.append(tl - t0)
                 times.append(t1 - t0)
                 rss.append(vmhwm_kib(d.proc.pid))
+                rss_l.append(rss_loaded)
                 cpu.append(thread_cpu(d.proc.pid))
             text = d.text()
             d.stop()
@@ -246,6 +248,9 @@ def main():
               % (["%.2f" % x for x in rt], statistics.median(rt)))
         print("peak RSS at that point: median %.1f MiB of %s"
               % (statistics.median(rss) / 1024, ["%.1f" % (x / 1024) for x in rss]))
+        print("peak RSS when the records were loaded (read just after the log line): "
+              "median %.1f MiB of %s"
+              % (statistics.median(rss_l) / 1024, ["%.1f" % (x / 1024) for x in rss_l]))
         last = cpu[-1]
         print("daemon CPU by thread (last run): %s; total %.2f s"
               % (", ".join("%s %.2f" % kv for kv in sorted(last.items())), sum(last.values())))

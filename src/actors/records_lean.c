@@ -1009,10 +1009,41 @@ static void pool_put(m3s_extra_pool_t *p, member_t *m)
   free(m);
 }
 
-m3s_extra_t *m3s_extra_intern(m3s_extra_pool_t *p, const char *text)
+/* The mark that stands for the record's own string in a member: a byte
+ * that compact JSON text never holds (control characters in strings are
+ * escaped). */
+#define OWN_MARK '\x01'
+
+/* The member m[0..n) with each occurrence of own replaced by the mark,
+ * interned. */
+static member_t *pool_get_own(m3s_extra_pool_t *p, const char *m, size_t n, const char *own,
+                              size_t ownlen)
+{
+  const char *hit = ownlen ? memmem(m, n, own, ownlen) : NULL;
+  if(!hit)
+    return pool_get(p, m, n);
+  char *t = m3s_xmalloc(n);
+  size_t tn = 0;
+  while(hit) {
+    memcpy(t + tn, m, (size_t)(hit - m));
+    tn += (size_t)(hit - m);
+    t[tn++] = OWN_MARK;
+    n -= (size_t)(hit - m) + ownlen;
+    m = hit + ownlen;
+    hit = memmem(m, n, own, ownlen);
+  }
+  memcpy(t + tn, m, n);
+  tn += n;
+  member_t *r = pool_get(p, t, tn);
+  free(t);
+  return r;
+}
+
+m3s_extra_t *m3s_extra_intern(m3s_extra_pool_t *p, const char *text, const char *own)
 {
   if(!text)
     return NULL;
+  size_t ownlen = own && !strchr(own, OWN_MARK) ? strlen(own) : 0;
   size_t len = strlen(text), n = 0, cap = 8;
   m3s_extra_t *x = m3s_xmalloc(sizeof(*x) + cap * sizeof(x->m[0]));
   /* The text is a JSON object: a member ends at a comma or the closing
@@ -1058,7 +1089,7 @@ m3s_extra_t *m3s_extra_intern(m3s_extra_pool_t *p, const char *text)
         cap *= 2;
         x = m3s_xrealloc(x, sizeof(*x) + cap * sizeof(x->m[0]));
       }
-      x->m[n++] = pool_get(p, text + start, i - start);
+      x->m[n++] = pool_get_own(p, text + start, i - start, own, ownlen);
     }
     start = i + 1;
   }
@@ -1072,16 +1103,23 @@ m3s_extra_t *m3s_extra_intern(m3s_extra_pool_t *p, const char *text)
   return x;
 }
 
-json_t *m3s_extra_json(const m3s_extra_t *x)
+json_t *m3s_extra_json(const m3s_extra_t *x, const char *own)
 {
   if(!x)
     return NULL;
   buf_t b = { 0 };
+  size_t ownlen = own ? strlen(own) : 0;
   put(&b, "{", 1);
   for(size_t i = 0; i < x->n; i++) {
     if(i)
       put(&b, ",", 1);
-    put(&b, x->m[i]->text, x->m[i]->len);
+    const char *t = x->m[i]->text, *mark, *end = t + x->m[i]->len;
+    while((mark = memchr(t, OWN_MARK, (size_t)(end - t))) != NULL) {
+      put(&b, t, (size_t)(mark - t));
+      put(&b, own, ownlen);
+      t = mark + 1;
+    }
+    put(&b, t, (size_t)(end - t));
   }
   put(&b, "}", 1);
   json_t *j = json_loadb(b.p, b.n, 0, NULL);

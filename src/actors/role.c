@@ -179,7 +179,7 @@ static int64_t write_task(role_actor_t *a, rtask_t *t, bool del)
     m3s_store_batch_del(b, key);
   }
   else {
-    t->rec.extra = m3s_extra_json(t->extra);
+    t->rec.extra = m3s_extra_json(t->extra, t->rec.task_id);
     char *text = m3s_task_record_to_json(&t->rec);
     json_decref(t->rec.extra);
     t->rec.extra = NULL;
@@ -605,7 +605,7 @@ static void load_tasks(role_actor_t *a, json_t *records, bool last)
       task_free(t);
       continue;
     }
-    t->extra = m3s_extra_intern(a->extras, extra);
+    t->extra = m3s_extra_intern(a->extras, extra, t->rec.task_id);
     free(extra);
     if(m3s_idmap_get(&a->by_id, t->rec.task_id)) {
       task_free(t); /* a chunk repeated after a reconnection */
@@ -763,14 +763,14 @@ static void on_launched(role_actor_t *a, m3s_role_launch_t *l)
   }
   /* The original keeps the agent object from /slaves here; its id and
    * hostname are what readers use. */
-  json_t *x = m3s_extra_json(t->extra);
+  json_t *x = m3s_extra_json(t->extra, t->rec.task_id);
   if(!x)
     x = json_object();
   json_object_set_new(x, "MesosAgent",
                       json_pack("{s:s, s:s}", "id", l->agent_id, "hostname", l->hostname));
   char *text = json_dumps(x, JSON_COMPACT | JSON_PRESERVE_ORDER);
   m3s_extra_free(t->extra);
-  t->extra = m3s_extra_intern(a->extras, text);
+  t->extra = m3s_extra_intern(a->extras, text, t->rec.task_id);
   free(text);
   json_decref(x);
   set_str(&t->agent_host, l->hostname);
