@@ -35,8 +35,9 @@
  *                    under a JSON key that do
  *                    not parse are renamed to <fw>:corrupt:<key>:<unix time>
  *                    with a warning and left out (with load->unchecked,
- *                    only those holding a NUL byte: the receiver checks
- *                    the others). If Redis is down, the load
+ *                    only those holding a NUL byte: the others reach the
+ *                    receiver as they are, even if not UTF-8, and it
+ *                    checks them). If Redis is down, the load
  *                    waits for it.
  *   M3S_STORE_NEXT   arg = a load's tag: its receiver is ready for the next
  *                    chunk.
