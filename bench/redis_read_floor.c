@@ -6,9 +6,11 @@
  *   mget <keys> <bytes> <seconds>
  *   get <keys> <bytes> <seconds>
  * The SCAN is counted in both. Values are checked to be strings and
- * counted, nothing else.
+ * counted, nothing else. With WAY (mget or get), only that way: the
+ * benchmark times such a run from its exec to its exit, as it times the
+ * daemon from its exec, so start-up and connecting count on both sides.
  *
- * Usage: redis_read_floor HOST PORT DB PATTERN
+ * Usage: redis_read_floor HOST PORT DB PATTERN [mget|get]
  */
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -106,11 +108,12 @@ static size_t read_get(redisContext *c, char **keys, size_t n)
 
 int main(int argc, char **argv)
 {
-  if(argc != 5) {
-    fprintf(stderr, "usage: redis_read_floor HOST PORT DB PATTERN\n");
+  if(argc != 5 && (argc != 6 || (strcmp(argv[5], "mget") && strcmp(argv[5], "get")))) {
+    fprintf(stderr, "usage: redis_read_floor HOST PORT DB PATTERN [mget|get]\n");
     return 2;
   }
-  for(int way = 0; way < 2; way++) {
+  int first = argc == 6 && !strcmp(argv[5], "get"), last = argc == 6 ? first : 1;
+  for(int way = first; way <= last; way++) {
     double t0 = now();
     redisContext *c = redisConnect(argv[1], atoi(argv[2]));
     if(!c || c->err)

@@ -138,10 +138,13 @@ m3s_extra_pool_t *m3s_extra_pool_new(void);
 /* Frees the pool; every extra of it must have been freed before. */
 void m3s_extra_pool_free(m3s_extra_pool_t *p);
 /* The members of text (a compact JSON object as the lean decoder or
- * json_dumps writes it; NULL or "{}" give NULL). */
-m3s_extra_t *m3s_extra_intern(m3s_extra_pool_t *p, const char *text);
-/* The object again, a new reference; NULL for NULL. */
-json_t *m3s_extra_json(const m3s_extra_t *x);
+ * json_dumps writes it; NULL or "{}" give NULL). own (NULL = none): the
+ * record's own string, its task id, which members such as environment
+ * and arguments repeat; it is kept out of the pool, so those members too
+ * are stored once for every record, and given back to m3s_extra_json. */
+m3s_extra_t *m3s_extra_intern(m3s_extra_pool_t *p, const char *text, const char *own);
+/* The object again, a new reference; NULL for NULL. own: as interned. */
+json_t *m3s_extra_json(const m3s_extra_t *x, const char *own);
 void m3s_extra_free(m3s_extra_t *x);    /* NULL-safe */
 
 /* New compact JSON string of *r with the original's names and omission

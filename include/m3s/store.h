@@ -34,7 +34,10 @@
  *                    so a chunk may repeat keys already delivered. Records
  *                    under a JSON key that do
  *                    not parse are renamed to <fw>:corrupt:<key>:<unix time>
- *                    with a warning and left out. If Redis is down, the load
+ *                    with a warning and left out (with load->unchecked,
+ *                    only those holding a NUL byte: the others reach the
+ *                    receiver as they are, even if not UTF-8, and it
+ *                    checks them). If Redis is down, the load
  *                    waits for it.
  *   M3S_STORE_NEXT   arg = a load's tag: its receiver is ready for the next
  *                    chunk.
@@ -127,6 +130,11 @@ typedef struct m3s_store_load {
   char *match;          /* pattern after "<fw>:", e.g. "*" or "framework" */
   m3s_actor_t *notify;
   int64_t tag;          /* copied into the arg of M3S_STORE_LOADED */
+  bool unchecked;       /* the receiver checks the values itself (the role
+                           decodes every record anyway): a string without a
+                           NUL byte is handed over as it is, neither JSON
+                           nor UTF-8 checked, and the receiver sets aside
+                           what it cannot use */
   /* the store's own progress */
   char **keys;
   size_t nkeys, pos;

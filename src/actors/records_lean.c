@@ -60,13 +60,31 @@ static void put(buf_t *b, const char *s, size_t n)
 
 typedef struct scan {
   const unsigned char *p, *end;
+  bool spaced;  /* ws() skipped something: the text is not compact */
 } scan_t;
 
 static void ws(scan_t *s)
 {
+  const unsigned char *p = s->p;
   while(s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
     s->p++;
+  s->spaced |= s->p != p;
 }
+
+/* The bytes string() stops at: the quote, the backslash, control
+ * characters and bytes outside ASCII. */
+#define ALL16 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
+#define NONE16 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+static const unsigned char string_stop[256] = {
+  ALL16, ALL16,                                   /* 0x00 - 0x1f */
+  0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x22 '"' */
+  NONE16, NONE16,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* 0x5c '\\' */
+  NONE16, NONE16,
+  ALL16, ALL16, ALL16, ALL16, ALL16, ALL16, ALL16, ALL16, /* 0x80 - 0xff */
+};
+#undef ALL16
+#undef NONE16
 
 /* A string at s->p (the quote); *esc tells whether it holds a backslash. */
 static bool string(scan_t *s, bool *esc)
@@ -74,6 +92,10 @@ static bool string(scan_t *s, bool *esc)
   *esc = false;
   s->p++;
   while(s->p < s->end) {
+    while(s->p < s->end && !string_stop[*s->p])
+      s->p++; /* strings are most of a record */
+    if(s->p == s->end)
+      break;
     unsigned char c = *s->p++;
     if(c == '"')
       return true;
@@ -207,7 +229,7 @@ static void put_compact(buf_t *b, const char *v, size_t n)
  * jansson. */
 static char *member_string(const char *v, size_t n, const char *key)
 {
-  scan_t s = { (const unsigned char *)v, (const unsigned char *)v + n };
+  scan_t s = { (const unsigned char *)v, (const unsigned char *)v + n, false };
   char *found = m3s_xstrdup("");
   bool esc;
   ws(&s);
@@ -233,7 +255,7 @@ static char *member_string(const char *v, size_t n, const char *key)
     if(klen == strlen(key) && !memcmp(k, key, klen)) {
       free(found);
       if(*vs == '"') {
-        scan_t t = { vs, s.p };
+        scan_t t = { vs, s.p, false };
         if(!string(&t, &esc) || esc)
           return NULL;
         found = m3s_xmalloc((size_t)(s.p - vs) - 1);
@@ -409,7 +431,7 @@ static bool named(const slice_t *m, const char *name)
  * with an escape or twice. */
 static int split(const unsigned char *v, size_t vn, bool obj, slice_t *out)
 {
-  scan_t s = { v, v + vn };
+  scan_t s = { v, v + vn, false };
   bool esc;
   int n = 0;
   if(vn == 0 || *s.p++ != (obj ? '{' : '['))
@@ -674,7 +696,7 @@ fail:
 static int lean(const char *text, size_t len, m3s_task_record_t *out, char **extra,
                 char **agent_host)
 {
-  scan_t s = { (const unsigned char *)text, (const unsigned char *)text + len };
+  scan_t s = { (const unsigned char *)text, (const unsigned char *)text + len, false };
   struct { const unsigned char *k; size_t n; } seen[MAX_MEMBERS];
   size_t nseen = 0;
   buf_t small = { 0 }, x = { 0 };
@@ -718,9 +740,11 @@ static int lean(const char *text, size_t len, m3s_task_record_t *out, char **ext
       goto out;
     ws(&s);
     const unsigned char *v = s.p;
+    s.spaced = false;
     if(!value(&s, 1))
       goto out;
     size_t vn = (size_t)(s.p - v);
+    bool spaced = s.spaced;
     int sci = scalar_index(k + 1, kn - 2);
     if(sci >= 0) {
       if(!read_scalar(&scalars[sci], (const char *)v, vn, &sc))
@@ -755,7 +779,10 @@ static int lean(const char *text, size_t len, m3s_task_record_t *out, char **ext
       put(b, ",", 1);
     put(b, (const char *)k, kn);
     put(b, ":", 1);
-    put_compact(b, (const char *)v, vn);
+    if(spaced)
+      put_compact(b, (const char *)v, vn);
+    else
+      put(b, (const char *)v, vn); /* already compact, as Go writes it */
     if(!model && kn == 12 && !memcmp(k, "\"MesosAgent\"", 12)) {
       free(host);
       if(!(host = member_string((const char *)v, vn, "hostname")))
@@ -982,10 +1009,41 @@ static void pool_put(m3s_extra_pool_t *p, member_t *m)
   free(m);
 }
 
-m3s_extra_t *m3s_extra_intern(m3s_extra_pool_t *p, const char *text)
+/* The mark that stands for the record's own string in a member: a byte
+ * that compact JSON text never holds (control characters in strings are
+ * escaped). */
+#define OWN_MARK '\x01'
+
+/* The member m[0..n) with each occurrence of own replaced by the mark,
+ * interned. */
+static member_t *pool_get_own(m3s_extra_pool_t *p, const char *m, size_t n, const char *own,
+                              size_t ownlen)
+{
+  const char *hit = ownlen ? memmem(m, n, own, ownlen) : NULL;
+  if(!hit)
+    return pool_get(p, m, n);
+  char *t = m3s_xmalloc(n);
+  size_t tn = 0;
+  while(hit) {
+    memcpy(t + tn, m, (size_t)(hit - m));
+    tn += (size_t)(hit - m);
+    t[tn++] = OWN_MARK;
+    n -= (size_t)(hit - m) + ownlen;
+    m = hit + ownlen;
+    hit = memmem(m, n, own, ownlen);
+  }
+  memcpy(t + tn, m, n);
+  tn += n;
+  member_t *r = pool_get(p, t, tn);
+  free(t);
+  return r;
+}
+
+m3s_extra_t *m3s_extra_intern(m3s_extra_pool_t *p, const char *text, const char *own)
 {
   if(!text)
     return NULL;
+  size_t ownlen = own && !strchr(own, OWN_MARK) ? strlen(own) : 0;
   size_t len = strlen(text), n = 0, cap = 8;
   m3s_extra_t *x = m3s_xmalloc(sizeof(*x) + cap * sizeof(x->m[0]));
   /* The text is a JSON object: a member ends at a comma or the closing
@@ -1031,7 +1089,7 @@ m3s_extra_t *m3s_extra_intern(m3s_extra_pool_t *p, const char *text)
         cap *= 2;
         x = m3s_xrealloc(x, sizeof(*x) + cap * sizeof(x->m[0]));
       }
-      x->m[n++] = pool_get(p, text + start, i - start);
+      x->m[n++] = pool_get_own(p, text + start, i - start, own, ownlen);
     }
     start = i + 1;
   }
@@ -1045,16 +1103,23 @@ m3s_extra_t *m3s_extra_intern(m3s_extra_pool_t *p, const char *text)
   return x;
 }
 
-json_t *m3s_extra_json(const m3s_extra_t *x)
+json_t *m3s_extra_json(const m3s_extra_t *x, const char *own)
 {
   if(!x)
     return NULL;
   buf_t b = { 0 };
+  size_t ownlen = own ? strlen(own) : 0;
   put(&b, "{", 1);
   for(size_t i = 0; i < x->n; i++) {
     if(i)
       put(&b, ",", 1);
-    put(&b, x->m[i]->text, x->m[i]->len);
+    const char *t = x->m[i]->text, *mark, *end = t + x->m[i]->len;
+    while((mark = memchr(t, OWN_MARK, (size_t)(end - t))) != NULL) {
+      put(&b, t, (size_t)(mark - t));
+      put(&b, own, ownlen);
+      t = mark + 1;
+    }
+    put(&b, t, (size_t)(end - t));
   }
   put(&b, "}", 1);
   json_t *j = json_loadb(b.p, b.n, 0, NULL);

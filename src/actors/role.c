@@ -181,7 +181,7 @@ static int64_t write_task(role_actor_t *a, rtask_t *t, bool del)
     m3s_store_batch_del(b, key);
   }
   else {
-    t->rec.extra = m3s_extra_json(t->extra);
+    t->rec.extra = m3s_extra_json(t->extra, t->rec.task_id);
     char *text = m3s_task_record_to_json(&t->rec);
     json_decref(t->rec.extra);
     t->rec.extra = NULL;
@@ -561,9 +561,11 @@ static void load_config(role_actor_t *a, json_t *records)
   m3s_fw_config_record_free(&f);
 }
 
-/* A record this version cannot use (an older format, a wrong TaskID) is
- * moved to <fw>:corrupt:<key>:<unix time>, as the store does with broken
- * JSON: never lost, never loaded again, and the task slot is free. */
+/* A record this version cannot use (not JSON or not UTF-8, an older
+ * format, a wrong TaskID) is moved to <fw>:corrupt:<key>:<unix time>, as
+ * the store does with other broken records: never lost, never loaded
+ * again, and the task slot is free. text holds no NUL (the store keeps
+ * such values). */
 static void set_aside(role_actor_t *a, const char *key, const char *text, const char *why)
 {
   const char *fw = a->base.cfg->fw;
@@ -610,7 +612,7 @@ static void load_tasks(role_actor_t *a, json_t *records, bool last)
       task_free(t);
       continue;
     }
-    t->extra = m3s_extra_intern(a->extras, extra);
+    t->extra = m3s_extra_intern(a->extras, extra, t->rec.task_id);
     free(extra);
     if(m3s_idmap_get(&a->by_id, t->rec.task_id)) {
       task_free(t); /* a chunk repeated after a reconnection */
@@ -768,14 +770,14 @@ static void on_launched(role_actor_t *a, m3s_role_launch_t *l)
   }
   /* The original keeps the agent object from /slaves here; its id and
    * hostname are what readers use. */
-  json_t *x = m3s_extra_json(t->extra);
+  json_t *x = m3s_extra_json(t->extra, t->rec.task_id);
   if(!x)
     x = json_object();
   json_object_set_new(x, "MesosAgent",
                       json_pack("{s:s, s:s}", "id", l->agent_id, "hostname", l->hostname));
   char *text = json_dumps(x, JSON_COMPACT | JSON_PRESERVE_ORDER);
   m3s_extra_free(t->extra);
-  t->extra = m3s_extra_intern(a->extras, text);
+  t->extra = m3s_extra_intern(a->extras, text, t->rec.task_id);
   free(text);
   json_decref(x);
   set_str(&t->agent_host, l->hostname);
@@ -1294,9 +1296,11 @@ static int role_start(m3s_actor_t *self, m3s_role_t role)
   m3s_send(a->store, m3s_msg_new(M3S_STORE_LOAD, 0,
                                  m3s_store_load_new("framework_config", self, TAG_LOAD_CONFIG),
                                  m3s_store_load_free));
-  m3s_send(a->store, m3s_msg_new(M3S_STORE_LOAD, 0,
-                                 m3s_store_load_new(match, self, TAG_LOAD_TASKS),
-                                 m3s_store_load_free));
+  /* load_tasks decodes every record and sets aside what it cannot use:
+   * the store need not check them first. */
+  m3s_store_load_t *l = m3s_store_load_new(match, self, TAG_LOAD_TASKS);
+  l->unchecked = true;
+  m3s_send(a->store, m3s_msg_new(M3S_STORE_LOAD, 0, l, m3s_store_load_free));
   return 0;
 }
 

@@ -999,8 +999,10 @@ out:
   return rc;
 }
 
-/* GETs keys[0..n) in one pipeline and adds the usable ones to result. */
-static io_rc_t load_values(store_t *s, char **keys, size_t n, size_t plen, json_t *result)
+/* GETs keys[0..n) in one pipeline and adds the usable ones to result.
+ * unchecked: the receiver checks the values (m3s_store_load_t.unchecked). */
+static io_rc_t load_values(store_t *s, char **keys, size_t n, size_t plen, bool unchecked,
+                           json_t *result)
 {
   for(size_t i = 0; i < n; i++)
     redisAppendCommand(s->c, "GET %b", keys[i], strlen(keys[i]));
@@ -1027,6 +1029,11 @@ static io_rc_t load_values(store_t *s, char **keys, size_t n, size_t plen, json_
     }
     if(r->type != REDIS_REPLY_STRING)
       why = "not a string";
+    else if(unchecked && !memchr(r->str, 0, r->len)) {
+      /* No NUL, so the receiver can set it aside as a C string. */
+      json_object_set_new(result, keys[i], json_stringn_nocheck(r->str, r->len));
+      continue;
+    }
     else if(must_be_json(keys[i] + plen) && !valid_json(r->str, r->len))
       why = "not valid JSON";
     if(!why) {
@@ -1137,7 +1144,7 @@ static bool run_load(store_t *s)
   result = json_object();
   while(l->pos < l->nkeys) {
     size_t n = l->nkeys - l->pos < GET_CHUNK ? l->nkeys - l->pos : GET_CHUNK;
-    if(load_values(s, l->keys + l->pos, n, plen, result) != IO_OK)
+    if(load_values(s, l->keys + l->pos, n, plen, l->unchecked, result) != IO_OK)
       goto lost;
     l->pos += n;
     if(l->pos < l->nkeys && json_object_size(result) && l->notify) {

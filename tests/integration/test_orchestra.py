@@ -899,6 +899,15 @@ class OrchestraTest(test_mesos.MesosCase):
         line, nothing lost, the cluster comes up."""
         self.redis().command("SET", "%s:agent:old-1" % FW, '{"TaskID": "old-1", "CPU": "two"}')
         self.redis().command("SET", "%s:agent:old-2" % FW, '{"TaskID": ')
+        # JSON but not UTF-8 (the role checks it, the store hands it over).
+        bad_utf8 = b'{"TaskID":"old-4","hostname":"h\xff"}'
+        with socket.create_connection(("127.0.0.1", self.redis().port)) as s:
+            s.sendall(b"*2\r\n$6\r\nSELECT\r\n$1\r\n1\r\n*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n"
+                      b"$%d\r\n%s\r\n" % (len(FW) + 12, b"%s:agent:old-4" % FW.encode(),
+                                         len(bad_utf8), bad_utf8))
+            buf = b""
+            while buf.count(b"\r\n") < 2:
+                buf += s.recv(100)
         # A usable record but for its id, longer than the actors' buffers
         # (it would be cut, and its updates taken for a stranger's).
         with open(os.path.join(HERE, "..", "data", "records", "task_agent_running.json")) as f:
@@ -908,7 +917,10 @@ class OrchestraTest(test_mesos.MesosCase):
         sim, d = self.cluster(agents=3, K3S_AGENT_COUNT="1")
         self.wait_converged(sim, 1, 1, 1)
         keys = self.redis().command("--scan", "--pattern", "%s:corrupt:*" % FW).decode().split()
-        self.assertEqual(sorted(k.split(":")[3] for k in keys), ["old-1", "old-2", long_id], keys)
+        self.assertEqual(sorted(k.split(":")[3] for k in keys),
+                         ["old-1", "old-2", "old-3-" + "x" * 60, "old-4"], keys)
+        moved4 = [k for k in keys if ":old-4:" in k][0]
+        self.assertEqual(self.redis().command("GET", moved4).rstrip(b"\n"), bad_utf8)
         self.assertIn("its TaskID is longer than 39 characters", d.text())
         moved = [k for k in keys if ":old-1:" in k][0]
         self.assertEqual(self.redis().command("GET", moved).strip(),

@@ -560,8 +560,24 @@ END_TEST
 
 /* ---- the lean decoder of loads ---- */
 
+/* Whether the JSON text t has whitespace outside its strings. */
+static bool spaced(const char *t)
+{
+  bool in_str = false;
+  for(; *t; t++) {
+    if(in_str && *t == '\\')
+      t++;
+    else if(*t == '"')
+      in_str = !in_str;
+    else if(!in_str && strchr(" \t\n\r", *t))
+      return true;
+  }
+  return false;
+}
+
 /* m3s_task_record_from_json_lean gives what the full decoder gives: the
- * same error, or the same struct, extra and encoding. */
+ * same error, or the same struct, extra and encoding; its extra text is
+ * compact (records that share a member share its text). */
 static void assert_lean_same(const char *text, size_t len)
 {
   m3s_task_record_t a, b;
@@ -582,8 +598,10 @@ static void assert_lean_same(const char *text, size_t len)
   ck_assert_str_eq(h, host ? host : "");
   ck_assert_ptr_null(b.extra);
   ck_assert_msg((x != NULL) == (json_object_size(a.extra) > 0), "extra %s", x ? x : "NULL");
-  if(x)
+  if(x) {
+    ck_assert_msg(!spaced(x), "extra not compact: %s", x);
     b.extra = parse(x);
+  }
   assert_task_equal(&a, &b);
   char *sa = m3s_task_record_to_json(&a), *sb = m3s_task_record_to_json(&b);
   ck_assert_str_eq(sa, sb);
@@ -726,17 +744,17 @@ START_TEST(test_extra_pool)
     "{\"uris\":[{\"value\":\"http://x/?a=1,b={2}\",\"cache\":false}],"
     "\"environment\":{\"variables\":[{\"name\":\"ID\",\"value\":\"2\"}]}}";
   m3s_extra_pool_t *p = m3s_extra_pool_new();
-  m3s_extra_t *xa = m3s_extra_intern(p, a), *xb = m3s_extra_intern(p, b);
-  ck_assert_ptr_null(m3s_extra_intern(p, NULL));
-  ck_assert_ptr_null(m3s_extra_intern(p, "{}"));
-  ck_assert_ptr_null(m3s_extra_json(NULL));
-  json_t *ja = m3s_extra_json(xa), *want = parse(a);
+  m3s_extra_t *xa = m3s_extra_intern(p, a, NULL), *xb = m3s_extra_intern(p, b, "");
+  ck_assert_ptr_null(m3s_extra_intern(p, NULL, NULL));
+  ck_assert_ptr_null(m3s_extra_intern(p, "{}", "x"));
+  ck_assert_ptr_null(m3s_extra_json(NULL, NULL));
+  json_t *ja = m3s_extra_json(xa, NULL), *want = parse(a);
   ck_assert(json_equal(ja, want));
   json_decref(ja);
   json_decref(want);
   /* b keeps its share of the member both hold */
   m3s_extra_free(xa);
-  json_t *jb = m3s_extra_json(xb);
+  json_t *jb = m3s_extra_json(xb, "");
   want = parse(b);
   ck_assert(json_equal(jb, want));
   json_decref(jb);
@@ -746,16 +764,37 @@ START_TEST(test_extra_pool)
   for(int i = 0; i < 2000; i++) {
     char t[256];
     snprintf(t, sizeof(t), "{\"uris\":[1,2],\"arguments\":[\"--id %d\"],\"z\":%d}", i, i % 7);
-    many[i] = m3s_extra_intern(p, t);
+    many[i] = m3s_extra_intern(p, t, NULL);
   }
   for(int i = 0; i < 2000; i += 3) {
-    json_t *j = m3s_extra_json(many[i]);
+    json_t *j = m3s_extra_json(many[i], NULL);
     ck_assert_int_eq(json_integer_value(json_object_get(j, "z")), i % 7);
     ck_assert_uint_eq(json_object_size(j), 3);
     json_decref(j);
   }
   for(int i = 0; i < 2000; i++)
     m3s_extra_free(many[i]);
+  /* a record's own string (its task id) wherever members repeat it, even
+   * twice in a row or as a part of a longer word, comes back as it was */
+  static const char *const owns[] = { "t-7", "7", "\"", "a\x01", "ab" };
+  for(size_t k = 0; k < sizeof(owns) / sizeof(owns[0]); k++) {
+    for(int i = 0; i < 50; i++) {
+      char own[32], t[512];
+      snprintf(own, sizeof(own), "%s", i ? owns[k] : "t-77");
+      /* own as written in a JSON string */
+      const char *enc = !strcmp(own, "\"") ? "\\\"" : !strcmp(own, "a\x01") ? "a\\u0001" : own;
+      snprintf(t, sizeof(t), "{\"environment\":{\"variables\":[{\"name\":\"ID\",\"value\":"
+               "\"%s\"}]},\"arguments\":[\"--id=%s%s\",\"abab t-7t-7 77\"],\"z\":%d}",
+               enc, enc, enc, i);
+      many[i] = m3s_extra_intern(p, t, own);
+      json_t *j = m3s_extra_json(many[i], own), *w = parse(t);
+      ck_assert_msg(json_equal(j, w), "own %s: %s", own, t);
+      json_decref(j);
+      json_decref(w);
+    }
+    for(int i = 0; i < 50; i++)
+      m3s_extra_free(many[i]);
+  }
   m3s_extra_free(xb);
   m3s_extra_free(NULL);
   m3s_extra_pool_free(p);
