@@ -741,6 +741,12 @@ class OrchestraTest(test_mesos.MesosCase):
         self.assertEqual(cfg["K3SAgentMax"], 5)
         self.assertIn("connected to Redis at 127.0.0.1:%d (master named by the sentinels)"
                       % self.redis().port, d.text())
+        # The records are in the new master, but an acknowledgement waits
+        # until WAIT 1 says a replica has its state too: the demoted master
+        # first has to be turned into the new one's replica and sync, which
+        # takes seconds on a busy machine.
+        self.wait("every update acknowledged once a replica has its state",
+                  lambda: not sim.unacked_updates(), LONG * 2)
         self.assert_clean(sim, d)
         # What the new master holds is the whole cluster: a new daemon
         # launches nothing and kills nothing.
@@ -756,6 +762,7 @@ class OrchestraTest(test_mesos.MesosCase):
         self.wait_converged(sim, 1, 1, 5)
         self.assertEqual(len(self.launched(sim)), n)
         self.assertEqual(len(sim.calls(type="KILL")), kills)
+        self.wait("every update acknowledged", lambda: not sim.unacked_updates(), LONG)
         self.assert_clean(sim, d2)
 
     def test_sentinel_failover_command(self):
