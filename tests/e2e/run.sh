@@ -28,7 +28,13 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${M3S_BUILD:-$ROOT/build-release}
 SHARED=${M3S_SHARED:-$ROOT/../shared}
-MIRROR=${E2E_MIRROR:-http://deb.debian.org/debian}
+# The Debian mirror apt already uses (the first main-archive URI of its
+# sources), unless E2E_MIRROR names another.
+apt_mirror() {
+  sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\/debian\)$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null || true
+  sed -n 's/^deb[[:space:]]\+\([^[:space:]]*\/debian\)[[:space:]].*/\1/p' /etc/apt/sources.list 2>/dev/null || true
+}
+MIRROR=${E2E_MIRROR:-$(apt_mirror | sed -n 1p)}
 DOCKER=/usr/bin/docker            # Debian's client, matching its dockerd
 AGENT_IP=127.0.0.11               # start-cluster.sh's first agent
 
@@ -37,6 +43,7 @@ die() { printf 'e2e: FAILED: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root (dockerd, debootstrap and the Mesos agent need it)"
 [ -d "$SHARED/mesos" ] || die "no $SHARED/mesos (the prebuilt Mesos); set M3S_SHARED"
+[ -n "$MIRROR" ] || die "no Debian mirror found in apt's sources; set E2E_MIRROR"
 
 need=()
 [ -x /usr/sbin/dockerd ] || need+=(docker.io)
