@@ -159,7 +159,8 @@ build() { # tag context
 }
 build m3s-e2e/mariadb:e2e "$IMAGES/mariadb"
 mkdir -p "$WORK/standin"
-cp "$IMAGES/k3s-standin/Dockerfile" "$IMAGES/k3s-standin/standin.py" "$BUILD/m3s-controller" \
+cp "$IMAGES/k3s-standin/Dockerfile" "$IMAGES/k3s-standin/standin.py" \
+   "$IMAGES/k3s-standin/k3s.py" "$BUILD/m3s-controller" \
    "$ROOT/tests/mesos_sim/fake_k3s.py" "$WORK/standin/"
 build m3s-e2e/k3s-standin:e2e "$WORK/standin"
 build redis:7 "$IMAGES/redis"
