@@ -531,10 +531,11 @@ class OrchestraTest(test_mesos.MesosCase):
         self.assertEqual(r.command("SET", "m3s-test:probe", "x").strip(), b"OK")
         r.command("DEL", "m3s-test:probe")
 
-    def get(self, path, method="GET", body=None):
-        """(status, body) of GET path (outside the API's prefix), or of
-        another method with an optional JSON body."""
-        data = None if body is None else json.dumps(body).encode()
+    def request(self, path, method="GET", body=None):
+        """(status, body) of a call to the daemon's HTTP port with the
+        test's credentials (path outside the API's prefix); body: bytes as
+        they are, anything else as JSON."""
+        data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
         req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.api_port, path),
                                      method=method, data=data)
         req.add_header("Authorization",
@@ -542,7 +543,7 @@ class OrchestraTest(test_mesos.MesosCase):
         if data is not None:
             req.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
+            with urllib.request.urlopen(req, timeout=30) as resp:
                 return resp.status, resp.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()
@@ -550,16 +551,16 @@ class OrchestraTest(test_mesos.MesosCase):
     def check_refusal_shown(self, kind):
         """The refusal is visible while it lasts: /health, the status
         answer behind the page, /metrics."""
-        self.wait("/health to give the refusal", lambda: json.loads(self.get("/health")[1]).get(
+        self.wait("/health to give the refusal", lambda: json.loads(self.request("/health")[1]).get(
             "reason", "").startswith("Redis refuses writes: "))
-        health = json.loads(self.get("/health")[1])
+        health = json.loads(self.request("/health")[1])
         self.assertEqual(health["status"], "degraded")
         self.assertIn(kind, health["reason"])
-        code, body = self.get("/api/m3s/v0/status")
+        code, body = self.request("/api/m3s/v0/status")
         self.assertEqual(code, 200, body)
         self.assertTrue(any("Redis refuses writes" in p for p in json.loads(body)["problems"]),
                         body)
-        code, body = self.get("/metrics")
+        code, body = self.request("/metrics")
         self.assertEqual(code, 200)
         m = re.search(r'^m3s_redis_refused_writes_total\{error="%s"\} (\d+)' % kind, body, re.M)
         self.assertTrue(m and int(m.group(1)) > 0, body)
@@ -596,7 +597,7 @@ class OrchestraTest(test_mesos.MesosCase):
         self.assertEqual(acked, [], "an update was acknowledged while Redis refused its state")
         self.accept_writes(kind)
         self.wait_converged(sim, 1, 1, 4)
-        self.wait("/health ok again", lambda: json.loads(self.get("/health")[1])["status"] == "ok")
+        self.wait("/health ok again", lambda: json.loads(self.request("/health")[1])["status"] == "ok")
         recs = self.records("agent")
         for v in victims:
             self.assertNotIn(v, recs)
@@ -616,7 +617,7 @@ class OrchestraTest(test_mesos.MesosCase):
     # -- pushback (issue 13) -----------------------------------------------------
 
     def metric(self, name):
-        m = re.search(r"(?m)^%s (\S+)$" % re.escape(name), self.get("/metrics")[1])
+        m = re.search(r"(?m)^%s (\S+)$" % re.escape(name), self.request("/metrics")[1])
         return float(m.group(1)) if m else None
 
     def test_redis_backlog_pushes_back(self):
@@ -635,7 +636,7 @@ class OrchestraTest(test_mesos.MesosCase):
         code, body = self.api("agent/scale/10000")
         self.assertEqual(code, 503, body)
         self.wait("/health to say Redis is backlogged", lambda: "Redis is backlogged" in
-                  json.loads(self.get("/health")[1]).get("reason", ""))
+                  json.loads(self.request("/health")[1]).get("reason", ""))
         self.assertEqual(self.metric("m3s_redis_backlogged"), 1)
         self.assertIn("backlogged, writers hold back new work", d.text())
         queued = self.metric("m3s_redis_queued")
@@ -649,20 +650,20 @@ class OrchestraTest(test_mesos.MesosCase):
             self.assertEqual(code, 503, path + ": " + body)
             self.assertIn("Redis is backlogged", json.loads(body)["error"], path)
             self.assertLess(took, 3.0, path + ": refused only after the timeout")
-        code, body = self.get("/api/m3s/v0/cluster/update", "PUT", {"IMAGE_K3S": "example/k3s:x"})
+        code, body = self.request("/api/m3s/v0/cluster/update", "PUT", {"IMAGE_K3S": "example/k3s:x"})
         self.assertEqual(code, 503, body)
         self.assertIn("Redis is backlogged", json.loads(body)["error"])
         self.assertEqual(json.loads(self.api("server/scale")[1])["Scale"], 1)
         time.sleep(1.5)  # time for a wrong launch or a new write to show
         self.assertEqual(len(self.launched(sim)), launched)
         self.assertEqual(self.metric("m3s_redis_queued"), queued, "the queue kept growing")
-        code, body = self.get("/api/m3s/v0/status")
+        code, body = self.request("/api/m3s/v0/status")
         self.assertTrue(any("Redis is backlogged" in p for p in json.loads(body)["problems"]),
                         body)
 
         self.accept_writes("OOM")
         self.wait("the backlog to drain", lambda: self.metric("m3s_redis_backlogged") == 0)
-        self.wait("/health ok again", lambda: json.loads(self.get("/health")[1])["status"] == "ok")
+        self.wait("/health ok again", lambda: json.loads(self.request("/health")[1])["status"] == "ok")
         self.assertIn("no longer backlogged", d.text())
         # Nothing asked before the backlog was lost: the 9999 records are
         # stored and new agents launch.

@@ -9,7 +9,6 @@ bad body is a 400 that changes nothing.
 
 Run: M3S_BIN=build/m3s python3 tests/integration/test_update.py -v
 """
-import base64
 import fnmatch
 import json
 import os
@@ -17,8 +16,6 @@ import re
 import sys
 import time
 import unittest
-import urllib.error
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -29,21 +26,6 @@ LONG = test_orchestra.LONG
 
 
 class UpdateTest(test_orchestra.OrchestraTest):
-    def request(self, path, method="GET", body=None):
-        """(status, body) of a call to the daemon's HTTP port."""
-        data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
-        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.api_port, path),
-                                     method=method, data=data)
-        req.add_header("Authorization",
-                       "Basic " + base64.b64encode(b"ops:orchestra-secret").decode())
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return resp.status, resp.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode()
-
     def update(self, body):
         return self.request("/api/m3s/v0/cluster/update", "PUT", body)
 
