@@ -5107,15 +5107,16 @@ def main(argv=None):
         tls=(args.tls_cert, args.tls_key) if args.tls_cert else None, k3s=args.k3s,
         k3s_config_delay=args.k3s_config_delay, k3s_node_delay=args.k3s_node_delay,
         k3s_ready_delay=None if args.k3s_ready_delay < 0 else args.k3s_ready_delay)
-    sim.start()
-    sys.stdout.write("listening on %s:%d\n" % (sim.host, sim.port))
-    sys.stdout.flush()
     done = threading.Event()
 
     def on_signal(signum, frame):
         done.set()
+    # Before the line that says it is up: a caller may signal right after.
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    sim.start()
+    sys.stdout.write("listening on %s:%d\n" % (sim.host, sim.port))
+    sys.stdout.flush()
     while not done.wait(0.5):
         pass
     sim.stop()
