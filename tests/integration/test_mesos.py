@@ -533,9 +533,17 @@ class MesosTest(MesosCase):
         fw = self.daemon_subscribed(sim, d)
         self.wait("the framework record in Redis",
                   lambda: fw["id"].encode() in r.command("GET", "m3s:framework"))
-        running = self.wait("a running task", lambda: [
-            t["task_id"] for t in sim.state(include_agents=False)["tasks"]
-            if t["state"] == "TASK_RUNNING"])
+        # A task whose TASK_RUNNING is acknowledged: the agent sends a task's
+        # updates one at a time, so a TASK_FAILED would otherwise queue
+        # behind a TASK_RUNNING that cannot be acknowledged without Redis.
+        def running_acked():
+            acked = {c["body"]["acknowledge"]["uuid"] for c in sim.calls(type="ACKNOWLEDGE")
+                     if isinstance(c["body"], dict)}
+            return [e["event"]["update"]["status"]["task_id"]["value"]
+                    for e in sim.events(type="UPDATE") if "event" in e
+                    and e["event"]["update"]["status"]["state"] == "TASK_RUNNING"
+                    and e["event"]["update"]["status"]["uuid"] in acked]
+        running = self.wait("a running task, acknowledged", running_acked)
         r.kill()
         # An update whose acknowledgement must wait for Redis; the framework
         # it belongs to is then removed: the new framework must not
