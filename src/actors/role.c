@@ -304,12 +304,17 @@ static void offer_task(role_actor_t *a, rtask_t *t)
   m3s_send(a->offers, m3s_msg_new(M3S_OFFERS_PENDING, 0, p, NULL));
 }
 
-static void create_task(role_actor_t *a)
+/* A new task with a new id, or with want_id (the rollout actor chooses
+ * the id of a replacement so that it can record it before asking). */
+static void create_task(role_actor_t *a, const char *want_id)
 {
   const m3s_config_t *cfg = a->base.cfg;
   rtask_t *t = m3s_xcalloc(1, sizeof(*t));
-  char id[37], ts[40];
-  m3s_task_id_new(id);
+  char id[M3S_TASK_ID_LEN], ts[40];
+  if(want_id && *want_id)
+    snprintf(id, sizeof(id), "%s", want_id);
+  else
+    m3s_task_id_new(id);
   now_rfc3339(ts, sizeof(ts));
   m3s_task_record_t *r = &t->rec;
   r->task_id = m3s_xstrdup(id);
@@ -405,7 +410,7 @@ static void converge(role_actor_t *a)
       m3s_info("%s role: creating %d task(s) (%d of %d live)", m3s_role_name(a->role), missing,
                live, a->desired);
       while(missing-- > 0)
-        create_task(a);
+        create_task(a, NULL);
     }
   }
   report(a, false);
@@ -1135,6 +1140,72 @@ static void on_set_spec(role_actor_t *a, m3s_role_spec_t *sp)
   report(a, false);
 }
 
+/* A replacement asked by the rollout actor (see role.h). */
+static void on_replace(role_actor_t *a, m3s_role_replace_t *r)
+{
+  rtask_t *old = r->old_task[0] ? m3s_idmap_get(&a->by_id, r->old_task) : NULL;
+  bool have_new = r->new_task[0] && m3s_idmap_get(&a->by_id, r->new_task);
+  bool old_live = old && old->phase != PH_KILLING;
+  int live = (int)a->n - a->n_killing;
+  r->result = 0;
+  if(!a->ready) {
+    r->result = -EAGAIN;
+  }
+  else if(r->op == M3S_REPLACE_SURGE) {
+    if(!r->new_task[0])
+      r->result = -EINVAL;
+    else if(have_new)
+      ;
+    else if(a->backlogged || a->desired >= M3S_ROLE_MAX_COUNT)
+      r->result = -EAGAIN;
+    else {
+      a->desired++;
+      m3s_info("%s role: one more task (%d) for a rollout: %s", m3s_role_name(a->role),
+               a->desired, r->new_task);
+      report(a, true);
+      create_task(a, r->new_task);
+    }
+  }
+  else if(r->op == M3S_REPLACE_RETIRE) {
+    if(!old_live) {
+      r->result = -ENOENT;
+    }
+    else {
+      kill_task(a, old, "retired by a rollout");
+      if(a->desired > 0)
+        a->desired--;
+      report(a, true);
+    }
+  }
+  else if(!r->new_task[0]) {
+    r->result = -EINVAL;
+  }
+  else if(!have_new) {
+    if(a->backlogged) {
+      r->result = -EAGAIN;
+    }
+    else if(old_live) {
+      kill_task(a, old, "replaced by a rollout");
+      create_task(a, r->new_task);
+    }
+    else if(live < a->desired) {
+      create_task(a, r->new_task);
+    }
+    else {
+      r->result = -ENOENT;
+    }
+  }
+  else if(old_live) {
+    kill_task(a, old, "replaced by a rollout");
+  }
+  m3s_actor_t *to = r->notify;
+  if(to)
+    m3s_send(to, m3s_msg_new(M3S_ROLE_REPLACED, r->tag, r, NULL));
+  else
+    free(r);
+  converge(a);
+}
+
 /* Whether a task runs the spec the role's configuration gives now: 1 yes,
  * 0 no, -1 unknown (no digest), -2 not launched yet. */
 static int task_current(const rtask_t *t, const char *digest)
@@ -1263,6 +1334,10 @@ static void role_handle(m3s_actor_t *self, m3s_msg_t *msg)
   case M3S_ROLE_SET_SPEC:
     if(msg->payload)
       on_set_spec(a, msg->payload);
+    break;
+  case M3S_ROLE_REPLACE:
+    if(msg->payload)
+      on_replace(a, m3s_msg_take(msg));
     break;
   case M3S_ROLE_STATUS:
     m3s_msg_reply(msg, m3s_msg_new(M3S_ROLE_STATUS, 0, status_json(a), m3s_json_drop));
