@@ -21,10 +21,6 @@
 
 enum { T_TICK = M3S_MSG_USER + 1, TAG_LOAD = 1 };
 
-/* Until the Kubernetes actor's drain (branch kube-drain) is merged: its
- * message numbers as that branch defines them. */
-#define M3S_KUBE_DRAIN (M3S_MSG_USER + 502)
-#define M3S_KUBE_RELEASE (M3S_MSG_USER + 503)
 
 #define TICK_MS 200
 #define ASK_TIMEOUT_MS 10000
