@@ -134,6 +134,7 @@ typedef struct kube_drain {
   size_t pn, pcap;
   uint64_t evictions, refused, failed;
   char error[768];          /* "" or the latest reason */
+  char error_kind[48];      /* its kind, as last logged */
 } kube_drain_t;
 
 typedef enum kube_ask { ASK_OFFERS, ASK_SERVER, ASK_AGENT, NASK } kube_ask_t;

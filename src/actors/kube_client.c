@@ -567,8 +567,22 @@ static void pump_mutations(kube_t *k)
   }
 }
 
+/* A watch resumed after a failure connects without a list: the API is
+ * back once it answers the watch with a 2xx. */
+static void watch_answered(kube_t *k)
+{
+  long status = 0;
+  if(k->connected || !k->sync || k->sync->kind != X_WATCH)
+    return;
+  curl_easy_getinfo(k->sync->h, CURLINFO_RESPONSE_CODE, &status);
+  if(status < 200 || status > 299)
+    return;
+  kube_set_state(k, true, "ok", false, "%s", "");
+}
+
 void kube_pump(kube_t *k)
 {
+  watch_answered(k);
   start_sync(k);
   pump_mutations(k);
   kube_drain_pump(k);

@@ -158,12 +158,15 @@ static bool evictable(const json_t *pod)
   return true;
 }
 
-/* A new error for the drain: kept for its status, logged when it changed. */
-static void drain_error(kube_drain_t *d, const char *text)
+/* A new error for the drain: kept for its status, logged when its kind
+ * (a PodDisruptionBudget, a pod list, an eviction failure) changed, not
+ * for each pod it concerns. */
+static void drain_error(kube_drain_t *d, const char *kind, const char *text)
 {
-  if(!strcmp(d->error, text))
-    return;
   snprintf(d->error, sizeof(d->error), "%s", text);
+  if(!strcmp(d->error_kind, kind))
+    return;
+  snprintf(d->error_kind, sizeof(d->error_kind), "%s", kind);
   m3s_warn("task %s: drain of node %s: %s (retrying with backoff; logged again when this "
            "changes)", d->task, d->node[0] ? d->node : "?", text);
 }
@@ -182,7 +185,7 @@ static void pods_listed(kube_t *k, kube_drain_t *d, const kube_xfer_t *x)
     if(d->list_backoff_ms > LIST_BACKOFF_MAX_MS)
       d->list_backoff_ms = LIST_BACKOFF_MAX_MS;
     d->next_list_ms = m3s_now_ms() + kube_jitter(k, d->list_backoff_ms);
-    drain_error(d, why);
+    drain_error(d, "list:protocol", why);
     return;
   }
   d->list_backoff_ms = 0;
@@ -203,7 +206,7 @@ static void pods_listed(kube_t *k, kube_drain_t *d, const kube_xfer_t *x)
     if(strlen(ns) > KUBE_MAX_NS || !kube_safe_name(ns) || !kube_safe_name(name)) {
       snprintf(why, sizeof(why), "the pod %.63s/%.100s has a name that cannot be evicted", ns,
                name);
-      drain_error(d, why);
+      drain_error(d, "pod name", why);
       continue;
     }
     kube_pod_t *p = pod_find(d, ns, name);
@@ -226,7 +229,7 @@ static void pods_listed(kube_t *k, kube_drain_t *d, const kube_xfer_t *x)
   d->drained = count == 0;
   if(d->drained && !was) {
     m3s_info("task %s: node %s is drained (no evictable pod left)", d->task, d->node);
-    d->error[0] = '\0';
+    d->error[0] = d->error_kind[0] = '\0';
   }
 }
 
@@ -242,7 +245,7 @@ static void status_message(const kube_xfer_t *x, char *buf, size_t len)
 static void evicted(kube_t *k, kube_drain_t *d, const kube_xfer_t *x, CURLcode res, long status)
 {
   kube_pod_t *p = d ? pod_find(d, x->ns, x->pod) : NULL;
-  char why[768], msg[200];
+  char why[768], msg[200], kind[48] = "pdb";
   if(res == CURLE_OK && (status == 200 || status == 201 || status == 404)) {
     k->evict_ok++;
     if(status == 404)
@@ -268,6 +271,7 @@ static void evicted(kube_t *k, kube_drain_t *d, const kube_xfer_t *x, CURLcode r
     if(d)
       d->failed++;
     kube_describe(x, res, status, &cat, why, sizeof(why));
+    snprintf(kind, sizeof(kind), "eviction:%s:%ld", cat, status);
   }
   if(!p)
     return;
@@ -276,7 +280,7 @@ static void evicted(kube_t *k, kube_drain_t *d, const kube_xfer_t *x, CURLcode r
   if(p->backoff_ms > EVICT_BACKOFF_MAX_MS)
     p->backoff_ms = EVICT_BACKOFF_MAX_MS;
   p->next_ms = m3s_now_ms() + kube_jitter(k, p->backoff_ms);
-  drain_error(d, why);
+  drain_error(d, kind, why);
 }
 
 /* ---- transfers ------------------------------------------------------------------------ */
@@ -406,7 +410,9 @@ bool kube_drain_done(kube_t *k, CURL *h, CURLcode res)
       if(d->list_backoff_ms > LIST_BACKOFF_MAX_MS)
         d->list_backoff_ms = LIST_BACKOFF_MAX_MS;
       d->next_list_ms = m3s_now_ms() + kube_jitter(k, d->list_backoff_ms);
-      drain_error(d, why);
+      char kind[48];
+      snprintf(kind, sizeof(kind), "list:%s:%ld", cat, status);
+      drain_error(d, kind, why);
     }
   }
   kube_xfer_free(x);
