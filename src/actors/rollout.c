@@ -22,7 +22,8 @@
 enum { T_TICK = M3S_MSG_USER + 1, TAG_LOAD = 1 };
 
 
-#define TICK_MS 200
+#define TICK_MS 100     /* the status poll while a plan runs: a stage's end is
+                           seen within two ticks */
 #define ASK_TIMEOUT_MS 10000
 #define NASK 4          /* 1..3: the roles (m3s_role_t), 0: kube */
 #define NPHASE 3
@@ -479,8 +480,10 @@ static void act(rollout_t *a, phase_t *ph, step_t *s)
   else if(s->stage == G_RELEASE) {
     send_kube(a, M3S_KUBE_RELEASE, s->old_task);
   }
+  /* Only statuses asked after this count for its outcome: not those of a
+   * cycle in the air. */
   if(!s->sent)
-    s->sent_cycle = a->cycle;
+    s->sent_cycle = a->cycle + (a->asking ? 1 : 0);
   s->sent = true;
 }
 
@@ -651,15 +654,13 @@ static bool run_phase(rollout_t *a, phase_t *ph)
   return changed;
 }
 
+static void act_all(rollout_t *a);
+
 static void advance(rollout_t *a)
 {
   if(!plan_active(a) && !a->aborting)
     return;
-  /* Actions first: the plan as it is stored. */
-  for(size_t p = 0; p < a->nphases; p++)
-    for(size_t i = 0; i < a->phases[p].n; i++)
-      if(a->phases[p].steps[i].status == P_IN_PROGRESS)
-        act(a, &a->phases[p], &a->phases[p].steps[i]);
+  act_all(a); /* first: the plan as it is stored */
   bool changed = false;
   size_t p;
   for(p = 0; p < a->nphases && a->status != P_FAILED; p++) {
@@ -689,6 +690,18 @@ static void advance(rollout_t *a)
   }
   if(changed)
     plan_write(a);
+}
+
+/* The actions of the steps under way, as soon as the plan they follow from
+ * is stored (not one poll later). */
+static void act_all(rollout_t *a)
+{
+  if(!plan_active(a) || !stored(a))
+    return;
+  for(size_t p = 0; p < a->nphases; p++)
+    for(size_t i = 0; i < a->phases[p].n; i++)
+      if(a->phases[p].steps[i].status == P_IN_PROGRESS)
+        act(a, &a->phases[p], &a->phases[p].steps[i]);
 }
 
 /* ---- requests ---------------------------------------------------------------------------- */
@@ -808,6 +821,8 @@ static void on_tick(rollout_t *a)
     return;
   if(a->wfailed && a->have_plan)
     plan_write(a);
+  if(!a->asking && !a->start_reply && !plan_active(a))
+    return; /* no plan under way: nothing to ask */
   if(!a->asking) {
     ask_all(a);
     return;
@@ -858,6 +873,7 @@ static void rollout_handle(m3s_actor_t *self, m3s_msg_t *msg)
   }
   case M3S_STORE_WRITTEN:
     on_written(a, msg->arg, msg->flags & M3S_STORE_FAILED ? msg->payload : NULL);
+    act_all(a);
     break;
   case M3S_STORE_PRESSURE:
     a->backlogged = msg->arg != 0;
