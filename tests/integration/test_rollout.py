@@ -117,11 +117,11 @@ class RolloutTest(test_update.UpdateTest):
                     return st
         return None
 
-    def agents_cluster(self, n=3, **env):
-        e = dict(ENV, K3S_AGENT_COUNT=str(n))
+    def agents_cluster(self, n=3, servers=1, **env):
+        e = dict(ENV, K3S_AGENT_COUNT=str(n), K3S_SERVER_COUNT=str(servers))
         e.update(env)
-        sim, d = self.cluster(agents=n + 3, **e)
-        self.wait_converged(sim, 1, 1, n)
+        sim, d = self.cluster(agents=n + servers + 3, **e)
+        self.wait_converged(sim, 1, servers, n)
         self.wait_agent_nodes(sim, n)
         return sim, d
 
@@ -245,6 +245,37 @@ class RolloutTest(test_update.UpdateTest):
             self.kept[node] = [("kube-system", "svclb-%d" % i), ("kube-system", "static-%d" % i)]
             api.put_pod("kube-system", "svclb-%d" % i, node, daemonset=True)
             api.put_pod("kube-system", "static-%d" % i, node, mirror=True)
+
+    def test_surge_servers_and_agents(self):
+        """Two servers and ROLLOUT_MAX_SURGE=1: every replacement is
+        launched (and Ready) before its old task is drained and retired;
+        the counts are back where they were at the end."""
+        sim, d = self.agents_cluster(2, servers=2, ROLLOUT_MAX_SURGE="1")
+        old = {t[0] for t in self.active(sim) if t[1] != "datastore"}
+        nodes = self.agent_nodes(sim)
+        self.put_pods(sim, nodes)
+        code, body = self.update({"IMAGE_K3S": "example/k3s:2", "rollout": True})
+        self.assertEqual(code, 200, body)
+        self.wait_plan("COMPLETE")
+        plan = self.plan()
+        launched = {t["task_id"]["value"]: (seq, t) for seq, _, _, t in self.launched(sim)}
+        kills = self.kill_times(sim)
+        kill_seq = {c["body"]["kill"]["task_id"]["value"]: c["seq"]
+                    for c in sim.calls(type="KILL") if isinstance(c["body"], dict)}
+        for ph in plan["phases"]:
+            for st in ph["steps"]:
+                self.assertTrue(st["surge"], st)
+                seq, ti = launched[st["new_task"]]
+                self.assertEqual(ti["container"]["docker"]["image"], "example/k3s:2")
+                self.assertLess(seq, kill_seq[st["old_task"]], "launched before the kill")
+                self.assertEqual(len(kills[st["old_task"]]), 1)
+        self.check_drained_before_kill(sim, nodes, kills)
+        self.assertEqual({s["old_task"] for p in plan["phases"] for s in p["steps"]}, old)
+        self.wait("back to 1/2/2", lambda: self.converged(sim, 1, 2, 2, gone=old))
+        for role in ("server", "agent"):
+            code, body = self.api("%s/scale" % role)
+            self.assertEqual(json.loads(body)["Scale"], 2, role)
+        self.assert_clean(sim, d)
 
     def test_pause_resume_abort(self):
         sim, d = self.agents_cluster(3)
