@@ -277,6 +277,27 @@ class RolloutTest(test_update.UpdateTest):
             self.assertEqual(json.loads(body)["Scale"], 2, role)
         self.assert_clean(sim, d)
 
+    def test_two_agents_at_a_time(self):
+        """ROLLOUT_MAX_UNAVAILABLE=2: two agent steps run side by side, never
+        a third agent unavailable."""
+        sim, d = self.agents_cluster(4, ROLLOUT_MAX_UNAVAILABLE="2")
+        nodes = self.agent_nodes(sim)
+        self.put_pods(sim, nodes)
+        # Held long enough that two drains overlap, whatever the load.
+        self.fake(sim).add_pdb("default", {"app": "web"}, refuse_for=2.0)
+        stop, seen, th = self.sampler(sim, 4)
+        code, body = self.update({"KUBERNETES_VERSION": "v1.32.0", "rollout": True})
+        self.assertEqual(code, 200, body)
+        self.wait_plan("COMPLETE")
+        stop.set()
+        th.join()
+        self.assertEqual(seen["max"], 2, "agents unavailable at once")
+        kills = self.kill_times(sim)
+        self.check_drained_before_kill(sim, nodes, kills)
+        self.wait("4 current agents", lambda: self.converged(sim, 1, 1, 4) and
+                  not self.outdated()["Agent"])
+        self.assert_clean(sim, d)
+
     def test_pause_resume_abort(self):
         sim, d = self.agents_cluster(3)
         code, body = self.api("plan/pause", "PUT")
