@@ -5,7 +5,8 @@
  * up to the desired count once its upstream role is healthy (datastore ->
  * server -> agent), persists every record through the store before acting
  * on it, replaces terminal tasks with new ones (new ids) after a per-role
- * restart backoff, kills surplus tasks (newest first) and reconciles.
+ * restart backoff, kills surplus tasks (outdated ones first, then newest
+ * first) and reconciles.
  *
  * Task life in a role actor:
  *   created   record "__NEW" written; handed to the offers actor

@@ -377,6 +377,17 @@ static void kill_task(role_actor_t *a, rtask_t *t, const char *why)
   }
 }
 
+/* Whether a task runs the spec the role's configuration gives now: 1 yes,
+ * 0 no, -1 unknown (no digest), -2 not launched yet. */
+static int task_current(const rtask_t *t, const char *digest)
+{
+  if(t->phase == PH_PERSIST || t->phase == PH_PENDING)
+    return -2;
+  if(!t->rec.spec_digest || !*t->rec.spec_digest || !*digest)
+    return -1;
+  return strcmp(t->rec.spec_digest, digest) == 0;
+}
+
 /* ---- convergence ---------------------------------------------------------------- */
 
 static void converge(role_actor_t *a)
@@ -385,12 +396,21 @@ static void converge(role_actor_t *a)
     return;
   int live = (int)a->n - a->n_killing;
 
-  /* Surplus: newest first (pending ones are the newest). */
-  for(size_t i = a->n; live > a->desired && i-- > 0;) {
-    if(a->tasks[i]->phase == PH_KILLING)
-      continue;
-    kill_task(a, a->tasks[i], "scale down");
-    live--;
+  /* Surplus: outdated tasks first, then newest first (pending ones are the
+   * newest). So a daemon restarted while a rollout had just replaced a task
+   * (its old one not yet ended) keeps the replacement. */
+  if(live > a->desired) {
+    char digest[M3S_SPEC_DIGEST_LEN + 1];
+    m3s_task_spec_digest(&a->spec, &a->res, a->role, digest);
+    for(int pass = 0; pass < 2; pass++) {
+      for(size_t i = a->n; live > a->desired && i-- > 0;) {
+        rtask_t *t = a->tasks[i];
+        if(t->phase == PH_KILLING || (pass == 0 && task_current(t, digest) != 0))
+          continue;
+        kill_task(a, t, pass == 0 ? "scale down, outdated first" : "scale down");
+        live--;
+      }
+    }
   }
 
   if(live < a->desired) {
@@ -1204,17 +1224,6 @@ static void on_replace(role_actor_t *a, m3s_role_replace_t *r)
   else
     free(r);
   converge(a);
-}
-
-/* Whether a task runs the spec the role's configuration gives now: 1 yes,
- * 0 no, -1 unknown (no digest), -2 not launched yet. */
-static int task_current(const rtask_t *t, const char *digest)
-{
-  if(t->phase == PH_PERSIST || t->phase == PH_PENDING)
-    return -2;
-  if(!t->rec.spec_digest || !*t->rec.spec_digest || !*digest)
-    return -1;
-  return strcmp(t->rec.spec_digest, digest) == 0;
 }
 
 static json_t *status_json(role_actor_t *a)

@@ -408,6 +408,37 @@ class RolloutTest(test_update.UpdateTest):
                   not self.outdated()["Agent"])
         self.assert_clean(sim, d2)
 
+    def test_kill9_between_kill_and_end(self):
+        """kill -9 after an old agent's KILL went out but before it ended
+        (the simulator takes 20 s to kill): the restarted daemon has one
+        task too many and must keep the replacement, not the old task."""
+        env = dict(ENV, K3S_AGENT_COUNT="2", K3S_SERVER_COUNT="1", MESOS_FAILOVER_TIMEOUT="1h",
+                   FRAMEWORK_PORT=None, AUTH_USERNAME="ops", AUTH_PASSWORD="orchestra-secret",
+                   RECONCILE_WAIT="3s", REFUSE_OFFERS="1", RESTART_BACKOFF_MIN="200ms")
+        sim, d = self.agents_cluster(2, MESOS_FAILOVER_TIMEOUT="1h")
+        env["FRAMEWORK_PORT"] = str(self.api_port)
+        sim.configure(kill_delay=20.0)
+        code, body = self.update({"KUBERNETES_VERSION": "v1.32.0", "rollout": True})
+        self.assertEqual(code, 200, body)
+
+        def killed():
+            st = self.step_of(self.plan(), "agent-1") or {}
+            return st.get("old_task") in self.kill_times(sim) and st
+        step = self.wait("agent-1's old task killed", killed, LONG * 2)
+        d.kill9()
+        self.faults = getattr(self, "faults", 0) + 1
+        d2 = self.daemon(sim, **env)
+        self.wait("agent-1's replacement running", lambda: any(
+            t[0] == step["new_task"] for t in self.active(sim, "agent", "TASK_RUNNING")), LONG)
+        sim.configure(kill_delay=0.05)
+        self.wait_plan("COMPLETE")
+        plan = self.plan()
+        self.assertEqual(self.step_of(plan, "agent-1")["new_task"], step["new_task"])
+        self.assertNotIn(step["new_task"], self.kill_times(sim), "the replacement was killed")
+        self.wait("2 current agents", lambda: self.converged(sim, 1, 1, 2) and
+                  not self.outdated()["Agent"])
+        self.assert_clean(sim, d2)
+
     def test_redis_outage_holds_the_plan(self):
         """While Redis is down the plan does not advance: no old agent is
         killed; once it is back the plan completes."""
