@@ -439,6 +439,30 @@ class RolloutTest(test_update.UpdateTest):
                   not self.outdated()["Agent"])
         self.assert_clean(sim, d2)
 
+    def test_master_restart_mid_plan(self):
+        """A master failover while an agent step runs: the plan waits for
+        the agents to come back and completes; nothing is launched twice
+        and no old agent is killed twice."""
+        sim, d = self.agents_cluster(3, RECONCILE_WAIT="10m")
+        nodes = self.agent_nodes(sim)
+        self.put_pods(sim, nodes)
+        self.fake(sim).add_pdb("default", {"app": "web"}, refuse_for=2.0)
+        code, body = self.update({"KUBERNETES_VERSION": "v1.32.0", "rollout": True})
+        self.assertEqual(code, 200, body)
+        self.wait("agent-1 under way", lambda: (self.step_of(self.plan(), "agent-1") or {})
+                  .get("status") == "IN_PROGRESS", LONG * 2)
+        self.faults = getattr(self, "faults", 0) + 1
+        sim.restart(reregister_delay=2.0)
+        self.wait_plan("COMPLETE")
+        kills = self.kill_times(sim)
+        for st in self.plan()["phases"][1]["steps"]:
+            self.assertEqual(st["status"], "COMPLETE", st)
+            self.assertEqual(len(kills.get(st["old_task"], [])), 1, st)
+        self.check_drained_before_kill(sim, nodes, kills)
+        self.wait("3 current agents", lambda: self.converged(sim, 1, 1, 3) and
+                  not self.outdated()["Agent"])
+        self.assert_clean(sim, d)
+
     def test_redis_outage_holds_the_plan(self):
         """While Redis is down the plan does not advance: no old agent is
         killed; once it is back the plan completes."""
