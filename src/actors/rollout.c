@@ -806,8 +806,9 @@ static void on_replaced(rollout_t *a, m3s_role_replace_t *r)
       continue;
     for(size_t i = 0; i < a->phases[p].n; i++) {
       step_t *s = &a->phases[p].steps[i];
-      if(s->status == P_IN_PROGRESS && s->sent && !strcmp(s->old_task, r->old_task[0] ? r->old_task : s->old_task) &&
-         (!r->new_task[0] || !strcmp(s->new_task, r->new_task))) {
+      bool same_old = !r->old_task[0] || !strcmp(s->old_task, r->old_task);
+      bool same_new = !r->new_task[0] || !strcmp(s->new_task, r->new_task);
+      if(s->status == P_IN_PROGRESS && s->sent && same_old && same_new) {
         s->answered = true;
         s->result = r->result;
       }
