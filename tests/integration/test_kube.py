@@ -243,6 +243,9 @@ class KubeTest(test_mesos.MesosCase):
         self.assertEqual(self.metric("m3s_kube_connected"), 1)
         self.assertTrue(self.metric_line('m3s_kube_nodes{role="agent",ready="true"} 2'))
         self.assertTrue(self.metric_line('m3s_kube_nodes{role="server",ready="true"} 1'))
+        for result in ("ok", "refused", "error"):
+            self.assertTrue(self.metric_line('m3s_kube_evictions_total{result="%s"} 0' % result))
+        self.assertTrue(self.metric_line('m3s_kube_drains{state="draining"} 0'))
 
         # Cordon: the agents' spec.unschedulable follows; the server is left.
         since = len(k3s.requests)
