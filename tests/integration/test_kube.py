@@ -645,13 +645,20 @@ class KubeDrainTest(test_mesos.MesosCase):
         # and nothing is evicted twice.
         self.stop_driver(drv)
         n_evictions = len(k3s.evictions)
+        since = len(k3s.requests)
         self.drv = self.driver()
         self.drv.cmd("ds 0")
+        # The flag says schedulable, but the node stays cordoned while the
+        # caller has time to ask again (10 s after start).
+        self.wait("the flag known", lambda: self.drv.status()["disable_scheduling"] is False)
+        self.wait("a node list", lambda: k3s.seen("GET", "/api/v1/nodes", since=since))
+        time.sleep(0.5)
         self.drv.cmd("drain task-a")
         d = self.wait("task-a drained again", lambda: self.drained("task-a"))
         self.assertEqual((d["evictions"], d["pods"]), (0, 0))
         self.assertEqual(len(k3s.evictions), n_evictions)
         self.assertTrue(self.unschedulable("m3sagent-a"))
+        self.assertIsNone(self.first_patch("m3sagent-a", False, since))
         self.stop_driver(self.drv)
 
 
