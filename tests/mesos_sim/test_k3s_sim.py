@@ -286,5 +286,60 @@ class K3sSimTest(unittest.TestCase):
         self.assertEqual(self.sim.health, [])
 
 
+class ControlApiTest(unittest.TestCase):
+    """The simulator's control API reaches the fake K3s API's pods and
+    budgets (POST /sim/k3s-*, GET /sim/k3s)."""
+
+    def test_pods_and_budgets_over_http(self):
+        from mesos_sim import MesosSim
+        sim = MesosSim(agents=1, k3s=True, k3s_node_delay=0.05, k3s_ready_delay=None).start()
+        self.addCleanup(sim.stop)
+
+        def post(name, body):
+            req = urllib.request.Request("http://127.0.0.1:%d/sim/%s" % (sim.port, name),
+                                         data=json.dumps(body).encode(), method="POST")
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    return r.status, json.loads(r.read().decode())
+            except urllib.error.HTTPError as e:
+                return e.code, json.loads(e.read().decode())
+
+        def state():
+            with urllib.request.urlopen("http://127.0.0.1:%d/sim/k3s" % sim.port,
+                                        timeout=10) as r:
+                return json.loads(r.read().decode())
+        # No cluster before a K3s task runs: a clear 400.
+        code, err = post("k3s-pdb", {"namespace": "default", "selector": {"app": "web"}})
+        self.assertEqual(code, 400)
+        self.assertIn("no K3s cluster", err["error"])
+        sim._k3s.task_running(task("agent", "ag-9", free_port()),
+                              types.SimpleNamespace(hostname="127.0.0.1"))
+        deadline = time.monotonic() + BOUND
+        while not state()["clusters"].get("m3s", {}).get("pods"):
+            self.assertLess(time.monotonic(), deadline, "the agent's pods")
+            time.sleep(0.02)
+        node = next(iter(state()["clusters"]["m3s"]["nodes"]))
+        self.assertEqual(post("k3s-put-pod", {"namespace": "default", "name": "extra",
+                                              "node": node, "labels": {"app": "web"}}),
+                         (200, {"ok": True, "result": "extra"}))
+        self.assertEqual(post("k3s-pdb", {"namespace": "default", "selector": {"app": "web"},
+                                          "refuse_count": 1, "name": "web-pdb"}),
+                         (200, {"ok": True, "result": "web-pdb"}))
+        self.assertEqual(post("k3s-evict-grace", {"seconds": 0})[0], 200)
+        api = sim._k3s.clusters["m3s"].api
+        self.assertEqual(api.evict("default", "extra")[0], 429)
+        self.assertEqual(api.evict("default", "extra")[0], 201)
+        self.assertEqual(post("k3s-delete-pod", {"namespace": "kube-system",
+                                                 "name": "nope"})[1]["result"], False)
+        self.assertEqual(post("k3s-clear-pdbs", {})[0], 200)
+        st = state()["clusters"]["m3s"]
+        self.assertEqual(st["pdbs"], [])
+        self.assertEqual([(e["name"], e["code"], e["unschedulable"]) for e in st["evictions"]],
+                         [("extra", 429, False), ("extra", 201, False)])
+        self.assertEqual(sorted(p["name"].split("-")[0] for p in st["pods"][node]),
+                         ["svclb", "web", "web"])
+        self.assertFalse(st["nodes"][node]["unschedulable"])
+
+
 if __name__ == "__main__":
     unittest.main()
