@@ -623,6 +623,26 @@ class KubeDrainTest(test_mesos.MesosCase):
         self.assertFalse(self.unschedulable("m3sagent-a"))
         self.stop_driver(drv)
 
+    def test_server_node_drain(self):
+        """A server node is cordoned only while its task drains."""
+        k3s, drv = self.k3s, self.drv
+        k3s.put_node(fake_k3s.node_object("m3sserver", "task-s", ready=True, server=True))
+        k3s.put_pod("default", "web-s", "m3sserver", labels={"app": "web"})
+        drv.cmd("ds 1")
+        self.wait("agents cordoned", lambda: self.unschedulable("m3sagent-a"))
+        self.assertFalse(self.unschedulable("m3sserver"))
+        drv.cmd("drain task-s")
+        d = self.wait("task-s drained", lambda: self.drained("task-s"))
+        self.assertEqual((d["node"], d["evictions"]), ("m3sserver", 1))
+        self.assertTrue(self.unschedulable("m3sserver"))
+        drv.cmd("release task-s")
+        self.wait("the server node uncordoned", lambda: not self.unschedulable("m3sserver"))
+        self.assertTrue(self.unschedulable("m3sagent-a"))
+        n_patches = len(k3s.seen("PATCH", "/api/v1/nodes/m3sserver"))
+        time.sleep(1.0)
+        self.assertEqual(len(k3s.seen("PATCH", "/api/v1/nodes/m3sserver")), n_patches)
+        self.stop_driver(drv)
+
     def test_api_away_mid_drain_and_restart(self):
         k3s, drv = self.k3s, self.drv
         k3s.add_pdb("default", {"app": "web"}, refuse_count=10 ** 6, name="web-pdb")
