@@ -52,7 +52,10 @@
  *     K3SDisableScheduling flag OR its task in the drain set (PATCH,
  *     strategic merge patch); nothing is patched for the flag before it is
  *     known; a server node is cordoned only while its task drains, and
- *     uncordoned when released;
+ *     uncordoned when released; a cordoned node is not uncordoned in the
+ *     actor's first 10 s (KUBE_UNCORDON_SETTLE_MS), so that after a daemon
+ *     restart the caller of M3S_KUBE_DRAIN has time to ask again before a
+ *     node it drains takes pods;
  *   - drains: for a task in the drain set whose node is known, once the
  *     node is seen cordoned, its pods are listed (GET /api/v1/pods?
  *     fieldSelector=spec.nodeName=<node>) every KUBE_DRAIN_TICK_MS (1 s)

@@ -31,6 +31,7 @@ enum {
   T_HEARTBEAT = M3S_MSG_USER + 1, /* timer: poll kubeconfig, address, roles */
   T_RETRY,                        /* timer: next attempt after a failure */
   T_DRAIN,                        /* timer: drain work, while any task drains */
+  T_SETTLED,                      /* timer: KUBE_UNCORDON_SETTLE_MS after start */
   TAG_KUBECONFIG = 1,             /* tag of our M3S_STORE_LOAD */
 };
 
@@ -54,6 +55,7 @@ enum {
 #define KUBE_MAX_TASK_ID 255
 #define KUBE_DRAIN_TICK_MS 1000      /* drain cadence while any task drains */
 #define KUBE_MAX_DRAIN_XFERS 4       /* pod lists and evictions in the air */
+#define KUBE_UNCORDON_SETTLE_MS 10000 /* no uncordon this soon after start */
 
 typedef enum kube_xkind {
   X_LIST, X_WATCH, X_PATCH, X_DELETE, /* nodes */
@@ -178,6 +180,7 @@ struct kube {
   m3s_idmap_t drains;       /* task id -> kube_drain_t */
   kube_xfer_t *dx[KUBE_MAX_DRAIN_XFERS];
   uint64_t drain_timer;
+  bool settled;             /* KUBE_UNCORDON_SETTLE_MS have passed since start */
 
   /* requests to other actors */
   m3s_reply_t *asks[NASK];

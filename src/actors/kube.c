@@ -169,14 +169,22 @@ static void mq_push(kube_t *k, kube_mutation_t m)
 
 /* What spec.unschedulable should be: 1, 0, or -1 for no opinion. An agent
  * node follows K3SDisableScheduling OR its task draining; a server node is
- * cordoned only while draining, and uncordoned once after it. */
+ * cordoned only while draining, and uncordoned once after it. A cordoned
+ * node is not uncordoned before the actor has run KUBE_UNCORDON_SETTLE_MS:
+ * after a restart, the drain set is empty until its caller asks again, and
+ * a node being drained must not take pods meanwhile. */
 static int want_unschedulable(kube_t *k, const kube_node_t *n)
 {
+  int want;
   if(kube_node_draining(k, n))
     return 1;
   if(n->role != M3S_ROLE_AGENT)
-    return n->drain_cordoned ? 0 : -1;
-  return k->disable_scheduling;
+    want = n->drain_cordoned ? 0 : -1;
+  else
+    want = k->disable_scheduling;
+  if(want == 0 && n->unschedulable && !k->settled)
+    return -1;
+  return want;
 }
 
 void kube_want_patch(kube_t *k, kube_node_t *n)
@@ -535,6 +543,10 @@ static void kube_handle(m3s_actor_t *self, m3s_msg_t *msg)
     break; /* kube_pump() below starts what is due */
   case T_DRAIN:
     break; /* likewise */
+  case T_SETTLED:
+    k->settled = true;
+    kube_nodes_each(k, kube_want_patch);
+    break;
   case M3S_STORE_LOADED:
     if(msg->arg == TAG_KUBECONFIG)
       on_kubeconfig(k, msg);
@@ -614,6 +626,7 @@ static int kube_start(m3s_actor_t *self)
     m3s_store_watch(k->store, self);
   kube_set_str(&k->srv_host, "");
   m3s_timer_start(self, T_HEARTBEAT, 0, self->cfg->heartbeat_interval_ms);
+  m3s_timer_start(self, T_SETTLED, KUBE_UNCORDON_SETTLE_MS, 0);
   kube_rebuild(k); /* states what it waits for */
   return 0;
 }

@@ -233,6 +233,15 @@ static void pods_listed(kube_t *k, kube_drain_t *d, const kube_xfer_t *x)
   }
 }
 
+/* Whether a pod of the drain still waits for its eviction or its answer. */
+static bool evictions_left(const kube_drain_t *d)
+{
+  for(size_t i = 0; i < d->pn; i++)
+    if(d->pv[i].state != POD_EVICTED)
+      return true;
+  return false;
+}
+
 /* The message of a Status body (errbody), or "". */
 static void status_message(const kube_xfer_t *x, char *buf, size_t len)
 {
@@ -255,6 +264,10 @@ static void evicted(kube_t *k, kube_drain_t *d, const kube_xfer_t *x, CURLcode r
                x->task);
     if(p)
       p->state = POD_EVICTED;
+    /* The last eviction answered: look again soon rather than at the
+     * next tick (an eviction without grace period is gone already). */
+    if(d && !d->listing && !evictions_left(d))
+      d->next_list_ms = m3s_now_ms();
     return;
   }
   if(res == CURLE_OK && status == 429) {

@@ -232,6 +232,29 @@ static void write_kube(FILE *out, const json_t *k)
          "Failed K3s API requests (connection, TLS, HTTP status, malformed answers).");
   scalar(out, k, "relists_gone", "m3s_kube_relists_gone_total", "counter",
          "Node watches that expired (410 Gone) and were listed again.");
+  const json_t *ev = json_object_get(k, "evictions");
+  if(json_is_object(ev)) {
+    static const char *const results[] = { "ok", "refused", "error" };
+    family(out, "m3s_kube_evictions_total", "counter",
+           "Pod evictions of node drains, by result: ok (evicted or gone already), refused "
+           "(429: a PodDisruptionBudget), error.");
+    for(size_t i = 0; i < sizeof(results) / sizeof(results[0]); i++)
+      sample1(out, "m3s_kube_evictions_total", "result", results[i],
+              json_number_value(json_object_get(ev, results[i])));
+  }
+  const json_t *drains = json_object_get(k, "drains");
+  if(json_is_object(drains)) {
+    double draining = 0, drained = 0;
+    const char *task;
+    const json_t *d;
+    json_object_foreach((json_t *)drains, task, d) {
+      draining++;
+      drained += json_is_true(json_object_get(d, "drained"));
+    }
+    family(out, "m3s_kube_drains", "gauge", "Tasks whose nodes are being drained, by state.");
+    sample1(out, "m3s_kube_drains", "state", "draining", draining - drained);
+    sample1(out, "m3s_kube_drains", "state", "drained", drained);
+  }
   const json_t *nodes = json_object_get(k, "nodes");
   if(!json_is_object(nodes))
     return;

@@ -243,6 +243,9 @@ class KubeTest(test_mesos.MesosCase):
         self.assertEqual(self.metric("m3s_kube_connected"), 1)
         self.assertTrue(self.metric_line('m3s_kube_nodes{role="agent",ready="true"} 2'))
         self.assertTrue(self.metric_line('m3s_kube_nodes{role="server",ready="true"} 1'))
+        for result in ("ok", "refused", "error"):
+            self.assertTrue(self.metric_line('m3s_kube_evictions_total{result="%s"} 0' % result))
+        self.assertTrue(self.metric_line('m3s_kube_drains{state="draining"} 0'))
 
         # Cordon: the agents' spec.unschedulable follows; the server is left.
         since = len(k3s.requests)
@@ -620,6 +623,26 @@ class KubeDrainTest(test_mesos.MesosCase):
         self.assertFalse(self.unschedulable("m3sagent-a"))
         self.stop_driver(drv)
 
+    def test_server_node_drain(self):
+        """A server node is cordoned only while its task drains."""
+        k3s, drv = self.k3s, self.drv
+        k3s.put_node(fake_k3s.node_object("m3sserver", "task-s", ready=True, server=True))
+        k3s.put_pod("default", "web-s", "m3sserver", labels={"app": "web"})
+        drv.cmd("ds 1")
+        self.wait("agents cordoned", lambda: self.unschedulable("m3sagent-a"))
+        self.assertFalse(self.unschedulable("m3sserver"))
+        drv.cmd("drain task-s")
+        d = self.wait("task-s drained", lambda: self.drained("task-s"))
+        self.assertEqual((d["node"], d["evictions"]), ("m3sserver", 1))
+        self.assertTrue(self.unschedulable("m3sserver"))
+        drv.cmd("release task-s")
+        self.wait("the server node uncordoned", lambda: not self.unschedulable("m3sserver"))
+        self.assertTrue(self.unschedulable("m3sagent-a"))
+        n_patches = len(k3s.seen("PATCH", "/api/v1/nodes/m3sserver"))
+        time.sleep(1.0)
+        self.assertEqual(len(k3s.seen("PATCH", "/api/v1/nodes/m3sserver")), n_patches)
+        self.stop_driver(drv)
+
     def test_api_away_mid_drain_and_restart(self):
         k3s, drv = self.k3s, self.drv
         k3s.add_pdb("default", {"app": "web"}, refuse_count=10 ** 6, name="web-pdb")
@@ -642,13 +665,20 @@ class KubeDrainTest(test_mesos.MesosCase):
         # and nothing is evicted twice.
         self.stop_driver(drv)
         n_evictions = len(k3s.evictions)
+        since = len(k3s.requests)
         self.drv = self.driver()
         self.drv.cmd("ds 0")
+        # The flag says schedulable, but the node stays cordoned while the
+        # caller has time to ask again (10 s after start).
+        self.wait("the flag known", lambda: self.drv.status()["disable_scheduling"] is False)
+        self.wait("a node list", lambda: k3s.seen("GET", "/api/v1/nodes", since=since))
+        time.sleep(0.5)
         self.drv.cmd("drain task-a")
         d = self.wait("task-a drained again", lambda: self.drained("task-a"))
         self.assertEqual((d["evictions"], d["pods"]), (0, 0))
         self.assertEqual(len(k3s.evictions), n_evictions)
         self.assertTrue(self.unschedulable("m3sagent-a"))
+        self.assertIsNone(self.first_patch("m3sagent-a", False, since))
         self.stop_driver(self.drv)
 
 
