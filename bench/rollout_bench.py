@@ -12,7 +12,8 @@ the daemon's time stamp as it is entered):
     launch through Mesos, its K3s node registering and turning Ready;
   - the rest of the wall time is the daemon's own pace: building and
     storing the plan, storing each stage before acting on it, the status
-    poll (every 100 ms) that notices a stage is done, the replace and
+    poll (every 100 ms, answers looked at 15 ms after) that notices a stage
+    is done, the replace and
     release messages;
 and the CPU time the daemon's threads used during the rollout
 (/proc/<pid>/task/*/schedstat).

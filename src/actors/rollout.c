@@ -19,11 +19,12 @@
 
 #define M3S_ROLLOUT_FORCE 1u
 
-enum { T_TICK = M3S_MSG_USER + 1, TAG_LOAD = 1 };
+enum { T_TICK = M3S_MSG_USER + 1, T_POLL, TAG_LOAD = 1 };
 
 
 #define TICK_MS 100     /* the status poll while a plan runs: a stage's end is
                            seen within two ticks */
+#define POLL_MS 15       /* after the asks, a first look at the answers */
 #define ASK_TIMEOUT_MS 10000
 #define NASK 4          /* 1..3: the roles (m3s_role_t), 0: kube */
 #define NPHASE 3
@@ -497,6 +498,10 @@ static const json_t *drain_of(const rollout_t *a, const char *task)
 static bool advance_step(rollout_t *a, phase_t *ph, step_t *s)
 {
   m3s_role_t role = ph->role;
+  if(s->stage == G_RELEASE && s->sent) {
+    enter(a, s, G_DONE); /* nothing to wait for */
+    return true;
+  }
   if(!s->sent || a->cycle <= s->sent_cycle)
     return false;
   if((s->stage == G_SURGE || s->stage == G_REPLACE || s->stage == G_RETIRE) && !s->answered)
@@ -570,9 +575,6 @@ static bool advance_step(rollout_t *a, phase_t *ph, step_t *s)
     if(!task_ready(role, nt))
       return false;
     enter(a, s, role == M3S_ROLE_AGENT ? G_RELEASE : G_DONE);
-    return true;
-  case G_RELEASE:
-    enter(a, s, G_DONE);
     return true;
   default:
     return false;
@@ -826,6 +828,8 @@ static void on_tick(rollout_t *a)
     return; /* no plan under way: nothing to ask */
   if(!a->asking) {
     ask_all(a);
+    /* The answers take a few ms: looked at before the next tick. */
+    m3s_timer_start(&a->base, T_POLL, POLL_MS, 0);
     return;
   }
   if(!poll_asks(a))
@@ -857,6 +861,10 @@ static void rollout_handle(m3s_actor_t *self, m3s_msg_t *msg)
   switch(msg->type) {
   case T_TICK:
     on_tick(a);
+    break;
+  case T_POLL:
+    if(a->asking)
+      on_tick(a);
     break;
   case M3S_STORE_LOADED: {
     json_t *v = json_object_get(msg->payload, a->key);
