@@ -269,6 +269,9 @@ API_HANDLER(rollout);
 /* api_update.c: the request body, NUL-terminated (free()); NULL with the
  * error status already sent (413 past 64 KiB). */
 char *api_read_body(struct mg_connection *c, int *status);
+/* The body as JSON (new reference), an empty object for an empty body when
+ * optional; NULL with the error status already sent (400, 413). */
+json_t *api_read_json(struct mg_connection *c, bool optional, int *status);
 /* api_plan.c: asks the rollout actor for a plan and answers with it; with
  * updated (taken, a cluster/update's answer), the plan goes in its "plan". */
 int api_start_rollout(api_t *a, struct mg_connection *c, bool force, json_t *updated);

@@ -2,7 +2,6 @@
  * /api/m3s/v0/plan/{pause|resume|abort}, PUT /api/m3s/v0/cluster/rollout,
  * and the start of a plan after a cluster/update with "rollout": true. */
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "m3s/rollout.h"
@@ -90,29 +89,20 @@ int api_h_rollout(api_t *a, struct mg_connection *c, const route_t *r, const req
   (void)r;
   (void)q;
   int status = 0;
-  char *text = api_read_body(c, &status);
-  if(!text)
+  json_t *body = api_read_json(c, true, &status);
+  if(!body)
     return status;
-  bool force = false;
-  if(text[strspn(text, " \t\r\n")]) {
-    json_error_t jerr;
-    json_t *body = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
-    const char *bad = NULL;
-    json_t *v;
-    const char *key;
-    if(!json_is_object(body))
-      bad = "the body is not a JSON object";
-    json_object_foreach(body, key, v) {
-      if(strcmp(key, "force") || !json_is_boolean(v))
-        bad = "the only member the body may have is \"force\": true or false";
-    }
-    force = json_is_true(json_object_get(body, "force"));
-    json_decref(body);
-    if(bad) {
-      free(text);
-      return api_error(c, 400, "%s", bad);
-    }
+  const char *bad = NULL, *key;
+  json_t *v;
+  if(!json_is_object(body))
+    bad = "the body is not a JSON object";
+  json_object_foreach(body, key, v) {
+    if(strcmp(key, "force") || !json_is_boolean(v))
+      bad = "the only member the body may have is \"force\": true or false";
   }
-  free(text);
+  bool force = json_is_true(json_object_get(body, "force"));
+  json_decref(body);
+  if(bad)
+    return api_error(c, 400, "%s", bad);
   return api_start_rollout(a, c, force, NULL);
 }

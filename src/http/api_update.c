@@ -4,6 +4,7 @@
  * once framework_config holds it; a refused change changes nothing. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "m3s/liveconfig.h"
 #include "m3s/offers.h"
@@ -44,20 +45,32 @@ char *api_read_body(struct mg_connection *c, int *status)
   return buf;
 }
 
+json_t *api_read_json(struct mg_connection *c, bool optional, int *status)
+{
+  char *text = api_read_body(c, status);
+  if(!text)
+    return NULL;
+  if(optional && !text[strspn(text, " \t\r\n")]) {
+    free(text);
+    return json_object();
+  }
+  json_error_t jerr;
+  json_t *body = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+  free(text);
+  if(!body)
+    *status = api_error(c, 400, "the body is not JSON: %s (line %d, column %d)", jerr.text,
+                        jerr.line, jerr.column);
+  return body;
+}
+
 int api_h_update(api_t *a, struct mg_connection *c, const route_t *r, const req_t *q)
 {
   (void)r;
   (void)q;
   int status = 0;
-  char *text = api_read_body(c, &status);
-  if(!text)
-    return status;
-  json_error_t jerr;
-  json_t *body = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
-  free(text);
+  json_t *body = api_read_json(c, false, &status);
   if(!body)
-    return api_error(c, 400, "the body is not JSON: %s (line %d, column %d)", jerr.text,
-                     jerr.line, jerr.column);
+    return status;
   /* "rollout" and "force" are not variables: they say what to do after. */
   json_t *ro = json_object_get(body, "rollout"), *fo = json_object_get(body, "force");
   if(json_is_object(body) && ((ro && !json_is_boolean(ro)) || (fo && !json_is_boolean(fo)))) {

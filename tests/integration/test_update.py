@@ -183,6 +183,11 @@ class UpdateTest(test_orchestra.OrchestraTest):
             code, text = self.update(body)
             self.assertEqual(code, 400, (body, text))
             self.assertIn(want, json.loads(text)["error"], body)
+        for body, want in ((b"not json", "not JSON"), ({"force": 1}, '"force": true or false'),
+                           ({"forced": True}, '"force": true or false'), ([], "not a JSON object")):
+            code, text = self.request("/api/m3s/v0/cluster/rollout", "PUT", body)
+            self.assertEqual(code, 400, (body, text))
+            self.assertIn(want, json.loads(text)["error"], body)
         # No plan was started by any of them.
         code, text = self.api("plan")
         self.assertEqual(code, 404, text)
