@@ -20,8 +20,14 @@
  * NotReady or missing, or task not running); server and datastore steps
  * run one at a time. A new task that ends before it is ready fails its step
  * and the plan (FAILED, with the reason); nothing further is touched.
+ * Steps under way beside a failed one are left where they are.
  * Pause: no step starts, those under way finish; resume; abort: as pause,
  * then the plan ends ABORTED once the steps under way are done.
+ *
+ * What it knows of the cluster comes from a status poll (M3S_ROLE_STATUS of
+ * the three roles, M3S_KUBE_STATUS brief) every 100 ms, only while a plan
+ * runs or a START waits; a stage is over when a poll asked after its action
+ * says so.
  *
  * Persistence: the plan is the JSON of M3S_ROLLOUT_GET in <fw>:rollout_plan
  * (with each step's "stage" and the plan's "force"). Every change is
