@@ -20,7 +20,8 @@
  * NotReady or missing, or task not running); server and datastore steps
  * run one at a time. A new task that ends before it is ready fails its step
  * and the plan (FAILED, with the reason); nothing further is touched.
- * Steps under way beside a failed one are left where they are.
+ * Steps under way beside a failed one are left where they are; a step that
+ * failed in its drain releases the node (M3S_KUBE_RELEASE: uncordoned).
  * Pause: no step starts, those under way finish; resume; abort: as pause,
  * then the plan ends ABORTED once the steps under way are done.
  *
