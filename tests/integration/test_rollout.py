@@ -467,7 +467,10 @@ class RolloutTest(test_update.UpdateTest):
         self.check_drained_before_kill(sim, nodes, kills)
         self.wait("3 current agents", lambda: self.converged(sim, 1, 1, 3) and
                   not self.outdated()["Agent"])
-        self.assert_clean(sim, d)
+        # A task being killed when the master went away is killed again at
+        # the re-subscription, possibly before its agent re-registered: the
+        # master does not know it yet (a warning, answered by reconciliation).
+        self.assert_clean(sim, d, expected=("kill_unknown_task",))
 
     def test_redis_outage_holds_the_plan(self):
         """While Redis is down the plan does not advance: no old agent is
