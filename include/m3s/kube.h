@@ -58,15 +58,17 @@
  *     node it drains takes pods;
  *   - drains: for a task in the drain set whose node is known, once the
  *     node is seen cordoned, its pods are listed (GET /api/v1/pods?
- *     fieldSelector=spec.nodeName=<node>) every KUBE_DRAIN_TICK_MS (1 s)
- *     and every pod that is not a DaemonSet's (ownerReferences), not a
+ *     fieldSelector=spec.nodeName=<node>) every KUBE_DRAIN_TICK_MS (1 s,
+ *     and at once when the last eviction is answered) and every pod that is not a DaemonSet's (ownerReferences), not a
  *     mirror pod (annotation kubernetes.io/config.mirror) and not
  *     terminated (phase Succeeded or Failed) is evicted once (POST
  *     /api/v1/namespaces/<ns>/pods/<pod>/eviction, a policy/v1 Eviction);
  *     429 (a PodDisruptionBudget refuses for now) and other failures are
  *     retried after 2..10 s of backoff with jitter, logged once per
  *     change; 404 means the pod is gone already. The task is "drained"
- *     once a list shows none of those pods left. A pod already terminating
+ *     once a list shows none of those pods left; a task whose node is not
+ *     known (not yet, or no more) is not drained ("node": null): the
+ *     caller decides. A pod already terminating
  *     (deletionTimestamp) is waited for, not evicted. The drain set is in
  *     memory only: after a daemon restart the caller asks again (harmless:
  *     a pod that is gone answers 404);
