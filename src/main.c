@@ -22,6 +22,7 @@
 #include "m3s/mesos.h"
 #include "m3s/offers.h"
 #include "m3s/role.h"
+#include "m3s/rollout.h"
 #include "m3s/store.h"
 
 #define MAX_SECRETS 32
@@ -131,6 +132,7 @@ int main(int argc, char **argv)
   m3s_actor_t *mesos = m3s_system_add(sys, &m3s_mesos_ops);
   m3s_mesos_set_sinks(mesos, offers, offers);
   m3s_system_add(sys, &m3s_kube_ops);
+  m3s_system_add(sys, &m3s_rollout_ops);
   m3s_actor_t *api = m3s_system_add(sys, &m3s_api_ops); /* last: stops first */
   if(cfg.framework_bind[0])
     m3s_api_set_opts(api, &(m3s_api_opts_t){ .bind_host = cfg.framework_bind });

@@ -79,6 +79,9 @@ typedef struct m3s_config {
   double refuse_offers;            /* DECLINE filters.refuse_seconds */
   int64_t restart_backoff_min_ms;
   int64_t restart_backoff_max_ms;
+  int64_t rollout_drain_timeout_ms;
+  int rollout_max_unavailable;
+  int rollout_max_surge;
 
   /* REST API and TLS */
   char *auth_username;

@@ -20,6 +20,8 @@
  * When the kubeconfig or that address changes, every transfer is dropped
  * and the client is built again (the original never rebuilt it).
  *
+ * The actor's files are described in src/actors/kube-int.h.
+ *
  * Nodes: GET /api/v1/nodes, then a watch from the list's resourceVersion
  * (newline-delimited watch events on one long transfer, bookmarks asked
  * for, ended by the API server after WATCH_TIMEOUT_S). A watch that ends
@@ -46,9 +48,30 @@
  *     readiness changes, and again whenever the role's status shows it
  *     believes something else (a role that did not know the task yet).
  * Rules it enforces:
- *   - cordon: every agent node's spec.unschedulable follows the offers
- *     actor's K3SDisableScheduling flag (PATCH, strategic merge patch);
- *     nothing is patched before that flag is known;
+ *   - cordon: every agent node's spec.unschedulable is the offers actor's
+ *     K3SDisableScheduling flag OR its task in the drain set (PATCH,
+ *     strategic merge patch); nothing is patched for the flag before it is
+ *     known; a server node is cordoned only while its task drains, and
+ *     uncordoned when released; a cordoned node is not uncordoned in the
+ *     actor's first 10 s (KUBE_UNCORDON_SETTLE_MS), so that after a daemon
+ *     restart the caller of M3S_KUBE_DRAIN has time to ask again before a
+ *     node it drains takes pods;
+ *   - drains: for a task in the drain set whose node is known, once the
+ *     node is seen cordoned, its pods are listed (GET /api/v1/pods?
+ *     fieldSelector=spec.nodeName=<node>) every KUBE_DRAIN_TICK_MS (1 s,
+ *     and at once when the last eviction is answered) and every pod that is not a DaemonSet's (ownerReferences), not a
+ *     mirror pod (annotation kubernetes.io/config.mirror) and not
+ *     terminated (phase Succeeded or Failed) is evicted once (POST
+ *     /api/v1/namespaces/<ns>/pods/<pod>/eviction, a policy/v1 Eviction);
+ *     429 (a PodDisruptionBudget refuses for now) and other failures are
+ *     retried after 2..10 s of backoff with jitter, logged once per
+ *     change; 404 means the pod is gone already. The task is "drained"
+ *     once a list shows none of those pods left; a task whose node is not
+ *     known (not yet, or no more) is not drained ("node": null): the
+ *     caller decides. A pod already terminating
+ *     (deletionTimestamp) is waited for, not evicted. The drain set is in
+ *     memory only: after a daemon restart the caller asks again (harmless:
+ *     a pod that is gone answers 404);
  *   - scaled-down agents: an agent node whose task id the agent role no
  *     longer lists, and that is not Ready, in two consecutive heartbeats, is
  *     deleted from Kubernetes (DELETE /api/v1/nodes/<name>); a Ready node is
@@ -75,13 +98,31 @@
  *                     "watches": n, "relists_gone": n, "errors": n,
  *                     "patches": n, "deletes": n,
  *                     "nodes": {name: {"ready", "task_id", "role",
- *                     "unschedulable", "nodeInfo"}}}.
+ *                     "unschedulable", "nodeInfo", "draining": bool,
+ *                     "pods": evictable pods on it at the last look, or
+ *                     null (not draining, or not looked yet), "drained":
+ *                     bool, "drain_error": "" or the latest reason}},
+ *                     "drains": {task id: {"node": name or null (not
+ *                     known), "pods": n or null, "drained": bool,
+ *                     "evictions": n sent, "refused": n (429s), "error":
+ *                     "" or the latest reason}},
+ *                     "evictions": {"ok": n (including 404: gone),
+ *                     "refused": n, "error": n}}.
  *   M3S_KUBE_CONFIG   request; answered with a char * (owned by the
  *                     receiver, free()) holding the kubeconfig with every
  *                     "127.0.0.1:6443" replaced by
  *                     <server_hostname>:<server_port> exactly as the
  *                     original's /server/config, or a NULL payload when
  *                     there is no kubeconfig yet.
+ *   M3S_KUBE_DRAIN    payload a task id (char *, taken: free()), arg 0, no
+ *                     answer: the task joins the drain set (asking again
+ *                     changes nothing); its node is cordoned and drained
+ *                     (see the rules). Poll M3S_KUBE_STATUS for "drains".
+ *   M3S_KUBE_RELEASE  payload a task id (char *, taken: free()), arg 0, no
+ *                     answer: the task leaves the drain set; its node, if
+ *                     it still exists, goes back to unschedulable =
+ *                     K3SDisableScheduling (agents) or is uncordoned
+ *                     (a server node). Unknown task: nothing happens.
  * Messages it sends: M3S_STORE_LOAD / _WRITE / _WATCH to "store",
  * M3S_OFFERS_STATUS (request) to "offers", M3S_ROLE_STATUS (request) and
  * M3S_ROLE_NODE to "server" and "agent". Its requests carry reply slots
@@ -104,6 +145,8 @@
 enum {
   M3S_KUBE_STATUS = M3S_MSG_USER + 500,
   M3S_KUBE_CONFIG,
+  M3S_KUBE_DRAIN,
+  M3S_KUBE_RELEASE,
 };
 
 #define M3S_KUBE_BRIEF 1 /* arg of M3S_KUBE_STATUS: leave nodeInfo out */

@@ -5,7 +5,8 @@
  * up to the desired count once its upstream role is healthy (datastore ->
  * server -> agent), persists every record through the store before acting
  * on it, replaces terminal tasks with new ones (new ids) after a per-role
- * restart backoff, kills surplus tasks (newest first) and reconciles.
+ * restart backoff, kills surplus tasks (outdated ones first, then newest
+ * first) and reconciles.
  *
  * Task life in a role actor:
  *   created   record "__NEW" written; handed to the offers actor
@@ -93,6 +94,23 @@
  *                       (m3s/taskspec.h); "outdated" is null and the task
  *                       counts in spec_unknown when its record has no
  *                       digest, null without counting before its launch.
+ *   M3S_ROLE_REPLACE    payload m3s_role_replace_t * (taken), from the
+ *                       rollout actor (m3s/rollout.h); the role never
+ *                       replaces an outdated task by itself. op REPLACE:
+ *                       old_task is killed and new_task created at once with
+ *                       the role's current spec (no restart backoff, the
+ *                       count unchanged); op SURGE: the count grows by one
+ *                       (persisted) and new_task is created; op RETIRE:
+ *                       old_task is killed and the count shrinks by one.
+ *                       Idempotent: a new_task the role has is not created
+ *                       again, an old_task it does not have (or is killing)
+ *                       is not killed; REPLACE of an old_task it does not
+ *                       have creates new_task only while the role is short
+ *                       of its count. Answered with M3S_ROLE_REPLACED to
+ *                       r->notify (arg r->tag, payload the same struct,
+ *                       taken by the receiver) with r->result 0, -ENOENT
+ *                       (nothing done: old_task not there), -EAGAIN (store
+ *                       backlogged, nothing done) or -EINVAL.
  * Messages it sends: M3S_OFFERS_PENDING / _CANCEL / _FORGET / _ROLE_STATE
  * to "offers"; M3S_MESOS_CALL (KILL, RECONCILE, ACKNOWLEDGE) to "mesos";
  * M3S_STORE_WRITE / _LOAD / _WATCH to "store"; M3S_ROLE_UPSTREAM to the next
@@ -118,6 +136,8 @@ enum {
   M3S_ROLE_STATUS,
   M3S_ROLE_NODE,
   M3S_ROLE_SET_SPEC,
+  M3S_ROLE_REPLACE,
+  M3S_ROLE_REPLACED,
 };
 
 /* flags of M3S_ROLE_SCALE requests and answers */
@@ -165,6 +185,20 @@ typedef struct m3s_role_spec {
   m3s_task_resources_t res; /* the role's resources after the change */
 } m3s_role_spec_t;
 void m3s_role_spec_free(void *p);
+
+typedef enum m3s_role_replace_op {
+  M3S_REPLACE_INPLACE, M3S_REPLACE_SURGE, M3S_REPLACE_RETIRE,
+} m3s_role_replace_op_t;
+
+/* A replacement asked by the rollout actor (free()). */
+typedef struct m3s_role_replace {
+  m3s_role_replace_op_t op;
+  char old_task[M3S_TASK_ID_LEN];  /* "" for SURGE */
+  char new_task[M3S_TASK_ID_LEN];  /* "" for RETIRE */
+  m3s_actor_t *notify;
+  int64_t tag;
+  int result;                      /* set by the role */
+} m3s_role_replace_t;
 
 extern const m3s_actor_ops_t m3s_role_datastore_ops;
 extern const m3s_actor_ops_t m3s_role_server_ops;

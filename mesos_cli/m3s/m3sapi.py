@@ -79,10 +79,16 @@ def framework_settings(data, name):
 
 # ---- HTTP ----------------------------------------------------------------------
 
-def request(method, url, auth=None, ssl_verify=False, timeout=TIMEOUT):
-    """(status, body text) of one request with an empty body. Transport
-    errors raise M3sError; HTTP error statuses are returned."""
-    req = urllib.request.Request(url, method=method, data=b"" if method == "PUT" else None)
+def request(method, url, auth=None, ssl_verify=False, timeout=TIMEOUT, body=None):
+    """(status, body text) of one request, with body (a JSON value) or an
+    empty one. Transport errors raise M3sError; HTTP error statuses are
+    returned."""
+    data = json.dumps(body).encode("utf-8") if body is not None else None
+    req = urllib.request.Request(url, method=method,
+                                 data=data if data is not None else
+                                 (b"" if method == "PUT" else None))
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
     if auth:
         token = base64.b64encode(("%s:%s" % auth).encode("utf-8")).decode("ascii")
         req.add_header("Authorization", "Basic " + token)
@@ -112,10 +118,10 @@ def _error_text(body):
     return body.strip()[:300]
 
 
-def call(method, url, auth, ssl_verify, who):
+def call(method, url, auth, ssl_verify, who, body=None):
     """The body of a successful answer; an HTTP error becomes M3sError with
     the daemon's JSON error message."""
-    status, body = request(method, url, auth, ssl_verify)
+    status, body = request(method, url, auth, ssl_verify, body=body)
     if status == 401:
         raise M3sError("%s %s: 401 authentication failed: check principal and secret in "
                        "[m3s.%s]" % (method, url, who))
@@ -171,8 +177,8 @@ class Framework:
     def get(self, endpoint):
         return call("GET", self.url + endpoint, self.auth, self.ssl_verify, self.name)
 
-    def put(self, endpoint):
-        return call("PUT", self.url + endpoint, self.auth, self.ssl_verify, self.name)
+    def put(self, endpoint, body=None):
+        return call("PUT", self.url + endpoint, self.auth, self.ssl_verify, self.name, body)
 
 
 # ---- the commands ----------------------------------------------------------------
@@ -255,3 +261,67 @@ def cmd_cluster(data, name, operation):
     path, title = CLUSTER_OPS[operation]
     body = Framework(data, name).put(path)
     return title + ("\n" + body if body else "")
+
+
+def cmd_update(data, name, assignments, rollout=False, force=False):
+    """Changes run-time variables (PUT cluster/update): KEY=VALUE each;
+    --rollout starts a plan for what the change makes outdated, --force lets
+    it replace agents whose drain timed out. Flags are also taken among the
+    assignments (the CLI parses options only before the arguments)."""
+    change = {}
+    for a in assignments:
+        if a == "--rollout":
+            rollout = True
+        elif a == "--force":
+            force = True
+        elif "=" not in a or a.startswith("="):
+            raise M3sError("'%s' is not KEY=VALUE" % a)
+        else:
+            key, value = a.split("=", 1)
+            change[key] = value
+    if force and not rollout:
+        raise M3sError("--force applies only with --rollout")
+    if not change and not rollout:
+        raise M3sError("nothing to change: give KEY=VALUE (e.g. KUBERNETES_VERSION=v1.32.0)")
+    if rollout:
+        change["rollout"] = True
+    if force:
+        change["force"] = True
+    doc = json.loads(Framework(data, name).put("/api/m3s/v0/cluster/update", change))
+    out = []
+    for k, v in sorted(doc.get("updated", {}).items()):
+        out.append("%s=%s" % (k, v if isinstance(v, str) else json.dumps(v)))
+    if "updated" not in doc:
+        doc = {"plan": doc}
+    if doc.get("plan"):
+        out.append(format_plan(doc["plan"]))
+    return "\n".join(out)
+
+
+def format_plan(plan):
+    """A plan (GET /api/m3s/v0/plan) as a header line and a step table."""
+    head = "Plan %s: %s" % (plan.get("id", ""), plan.get("status", ""))
+    if plan.get("reason"):
+        head += " (%s)" % plan["reason"]
+    rows = []
+    for ph in plan.get("phases", []):
+        for st in ph.get("steps", []):
+            rows.append([ph.get("name", ""), st.get("name", ""), st.get("status", ""),
+                         st.get("stage") or "", st.get("old_task") or "",
+                         st.get("new_task") or "-", st.get("reason") or ""])
+    if not rows:
+        return head + "\nNothing outdated: no step."
+    return head + "\n" + table(["Phase", "Step", "Status", "Stage", "Old task", "New task",
+                                "Reason"], rows)
+
+
+PLAN_ACTIONS = ("pause", "resume", "abort")
+
+
+def cmd_plan(data, name, action=None, as_json=False):
+    """The rollout plan, or pause/resume/abort it."""
+    if action is not None and action not in PLAN_ACTIONS:
+        raise M3sError("unknown plan action '%s' (pause, resume or abort)" % action)
+    fw = Framework(data, name)
+    body = fw.put("/api/m3s/v0/plan/" + action) if action else fw.get("/api/m3s/v0/plan")
+    return body if as_json else format_plan(json.loads(body))

@@ -64,6 +64,25 @@ class M3s(PluginBase):
             "long_help": "<operation> is start, stop (scale everything to 0, remembering the "
                          "counts) or restart (servers and agents, in the background).",
         },
+        "update": {
+            "arguments": ["<framework-name>", "<assignment>..."],
+            "flags": {"-r --rollout": "then replace what the change makes outdated, step "
+                                      "by step (a rollout plan)",
+                      "-f --force": "with --rollout: replace an agent whose drain timed "
+                                    "out"},
+            "short_help": "Change run-time variables, optionally with a rollout.",
+            "long_help": "Each <assignment> is KEY=VALUE, e.g. KUBERNETES_VERSION=v1.32.0 "
+                         "or K3S_AGENT_MEM=4096; checked as at start, nothing changes when "
+                         "one is bad. With --rollout the outdated tasks are replaced one "
+                         "at a time (see `mesos m3s plan`).",
+        },
+        "plan": {
+            "arguments": ["<framework-name>", "[<action>]"],
+            "flags": {"-j --json": "print the plan as JSON"},
+            "short_help": "Show, pause, resume or abort the rollout plan.",
+            "long_help": "Without <action>, print the rollout plan; <action> is pause, "
+                         "resume or abort (stop after the steps under way).",
+        },
     }
 
     def _run(self, fn, *args, **kwargs):
@@ -92,3 +111,11 @@ class M3s(PluginBase):
 
     def cluster(self, argv):
         self._run(m3sapi.cmd_cluster, argv["<framework-name>"], argv["<operation>"])
+
+    def update(self, argv):
+        self._run(m3sapi.cmd_update, argv["<framework-name>"], argv["<assignment>"],
+                  rollout=bool(argv.get("--rollout")), force=bool(argv.get("--force")))
+
+    def plan(self, argv):
+        self._run(m3sapi.cmd_plan, argv["<framework-name>"], argv.get("<action>"),
+                  as_json=bool(argv.get("--json")))

@@ -304,12 +304,17 @@ static void offer_task(role_actor_t *a, rtask_t *t)
   m3s_send(a->offers, m3s_msg_new(M3S_OFFERS_PENDING, 0, p, NULL));
 }
 
-static void create_task(role_actor_t *a)
+/* A new task with a new id, or with want_id (the rollout actor chooses
+ * the id of a replacement so that it can record it before asking). */
+static void create_task(role_actor_t *a, const char *want_id)
 {
   const m3s_config_t *cfg = a->base.cfg;
   rtask_t *t = m3s_xcalloc(1, sizeof(*t));
-  char id[37], ts[40];
-  m3s_task_id_new(id);
+  char id[M3S_TASK_ID_LEN], ts[40];
+  if(want_id && *want_id)
+    snprintf(id, sizeof(id), "%s", want_id);
+  else
+    m3s_task_id_new(id);
   now_rfc3339(ts, sizeof(ts));
   m3s_task_record_t *r = &t->rec;
   r->task_id = m3s_xstrdup(id);
@@ -372,6 +377,17 @@ static void kill_task(role_actor_t *a, rtask_t *t, const char *why)
   }
 }
 
+/* Whether a task runs the spec the role's configuration gives now: 1 yes,
+ * 0 no, -1 unknown (no digest), -2 not launched yet. */
+static int task_current(const rtask_t *t, const char *digest)
+{
+  if(t->phase == PH_PERSIST || t->phase == PH_PENDING)
+    return -2;
+  if(!t->rec.spec_digest || !*t->rec.spec_digest || !*digest)
+    return -1;
+  return strcmp(t->rec.spec_digest, digest) == 0;
+}
+
 /* ---- convergence ---------------------------------------------------------------- */
 
 static void converge(role_actor_t *a)
@@ -380,12 +396,21 @@ static void converge(role_actor_t *a)
     return;
   int live = (int)a->n - a->n_killing;
 
-  /* Surplus: newest first (pending ones are the newest). */
-  for(size_t i = a->n; live > a->desired && i-- > 0;) {
-    if(a->tasks[i]->phase == PH_KILLING)
-      continue;
-    kill_task(a, a->tasks[i], "scale down");
-    live--;
+  /* Surplus: outdated tasks first, then newest first (pending ones are the
+   * newest). So a daemon restarted while a rollout had just replaced a task
+   * (its old one not yet ended) keeps the replacement. */
+  if(live > a->desired) {
+    char digest[M3S_SPEC_DIGEST_LEN + 1];
+    m3s_task_spec_digest(&a->spec, &a->res, a->role, digest);
+    for(int pass = 0; pass < 2; pass++) {
+      for(size_t i = a->n; live > a->desired && i-- > 0;) {
+        rtask_t *t = a->tasks[i];
+        if(t->phase == PH_KILLING || (pass == 0 && task_current(t, digest) != 0))
+          continue;
+        kill_task(a, t, pass == 0 ? "scale down, outdated first" : "scale down");
+        live--;
+      }
+    }
   }
 
   if(live < a->desired) {
@@ -405,7 +430,7 @@ static void converge(role_actor_t *a)
       m3s_info("%s role: creating %d task(s) (%d of %d live)", m3s_role_name(a->role), missing,
                live, a->desired);
       while(missing-- > 0)
-        create_task(a);
+        create_task(a, NULL);
     }
   }
   report(a, false);
@@ -1135,15 +1160,70 @@ static void on_set_spec(role_actor_t *a, m3s_role_spec_t *sp)
   report(a, false);
 }
 
-/* Whether a task runs the spec the role's configuration gives now: 1 yes,
- * 0 no, -1 unknown (no digest), -2 not launched yet. */
-static int task_current(const rtask_t *t, const char *digest)
+/* A replacement asked by the rollout actor (see role.h). */
+static void on_replace(role_actor_t *a, m3s_role_replace_t *r)
 {
-  if(t->phase == PH_PERSIST || t->phase == PH_PENDING)
-    return -2;
-  if(!t->rec.spec_digest || !*t->rec.spec_digest || !*digest)
-    return -1;
-  return strcmp(t->rec.spec_digest, digest) == 0;
+  rtask_t *old = r->old_task[0] ? m3s_idmap_get(&a->by_id, r->old_task) : NULL;
+  bool have_new = r->new_task[0] && m3s_idmap_get(&a->by_id, r->new_task);
+  bool old_live = old && old->phase != PH_KILLING;
+  int live = (int)a->n - a->n_killing;
+  r->result = 0;
+  if(!a->ready) {
+    r->result = -EAGAIN;
+  }
+  else if(r->op == M3S_REPLACE_SURGE) {
+    if(!r->new_task[0])
+      r->result = -EINVAL;
+    else if(have_new)
+      ;
+    else if(a->backlogged || a->desired >= M3S_ROLE_MAX_COUNT)
+      r->result = -EAGAIN;
+    else {
+      a->desired++;
+      m3s_info("%s role: one more task (%d) for a rollout: %s", m3s_role_name(a->role),
+               a->desired, r->new_task);
+      report(a, true);
+      create_task(a, r->new_task);
+    }
+  }
+  else if(r->op == M3S_REPLACE_RETIRE) {
+    if(!old_live) {
+      r->result = -ENOENT;
+    }
+    else {
+      kill_task(a, old, "retired by a rollout");
+      if(a->desired > 0)
+        a->desired--;
+      report(a, true);
+    }
+  }
+  else if(!r->new_task[0]) {
+    r->result = -EINVAL;
+  }
+  else if(!have_new) {
+    if(a->backlogged) {
+      r->result = -EAGAIN;
+    }
+    else if(old_live) {
+      kill_task(a, old, "replaced by a rollout");
+      create_task(a, r->new_task);
+    }
+    else if(live < a->desired) {
+      create_task(a, r->new_task);
+    }
+    else {
+      r->result = -ENOENT;
+    }
+  }
+  else if(old_live) {
+    kill_task(a, old, "replaced by a rollout");
+  }
+  m3s_actor_t *to = r->notify;
+  if(to)
+    m3s_send(to, m3s_msg_new(M3S_ROLE_REPLACED, r->tag, r, NULL));
+  else
+    free(r);
+  converge(a);
 }
 
 static json_t *status_json(role_actor_t *a)
@@ -1263,6 +1343,10 @@ static void role_handle(m3s_actor_t *self, m3s_msg_t *msg)
   case M3S_ROLE_SET_SPEC:
     if(msg->payload)
       on_set_spec(a, msg->payload);
+    break;
+  case M3S_ROLE_REPLACE:
+    if(msg->payload)
+      on_replace(a, m3s_msg_take(msg));
     break;
   case M3S_ROLE_STATUS:
     m3s_msg_reply(msg, m3s_msg_new(M3S_ROLE_STATUS, 0, status_json(a), m3s_json_drop));

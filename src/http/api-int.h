@@ -15,6 +15,8 @@
  *                  the framework id
  *   api_update.c   PUT /api/m3s/v0/cluster/update: run-time
  *                  configuration changes (its JSON body)
+ *   api_plan.c     the rollout plan: GET plan, plan/{pause|resume|abort},
+ *                  cluster/rollout (and cluster/update's "rollout")
  *   api_status.c   handlers that say how things are: /health,
  *                  /api/m3s/v0/status, status/m3s, status/k8s, /metrics,
  *                  events, the status page, the kubeconfig, versions,
@@ -88,7 +90,7 @@ struct api {
   struct mg_context *mg;
   SSL_CTX *ssl;
   m3s_actor_t *roles[4];       /* indexed by m3s_role_t */
-  m3s_actor_t *offers, *mesos, *store, *kube;
+  m3s_actor_t *offers, *mesos, *store, *kube, *rollout;
   bool auth;
   unsigned char cred[32];      /* SHA-256 of user '\0' password */
   EVP_MD *sha256;              /* fetched once (an implicit fetch per digest
@@ -259,6 +261,19 @@ API_HANDLER(status);
 API_HANDLER(events);
 API_HANDLER(metrics);
 API_HANDLER(update);   /* api_update.c */
+API_HANDLER(plan);     /* api_plan.c */
+API_HANDLER(plan_control);
+API_HANDLER(rollout);
 #undef API_HANDLER
+
+/* api_update.c: the request body, NUL-terminated (free()); NULL with the
+ * error status already sent (413 past 64 KiB). */
+char *api_read_body(struct mg_connection *c, int *status);
+/* The body as JSON (new reference), an empty object for an empty body when
+ * optional; NULL with the error status already sent (400, 413). */
+json_t *api_read_json(struct mg_connection *c, bool optional, int *status);
+/* api_plan.c: asks the rollout actor for a plan and answers with it; with
+ * updated (taken, a cluster/update's answer), the plan goes in its "plan". */
+int api_start_rollout(api_t *a, struct mg_connection *c, bool force, json_t *updated);
 
 #endif

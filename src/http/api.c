@@ -284,6 +284,7 @@ static int api_start(m3s_actor_t *self)
   a->mesos = m3s_system_find(self->sys, "mesos");
   a->store = m3s_system_find(self->sys, "store");
   a->kube = m3s_system_find(self->sys, "kube");
+  a->rollout = m3s_system_find(self->sys, "rollout");
   setup_auth(a);
 
   rc = m3s__http_lib_init(tls, err, sizeof(err));

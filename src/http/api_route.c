@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "m3s/offers.h"
+#include "m3s/rollout.h"
 #include "api-int.h"
 
 const char *const api_role_actor[4] = { NULL, "datastore", "server", "agent" };
@@ -36,6 +37,11 @@ const route_t api_routes[] = {
   { "GET", "/api/m3s/v0/status/m3s", api_h_status_m3s, 0, 0 },
   { "GET", "/api/m3s/v0/status/k8s", api_h_status_k8s, 0, 0 },
   { "PUT", "/api/m3s/v0/cluster/update", api_h_update, 0, R_BODY },
+  { "PUT", "/api/m3s/v0/cluster/rollout", api_h_rollout, 0, R_BODY },
+  { "GET", "/api/m3s/v0/plan", api_h_plan, 0, 0 },
+  { "PUT", "/api/m3s/v0/plan/pause", api_h_plan_control, M3S_ROLLOUT_PAUSE, 0 },
+  { "PUT", "/api/m3s/v0/plan/resume", api_h_plan_control, M3S_ROLLOUT_RESUME, 0 },
+  { "PUT", "/api/m3s/v0/plan/abort", api_h_plan_control, M3S_ROLLOUT_ABORT, 0 },
   { "PUT", "/api/m3s/v0/cluster/shutdown", api_h_cluster, M3S_CLUSTER_SHUTDOWN, 0 },
   { "PUT", "/api/m3s/v0/cluster/start", api_h_cluster, M3S_CLUSTER_START, 0 },
   { "PUT", "/api/m3s/v0/cluster/restart", api_h_cluster, M3S_CLUSTER_RESTART, 0 },

@@ -11,6 +11,7 @@
 #include "m3s/offers.h"
 #include "m3s/store.h"
 #include "m3s/xalloc.h"
+#include "m3s/rollout.h"
 #include "api-int.h"
 
 #ifndef M3S_BUILD_DATE
@@ -249,6 +250,11 @@ int api_h_capabilities(api_t *a, struct mg_connection *c, const route_t *r, cons
     { "cluster-start", "/api/m3s/v0/cluster/start", "PUT" },
     { "cluster-shutdown", "/api/m3s/v0/cluster/shutdown", "PUT" },
     { "cluster-update", "/api/m3s/v0/cluster/update", "PUT" },
+    { "cluster-rollout", "/api/m3s/v0/cluster/rollout", "PUT" },
+    { "rollout-plan", "/api/m3s/v0/plan", "GET" },
+    { "rollout-pause", "/api/m3s/v0/plan/pause", "PUT" },
+    { "rollout-resume", "/api/m3s/v0/plan/resume", "PUT" },
+    { "rollout-abort", "/api/m3s/v0/plan/abort", "PUT" },
     { "k3s-count-agents", "/api/m3s/v0/agent/scale", "GET" },
     { "k3s-count-servers", "/api/m3s/v0/server/scale", "GET" },
     { "k3s-count-datastore", "/api/m3s/v0/datastore/scale", "GET" },
@@ -332,6 +338,15 @@ int api_h_status(api_t *a, struct mg_connection *c, const route_t *r, const req_
   api_ask_free(k, nk);
   json_t *out = m3s__ui_status(j[0], j[1], j[2], &j[3], kube);
   json_decref(kube);
+  /* The rollout plan, as GET plan gives it (null: none, or no answer). */
+  ask_t kp = { .to = a->rollout, .name = "rollout", .type = M3S_ROLLOUT_GET };
+  api_ask_all(a, &kp, 1);
+  json_t *plan = kp.rc ? NULL : api_answer_json(kp.ans);
+  api_ask_free(&kp, 1);
+  if(out)
+    json_object_set_new(out, "plan", plan ? plan : json_null());
+  else
+    json_decref(plan);
   for(int i = 0; i < 3; i++) {
     json_decref(j[i]);
     api_status_release(a, &t[i]);
@@ -347,27 +362,29 @@ int api_h_events(api_t *a, struct mg_connection *c, const route_t *r, const req_
 int api_h_metrics(api_t *a, struct mg_connection *c, const route_t *r, const req_t *q)
 {
   static const char *const actors[] = { "store", "offers", "datastore", "server",
-                                        "agent", "mesos", "kube", "api" };
-  ask_t k[4] = {
+                                        "agent", "mesos", "kube", "rollout", "api" };
+  ask_t k[5] = {
     { .to = a->mesos, .name = "mesos", .type = M3S_MESOS_STATUS },
     { .to = a->store, .name = "store", .type = M3S_STORE_STATUS },
     { .to = a->offers, .name = "offers", .type = M3S_OFFERS_STATUS },
     { .to = a->kube, .name = "kube", .type = M3S_KUBE_STATUS, .arg = M3S_KUBE_BRIEF },
+    { .to = a->rollout, .name = "rollout", .type = M3S_ROLLOUT_GET },
   };
   int64_t deadline = m3s_now_ms() + a->opts.call_timeout_ms;
   static const int roles[3] = { M3S_ROLE_DATASTORE, M3S_ROLE_SERVER, M3S_ROLE_AGENT };
   ticket_t t[3];
   api_status_begin(a, roles, 3, t);
-  api_ask_send(k, 4);
+  api_ask_send(k, 5);
   json_t *j[6];
   /* The shared requests first: others may be waiting for them. */
   for(int i = 0; i < 3; i++)
     api_status_end(a, &t[i], deadline, &j[3 + i]); /* NULL when it failed */
-  api_ask_wait(k, 4, deadline);
+  api_ask_wait(k, 5, deadline);
   for(int i = 0; i < 3; i++)
     j[i] = k[i].rc ? NULL : api_answer_json(k[i].ans);
   json_t *kube = k[3].rc ? NULL : api_answer_json(k[3].ans);
-  api_ask_free(k, 4);
+  json_t *plan = k[4].rc ? NULL : api_answer_json(k[4].ans);
+  api_ask_free(k, 5);
 
   const char *names[sizeof(actors) / sizeof(actors[0])];
   size_t depths[sizeof(actors) / sizeof(actors[0])], nact = 0;
@@ -389,6 +406,7 @@ int api_h_metrics(api_t *a, struct mg_connection *c, const route_t *r, const req
 
   m3s_metrics_in_t in = {
     .mesos = j[0], .store = j[1], .offers = j[2], .roles = { j[3], j[4], j[5] }, .kube = kube,
+    .rollout = plan,
     .actor_names = names, .actor_depths = depths, .nactors = nact,
     .route_templates = templates, .nroutes = api_nroutes + 1, .codes = api_codes,
     .ncodes = API_NCODES,
@@ -406,6 +424,7 @@ int api_h_metrics(api_t *a, struct mg_connection *c, const route_t *r, const req
   free(snap);
   free(templates);
   json_decref(kube);
+  json_decref(plan);
   for(int i = 0; i < 3; i++) {
     json_decref(j[i]);
     api_status_release(a, &t[i]);

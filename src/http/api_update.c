@@ -4,6 +4,7 @@
  * once framework_config holds it; a refused change changes nothing. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "m3s/liveconfig.h"
 #include "m3s/offers.h"
@@ -13,7 +14,7 @@
 #define MAX_UPDATE_BODY 65536
 
 /* The request body, NUL-terminated (free()); NULL with the status sent. */
-static char *read_body(struct mg_connection *c, int *status)
+char *api_read_body(struct mg_connection *c, int *status)
 {
   const struct mg_request_info *ri = mg_get_request_info(c);
   if(ri->content_length > MAX_UPDATE_BODY) {
@@ -44,20 +45,51 @@ static char *read_body(struct mg_connection *c, int *status)
   return buf;
 }
 
+json_t *api_read_json(struct mg_connection *c, bool optional, int *status)
+{
+  char *text = api_read_body(c, status);
+  if(!text)
+    return NULL;
+  if(optional && !text[strspn(text, " \t\r\n")]) {
+    free(text);
+    return json_object();
+  }
+  json_error_t jerr;
+  json_t *body = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+  free(text);
+  if(!body)
+    *status = api_error(c, 400, "the body is not JSON: %s (line %d, column %d)", jerr.text,
+                        jerr.line, jerr.column);
+  return body;
+}
+
 int api_h_update(api_t *a, struct mg_connection *c, const route_t *r, const req_t *q)
 {
   (void)r;
   (void)q;
   int status = 0;
-  char *text = read_body(c, &status);
-  if(!text)
-    return status;
-  json_error_t jerr;
-  json_t *body = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
-  free(text);
+  json_t *body = api_read_json(c, false, &status);
   if(!body)
-    return api_error(c, 400, "the body is not JSON: %s (line %d, column %d)", jerr.text,
-                     jerr.line, jerr.column);
+    return status;
+  /* "rollout" and "force" are not variables: they say what to do after. */
+  json_t *ro = json_object_get(body, "rollout"), *fo = json_object_get(body, "force");
+  if(json_is_object(body) && ((ro && !json_is_boolean(ro)) || (fo && !json_is_boolean(fo)))) {
+    json_decref(body);
+    return api_error(c, 400, "\"rollout\" and \"force\" take true or false");
+  }
+  if(fo && !json_is_true(ro)) {
+    json_decref(body);
+    return api_error(c, 400, "\"force\" applies only with \"rollout\": true");
+  }
+  bool rollout = json_is_true(ro), force = json_is_true(fo);
+  if(json_is_object(body)) {
+    json_object_del(body, "rollout");
+    json_object_del(body, "force");
+  }
+  if(rollout && json_object_size(body) == 0) {
+    json_decref(body);
+    return api_start_rollout(a, c, force, NULL);
+  }
   char err[512];
   m3s_live_change_t *ch = m3s_live_change_from_json(body, err, sizeof(err));
   json_decref(body);
@@ -90,5 +122,7 @@ int api_h_update(api_t *a, struct mg_connection *c, const route_t *r, const req_
   api_ask_free(&k, 1);
   if(!out)
     return api_error(c, 500, "offers answered without the change");
+  if(rollout)
+    return api_start_rollout(a, c, force, out);
   return api_respond_json(c, out);
 }

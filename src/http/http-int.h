@@ -34,6 +34,7 @@ typedef struct m3s_metrics_in {
   json_t *mesos, *store, *offers;
   json_t *roles[3];                 /* datastore, server, agent */
   json_t *kube;                     /* the kube actor's brief STATUS */
+  json_t *rollout;                  /* the rollout plan (m3s/rollout.h), NULL = none */
   const char *const *actor_names;   /* mailbox depths: name/depth pairs */
   const size_t *actor_depths;
   size_t nactors;

@@ -232,6 +232,29 @@ static void write_kube(FILE *out, const json_t *k)
          "Failed K3s API requests (connection, TLS, HTTP status, malformed answers).");
   scalar(out, k, "relists_gone", "m3s_kube_relists_gone_total", "counter",
          "Node watches that expired (410 Gone) and were listed again.");
+  const json_t *ev = json_object_get(k, "evictions");
+  if(json_is_object(ev)) {
+    static const char *const results[] = { "ok", "refused", "error" };
+    family(out, "m3s_kube_evictions_total", "counter",
+           "Pod evictions of node drains, by result: ok (evicted or gone already), refused "
+           "(429: a PodDisruptionBudget), error.");
+    for(size_t i = 0; i < sizeof(results) / sizeof(results[0]); i++)
+      sample1(out, "m3s_kube_evictions_total", "result", results[i],
+              json_number_value(json_object_get(ev, results[i])));
+  }
+  const json_t *drains = json_object_get(k, "drains");
+  if(json_is_object(drains)) {
+    double draining = 0, drained = 0;
+    const char *task;
+    const json_t *d;
+    json_object_foreach((json_t *)drains, task, d) {
+      draining++;
+      drained += json_is_true(json_object_get(d, "drained"));
+    }
+    family(out, "m3s_kube_drains", "gauge", "Tasks whose nodes are being drained, by state.");
+    sample1(out, "m3s_kube_drains", "state", "draining", draining - drained);
+    sample1(out, "m3s_kube_drains", "state", "drained", drained);
+  }
   const json_t *nodes = json_object_get(k, "nodes");
   if(!json_is_object(nodes))
     return;
@@ -296,6 +319,32 @@ static void write_roles(FILE *out, json_t *const roles[3])
   }
 }
 
+/* The last rollout plan: its status, and its steps by status. */
+static void write_rollout(FILE *out, const json_t *plan)
+{
+  static const char *const st[] = { "PENDING", "IN_PROGRESS", "PAUSED", "COMPLETE", "FAILED",
+                                    "ABORTED" };
+  double n[6] = { 0 };
+  const char *ps = json_string_value(json_object_get(plan, "status"));
+  const json_t *ph;
+  size_t i, j;
+  json_array_foreach(json_object_get(plan, "phases"), i, ph) {
+    const json_t *step;
+    json_array_foreach(json_object_get(ph, "steps"), j, step) {
+      const char *s = json_string_value(json_object_get(step, "status"));
+      for(size_t k = 0; s && k < 6; k++)
+        n[k] += !strcmp(s, st[k]);
+    }
+  }
+  family(out, "m3s_rollout_plan", "gauge",
+         "1 for the status of the last rollout plan (none: no sample).");
+  for(size_t k = 0; k < 6; k++)
+    sample1(out, "m3s_rollout_plan", "status", st[k], ps && !strcmp(ps, st[k]));
+  family(out, "m3s_rollout_steps", "gauge", "Steps of the last rollout plan, by status.");
+  for(size_t k = 0; k < 6; k++)
+    sample1(out, "m3s_rollout_steps", "status", st[k], n[k]);
+}
+
 void m3s__metrics_write(FILE *out, const m3s_metrics_in_t *in)
 {
   static const char *const sources[] = { "mesos", "store", "offers", "datastore", "server",
@@ -319,6 +368,8 @@ void m3s__metrics_write(FILE *out, const m3s_metrics_in_t *in)
   write_roles(out, (json_t *const *)in->roles);
   if(json_is_object(in->kube))
     write_kube(out, in->kube);
+  if(json_is_object(in->rollout))
+    write_rollout(out, in->rollout);
 
   if(in->nactors) {
     family(out, "m3s_actor_mailbox_depth", "gauge", "Messages queued for each actor.");

@@ -103,6 +103,6 @@ char *m3s_config_default_hostname(void);
 
 /* The table (config_vars.c); NVARS is checked against it at compile time. */
 extern const struct var m3s_config_vars[];
-#define NVARS 120
+#define NVARS 123
 
 #endif

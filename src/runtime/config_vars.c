@@ -154,6 +154,21 @@ const struct var m3s_config_vars[] = {
   { .name = "RESTART_BACKOFF_MAX", .type = T_DURATION, .group = G_TIMERS,
     .flags = F_POSITIVE, .off = O_MS(restart_backoff_max_ms), .def = "5m",
     .help = "Longest delay before replacing a failed task (new)." },
+  { .name = "ROLLOUT_DRAIN_TIMEOUT", .type = T_DURATION, .group = G_TIMERS,
+    .off = O_MS(rollout_drain_timeout_ms), .def = "10m",
+    .help = "How long a rollout waits for an agent's node to be drained before "
+            "its step fails (unless the rollout was asked with force, which "
+            "replaces the agent anyway) (new)." },
+  { .name = "ROLLOUT_MAX_UNAVAILABLE", .type = T_INT, .group = G_TIMERS,
+    .off = O_INT(rollout_max_unavailable), .def = "1", .min = 1, .max = 10000,
+    .help = "During a rollout, at most this many K3s agents may be unavailable "
+            "(node cordoned, NotReady or missing, or task not running) at once; "
+            "a step waits until it would not exceed it (new)." },
+  { .name = "ROLLOUT_MAX_SURGE", .type = T_INT, .group = G_TIMERS,
+    .off = O_INT(rollout_max_surge), .def = "0", .min = 0, .max = 1,
+    .help = "1: a rollout launches an agent's replacement before draining the "
+            "old one (one agent more than the count meanwhile, when the offers "
+            "allow); 0: the old agent is drained and killed first (new)." },
 
   /* REST API and TLS */
   { .name = "AUTH_USERNAME", .type = T_STRING, .group = G_API,

@@ -162,6 +162,42 @@ class PluginTest(UiCase):
         self.fails(cfg, "unknown cluster operation", "m3s", "cluster", "m3s", "explode")
         self.finish(sim, d)
 
+    def test_update_and_plan(self):
+        sim, d = self.start(KUBERNETES_VERSION="v1.31.5", IMAGE_K3S="example/k3s:1")
+        cfg = self.good_config(sim)
+        self.fails(cfg, ".*/api/m3s/v0/plan: 404 there has never been a rollout plan",
+                   "m3s", "plan", "m3s")
+        self.fails(cfg, "'bogus' is not KEY=VALUE", "m3s", "update", "m3s", "bogus")
+        self.fails(cfg, "--force applies only with --rollout", "m3s", "update", "--force",
+                   "m3s", "IMAGE_K3S=x")
+        self.fails(cfg, ".*400 K3S_AGENT_MEM=\"1\"", "m3s", "update", "m3s",
+                   "IMAGE_K3S=example/k3s:2", "K3S_AGENT_MEM=1")
+        self.assertNotIn("ImageK3S", json.loads(self.redis().command(
+            "GET", "m3s:framework_config")), "a refused change changes nothing")
+        # A change alone: printed as the daemon took it; the tasks outdated.
+        self.assertEqual(self.ok(cfg, "m3s", "update", "m3s", "IMAGE_K3S=example/k3s:2"),
+                         "IMAGE_K3S=example/k3s:2\n")
+        # With --rollout (given after the arguments too): the plan's table.
+        out = self.ok(cfg, "m3s", "update", "m3s", "KUBERNETES_VERSION=v1.32.0", "--rollout")
+        lines = out.splitlines()
+        self.assertEqual(lines[0], "KUBERNETES_VERSION=v1.32.0")
+        self.assertRegex(lines[1], "^Plan [0-9a-f-]+: IN_PROGRESS$")
+        self.assertEqual(lines[2].split()[:4], ["Phase", "Step", "Status", "Stage"])
+        self.assertEqual([ln.split()[:2] for ln in lines[3:]],
+                         [["server", "server-1"], ["agent", "agent-1"]])
+        self.assertRegex(self.ok(cfg, "m3s", "plan", "m3s", "pause"), "^Plan [0-9a-f-]+: PAUSED")
+        self.assertRegex(self.ok(cfg, "m3s", "plan", "m3s"), "^Plan [0-9a-f-]+: PAUSED")
+        self.fails(cfg, ".*409 the plan cannot pause now", "m3s", "plan", "m3s", "pause")
+        self.assertRegex(self.ok(cfg, "m3s", "plan", "m3s", "resume"),
+                         "^Plan [0-9a-f-]+: IN_PROGRESS")
+        self.wait("the plan complete", lambda: json.loads(
+            self.ok(cfg, "m3s", "plan", "--json", "m3s"))["status"] == "COMPLETE",
+            test_mesos.BOUND * 3)
+        plan = self.ok(cfg, "m3s", "plan", "m3s").splitlines()
+        self.assertTrue(all(ln.split()[2] == "COMPLETE" for ln in plan[2:]), plan)
+        self.fails(cfg, "unknown plan action 'explode'", "m3s", "plan", "m3s", "explode")
+        self.finish(sim, d)
+
     def test_errors_are_clear(self):
         sim, d = self.start()
         fw = self.connected_framework(sim)

@@ -243,6 +243,9 @@ class KubeTest(test_mesos.MesosCase):
         self.assertEqual(self.metric("m3s_kube_connected"), 1)
         self.assertTrue(self.metric_line('m3s_kube_nodes{role="agent",ready="true"} 2'))
         self.assertTrue(self.metric_line('m3s_kube_nodes{role="server",ready="true"} 1'))
+        for result in ("ok", "refused", "error"):
+            self.assertTrue(self.metric_line('m3s_kube_evictions_total{result="%s"} 0' % result))
+        self.assertTrue(self.metric_line('m3s_kube_drains{state="draining"} 0'))
 
         # Cordon: the agents' spec.unschedulable follows; the server is left.
         since = len(k3s.requests)
@@ -367,6 +370,316 @@ class KubeTest(test_mesos.MesosCase):
         self.assertIn("waiting for the kubeconfig", d.text())
         self.assertEqual(self.k3s.requests, [])
         self.assert_clean(sim, d)
+
+
+DRIVER = os.environ.get("M3S_KUBE_DRIVER")
+
+
+class Driver(test_mesos.Daemon):
+    """kube_driver (tests/integration/kube_driver.c): the kube actor and
+    the store, driven line by line; its log in a temporary file."""
+
+    def __init__(self, redis_port, api_port):
+        self.log = tempfile.NamedTemporaryFile(prefix="m3s-kube-drv-", suffix=".txt",
+                                               delete=False)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+               "MESOS_MASTER": "127.0.0.1:1", "FRAMEWORK_HOSTNAME": "m3s.test",
+               "REDIS_SERVER": "127.0.0.1:%d" % redis_port, "K3S_SERVER_PORT": str(api_port),
+               "KUBE_DRIVER_HOST": "localhost", "HEARTBEAT_INTERVAL": "300ms",
+               "LOGLEVEL": "debug"}
+        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS"):
+            if k in os.environ:
+                env[k] = os.environ[k]
+        self.proc = subprocess.Popen([DRIVER], env=env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True)
+
+    def cmd(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        out = self.proc.stdout.readline()
+        if not out:
+            raise AssertionError("kube_driver ended\n" + self.text()[-4000:])
+        return out.strip()
+
+    def status(self):
+        st = json.loads(self.cmd("status"))
+        if "driver_error" in st:
+            raise AssertionError("kube_driver: %s" % st["driver_error"])
+        return st
+
+    def stop(self):
+        """End of input: the actors stop; 0 when all went well (under ASan:
+        no leak). It ignores SIGTERM (blocked, as in the daemon)."""
+        if not self.proc.stdin.closed:
+            self.proc.stdin.close()
+        return super().stop()
+
+    def cleanup(self):
+        super().cleanup()
+        self.proc.stdout.close()
+        if not self.proc.stdin.closed:
+            self.proc.stdin.close()
+
+
+EVICTABLE_A = [("default", "web-1"), ("default", "web-2")]
+KEPT_A = [("default", "job-1"), ("kube-system", "kube-apiserver-m3sagent-a"),
+          ("kube-system", "svclb-traefik-a1")]
+
+
+@unittest.skipUnless(DRIVER, "M3S_KUBE_DRIVER (the kube_driver binary) is not set")
+class KubeDrainTest(test_mesos.MesosCase):
+    """M3S_KUBE_DRAIN / M3S_KUBE_RELEASE against the fake K3s API: two
+    agent nodes; on m3sagent-a a DaemonSet pod, a mirror pod, a finished
+    pod and two pods of a Deployment; on m3sagent-b one pod."""
+
+    def setUp(self):
+        super().setUp()
+        self.k3s = fake_k3s.FakeK3s().start()
+        self.addCleanup(self.k3s.stop)
+        self.redis().command("SET", "%s:kubernetes_config" % FW,
+                             fake_k3s.kubeconfig(self.k3s.certs))
+        k3s = self.k3s
+        k3s.put_node(fake_k3s.node_object("m3sagent-a", "task-a", ready=True))
+        k3s.put_node(fake_k3s.node_object("m3sagent-b", "task-b", ready=True))
+        k3s.put_pod("kube-system", "svclb-traefik-a1", "m3sagent-a", daemonset=True)
+        k3s.put_pod("kube-system", "kube-apiserver-m3sagent-a", "m3sagent-a", mirror=True)
+        k3s.put_pod("default", "job-1", "m3sagent-a", phase="Succeeded")
+        for ns, name in EVICTABLE_A:
+            k3s.put_pod(ns, name, "m3sagent-a", labels={"app": "web"})
+        k3s.put_pod("default", "web-3", "m3sagent-b", labels={"app": "web"})
+        self.drv = self.driver()
+        self.drv.cmd("ds 0")
+        self.wait("both nodes known", lambda: set(self.drv.status()["nodes"]) ==
+                  {"m3sagent-a", "m3sagent-b"})
+
+    def wait(self, what, predicate, timeout=BOUND):
+        return super().wait(what, predicate, timeout)
+
+    def driver(self):
+        d = Driver(self.redis().port, self.k3s.port)
+        self.daemons.append(d)
+        return d
+
+    def stop_driver(self, d):
+        self.assertEqual(d.stop(), 0, "kube_driver exit code\n" + d.text()[-4000:])
+
+    def drained(self, task):
+        d = self.drv.status()["drains"].get(task)
+        return d if d and d["drained"] else None
+
+    def unschedulable(self, node):
+        return self.k3s.node(node)["spec"].get("unschedulable") is True
+
+    def first_patch(self, node, value, since=0):
+        for r in self.k3s.seen("PATCH", "/api/v1/nodes/" + node, since=since):
+            if json.loads(r["body"]) == {"spec": {"unschedulable": value}}:
+                return r
+        return None
+
+    def test_drain_cordons_then_evicts(self):
+        k3s, drv = self.k3s, self.drv
+        self.assertEqual(drv.cmd("drain task-a"), "ok")
+        d = self.wait("task-a drained", lambda: self.drained("task-a"))
+        self.assertEqual(d, {"node": "m3sagent-a", "pods": 0, "drained": True, "evictions": 2,
+                             "refused": 0, "error": ""})
+        # Cordoned, and only then evicted: the PATCH came first and every
+        # eviction found the node unschedulable.
+        self.assertTrue(self.unschedulable("m3sagent-a"))
+        cordon = self.first_patch("m3sagent-a", True)
+        self.assertIsNotNone(cordon)
+        self.assertEqual(sorted((e["namespace"], e["name"]) for e in k3s.evictions), EVICTABLE_A)
+        for e in k3s.evictions:
+            self.assertEqual((e["code"], e["node"], e["unschedulable"]), (201, "m3sagent-a", True))
+            self.assertGreater(e["time"], cordon["time"])
+        posts = k3s.seen("POST")
+        for r in posts:
+            self.assertEqual(r["content_type"], "application/json")
+            body = json.loads(r["body"])
+            ns, name = r["path"].split("/")[4], r["path"].split("/")[6]
+            self.assertEqual(body, {"apiVersion": "policy/v1", "kind": "Eviction",
+                                    "metadata": {"name": name, "namespace": ns}})
+        # DaemonSet, mirror and finished pods stay; the other node is left.
+        self.assertEqual(k3s.pods_on("m3sagent-a"), KEPT_A)
+        self.assertEqual(k3s.pods_on("m3sagent-b"), [("default", "web-3")])
+        self.assertFalse(self.unschedulable("m3sagent-b"))
+        self.assertEqual({r["query"].get("fieldSelector") for r in k3s.seen("GET", "/api/v1/pods")},
+                         {"spec.nodeName=m3sagent-a"})
+        st = drv.status()
+        a = st["nodes"]["m3sagent-a"]
+        self.assertEqual((a["draining"], a["pods"], a["drained"], a["drain_error"],
+                          a["unschedulable"]), (True, 0, True, "", True))
+        b = st["nodes"]["m3sagent-b"]
+        self.assertEqual((b["draining"], b["pods"], b["drained"], b["drain_error"]),
+                         (False, None, False, ""))
+        self.assertEqual(st["evictions"], {"ok": 2, "refused": 0, "error": 0})
+
+        # DRAIN again: nothing changes, nothing is evicted twice.
+        n_posts = len(k3s.seen("POST"))
+        self.assertEqual(drv.cmd("drain task-a"), "ok")
+        lists = len(k3s.seen("GET", "/api/v1/pods"))
+        self.wait("two more pod lists", lambda: len(k3s.seen("GET", "/api/v1/pods")) >= lists + 2)
+        self.assertEqual(len(k3s.seen("POST")), n_posts)
+        self.assertEqual(self.drained("task-a")["evictions"], 2)
+
+        # RELEASE: uncordoned (K3SDisableScheduling is false), no longer
+        # draining, no more pod lists.
+        since = len(k3s.requests)
+        self.assertEqual(drv.cmd("release task-a"), "ok")
+        self.wait("m3sagent-a uncordoned", lambda: not self.unschedulable("m3sagent-a"))
+        self.assertIsNotNone(self.first_patch("m3sagent-a", False, since))
+        st = self.wait("no drains", lambda: (lambda s: s if not s["drains"] else None)(
+            drv.status()))
+        self.assertFalse(st["nodes"]["m3sagent-a"]["draining"])
+        lists = len(k3s.seen("GET", "/api/v1/pods"))
+        time.sleep(2.5)
+        self.assertEqual(len(k3s.seen("GET", "/api/v1/pods")), lists)
+        self.assertEqual(k3s.seen("PATCH", "/api/v1/nodes/m3sagent-b"), [])
+        self.stop_driver(drv)
+
+    def test_pdb_refusal_retried_and_pods_waited_for(self):
+        k3s, drv = self.k3s, self.drv
+        k3s.evict_grace = 3.0
+        k3s.add_pdb("default", {"app": "web"}, max_unavailable=1, refuse_for=3.0,
+                    name="web-pdb")
+        t0 = time.monotonic()
+        drv.cmd("drain task-a")
+        st = self.wait("a refusal reported",
+                       lambda: (lambda s: s if s["drains"]["task-a"]["refused"] else None)(
+                           drv.status()))
+        err = st["drains"]["task-a"]["error"]
+        self.assertIn("PodDisruptionBudget: 429 Cannot evict pod as it would violate the pod's "
+                      "disruption budget. for default/web-", err)
+        self.assertEqual(st["nodes"]["m3sagent-a"]["drain_error"], err)
+        self.assertFalse(st["drains"]["task-a"]["drained"])
+        # max_unavailable 1: once one pod terminates the other is refused
+        # until it is gone; each eviction comes through in the end.
+        self.wait("both pods evicted", lambda: sorted(
+            (e["namespace"], e["name"]) for e in k3s.evictions if e["code"] == 201)
+            == EVICTABLE_A, BOUND * 2)
+        # Evicted but still terminating: not drained while a pod is there.
+        if k3s.pods_on("m3sagent-a") != KEPT_A:
+            d = drv.status()["drains"]["task-a"]
+            still = k3s.pods_on("m3sagent-a") != KEPT_A
+            if still:
+                self.assertFalse(d["drained"], d)
+        d = self.wait("task-a drained", lambda: self.drained("task-a"), BOUND * 2)
+        self.assertEqual(k3s.pods_on("m3sagent-a"), KEPT_A)
+        self.assertEqual(d["error"], "")
+        refused = [e for e in k3s.evictions if e["code"] == 429]
+        self.assertGreaterEqual(len(refused), 2)
+        self.assertEqual(d["refused"], len(refused))
+        self.assertTrue(all(e["unschedulable"] for e in k3s.evictions))
+        # Backoff, not a busy loop: at most one retry per pod every second.
+        elapsed = time.monotonic() - t0
+        self.assertLessEqual(len(k3s.evictions), 2 * (elapsed + 2), k3s.evictions)
+        # Logged once per change of reason, not once per refusal.
+        warned = [l for l in drv.text().splitlines() if "WARN" in l and "PodDisruptionBudget" in l]
+        self.assertLess(len(warned), len(refused) + 1)
+        self.assertLessEqual(len(warned), 2 * 2, warned)
+        self.stop_driver(drv)
+
+    def test_disable_scheduling_wins(self):
+        k3s, drv = self.k3s, self.drv
+        drv.cmd("ds 1")
+        self.wait("both agents cordoned", lambda: self.unschedulable("m3sagent-a") and
+                  self.unschedulable("m3sagent-b"))
+        drv.cmd("drain task-a")
+        self.wait("task-a drained", lambda: self.drained("task-a"))
+        since = len(k3s.requests)
+        drv.cmd("release task-a")
+        self.wait("no drains", lambda: not drv.status()["drains"])
+        time.sleep(1.5)
+        self.assertTrue(self.unschedulable("m3sagent-a"), "release undid K3SDisableScheduling")
+        self.assertEqual(k3s.seen("PATCH", since=since), [])
+        drv.cmd("ds 0")
+        self.wait("both agents uncordoned", lambda: not self.unschedulable("m3sagent-a") and
+                  not self.unschedulable("m3sagent-b"))
+        # A drain asked before the flag is known cordons all the same.
+        d2 = self.driver()
+        self.stop_driver(drv)
+        self.drv = d2
+        d2.cmd("drain task-b")
+        self.wait("task-b drained", lambda: self.drained("task-b"))
+        self.assertTrue(self.unschedulable("m3sagent-b"))
+        self.assertIsNone(d2.status()["disable_scheduling"])
+        self.assertEqual(k3s.pods_on("m3sagent-b"), [])
+        self.stop_driver(d2)
+
+    def test_unknown_task_then_its_node(self):
+        k3s, drv = self.k3s, self.drv
+        drv.cmd("drain")   # no task id: refused, nothing else changes
+        drv.cmd("drain task-c")
+        st = self.wait("the drain listed", lambda: (lambda s: s if "task-c" in s["drains"]
+                                                    else None)(drv.status()))
+        self.assertEqual(st["drains"]["task-c"], {"node": None, "pods": None, "drained": False,
+                                                   "evictions": 0, "refused": 0, "error": ""})
+        self.assertEqual(list(st["drains"]), ["task-c"])
+        self.assertIn("without a usable task id", drv.text())
+        k3s.put_node(fake_k3s.node_object("m3sagent-c", "task-c", ready=True))
+        k3s.put_pod("default", "web-9", "m3sagent-c", labels={"app": "web"})
+        d = self.wait("task-c drained", lambda: self.drained("task-c"))
+        self.assertEqual((d["node"], d["evictions"]), ("m3sagent-c", 1))
+        self.assertTrue(self.unschedulable("m3sagent-c"))
+        self.assertFalse(self.unschedulable("m3sagent-a"))
+        self.stop_driver(drv)
+
+    def test_server_node_drain(self):
+        """A server node is cordoned only while its task drains."""
+        k3s, drv = self.k3s, self.drv
+        k3s.put_node(fake_k3s.node_object("m3sserver", "task-s", ready=True, server=True))
+        k3s.put_pod("default", "web-s", "m3sserver", labels={"app": "web"})
+        drv.cmd("ds 1")
+        self.wait("agents cordoned", lambda: self.unschedulable("m3sagent-a"))
+        self.assertFalse(self.unschedulable("m3sserver"))
+        drv.cmd("drain task-s")
+        d = self.wait("task-s drained", lambda: self.drained("task-s"))
+        self.assertEqual((d["node"], d["evictions"]), ("m3sserver", 1))
+        self.assertTrue(self.unschedulable("m3sserver"))
+        drv.cmd("release task-s")
+        self.wait("the server node uncordoned", lambda: not self.unschedulable("m3sserver"))
+        self.assertTrue(self.unschedulable("m3sagent-a"))
+        n_patches = len(k3s.seen("PATCH", "/api/v1/nodes/m3sserver"))
+        time.sleep(1.0)
+        self.assertEqual(len(k3s.seen("PATCH", "/api/v1/nodes/m3sserver")), n_patches)
+        self.stop_driver(drv)
+
+    def test_api_away_mid_drain_and_restart(self):
+        k3s, drv = self.k3s, self.drv
+        k3s.add_pdb("default", {"app": "web"}, refuse_count=10 ** 6, name="web-pdb")
+        drv.cmd("drain task-a")
+        self.wait("refusals", lambda: drv.status()["drains"]["task-a"]["refused"] >= 2)
+        # The K3s API goes away: the drain waits, and says why.
+        k3s.unlisten(k3s.server)
+        self.wait("disconnected", lambda: not drv.status()["connected"])
+        k3s.clear_pdbs()
+        time.sleep(1.0)
+        k3s.server = k3s.listen("127.0.0.1", k3s.port)
+        d = self.wait("task-a drained after the API came back",
+                      lambda: self.drained("task-a"), BOUND * 2)
+        self.assertEqual(k3s.pods_on("m3sagent-a"), KEPT_A)
+        self.assertTrue(all(e["unschedulable"] for e in k3s.evictions))
+        self.assertEqual(sorted((e["namespace"], e["name"]) for e in k3s.evictions
+                                if e["code"] == 201), EVICTABLE_A)
+        self.assertGreaterEqual(d["refused"], 2)
+        # A restarted daemon asks again: harmless, the node stays cordoned
+        # and nothing is evicted twice.
+        self.stop_driver(drv)
+        n_evictions = len(k3s.evictions)
+        since = len(k3s.requests)
+        self.drv = self.driver()
+        self.drv.cmd("ds 0")
+        # The flag says schedulable, but the node stays cordoned while the
+        # caller has time to ask again (10 s after start).
+        self.wait("the flag known", lambda: self.drv.status()["disable_scheduling"] is False)
+        self.wait("a node list", lambda: k3s.seen("GET", "/api/v1/nodes", since=since))
+        time.sleep(0.5)
+        self.drv.cmd("drain task-a")
+        d = self.wait("task-a drained again", lambda: self.drained("task-a"))
+        self.assertEqual((d["evictions"], d["pods"]), (0, 0))
+        self.assertEqual(len(k3s.evictions), n_evictions)
+        self.assertTrue(self.unschedulable("m3sagent-a"))
+        self.assertIsNone(self.first_patch("m3sagent-a", False, since))
+        self.stop_driver(self.drv)
 
 
 if __name__ == "__main__":

@@ -168,7 +168,11 @@ class UpdateTest(test_orchestra.OrchestraTest):
             ({"K3S_AGENT_MEM": 16}, 'K3S_AGENT_MEM="16": expected a number >= 32'),
             ({"K3S_AGENT_LABELS": "{\"key\": 1}"}, "K3S_AGENT_LABELS="),
             ({"NO_SUCH_VARIABLE": "1"}, "NO_SUCH_VARIABLE: unknown variable"),
-            ({"rollout": True, "IMAGE_K3S": "example/k3s:2"}, "rollout: unknown variable"),
+            ({"rollout": "yes", "IMAGE_K3S": "example/k3s:2"},
+             '"rollout" and "force" take true or false'),
+            ({"force": True, "IMAGE_K3S": "example/k3s:2"}, '"force" applies only with'),
+            ({"rollout": True, "IMAGE_K3S": "example/k3s:2", "K3S_AGENT_MEM": 1},
+             'K3S_AGENT_MEM="1"'),
             ({"FRAMEWORK_NAME": "x"}, "FRAMEWORK_NAME: cannot be changed at run time"),
             ({"IMAGE_K3S": ["example/k3s:2"]}, "IMAGE_K3S: expected a string, number or boolean"),
             ({"IMAGE_K3S": None}, "IMAGE_K3S: expected a string, number or boolean"),
@@ -179,6 +183,16 @@ class UpdateTest(test_orchestra.OrchestraTest):
             code, text = self.update(body)
             self.assertEqual(code, 400, (body, text))
             self.assertIn(want, json.loads(text)["error"], body)
+        for body, want in ((b"not json", "not JSON"), ({"force": 1}, '"force": true or false'),
+                           ({"forced": True}, '"force": true or false'), ([], "not a JSON object")):
+            code, text = self.request("/api/m3s/v0/cluster/rollout", "PUT", body)
+            self.assertEqual(code, 400, (body, text))
+            self.assertIn(want, json.loads(text)["error"], body)
+        # No plan was started by any of them.
+        code, text = self.api("plan")
+        self.assertEqual(code, 404, text)
+        self.assertIn("never been a rollout plan", json.loads(text)["error"])
+        self.assertEqual(self.redis().command("GET", "%s:rollout_plan" % FW).strip(), b"")
         fc = self.fw_config()
         for k in ("ImageK3S", "KubernetesVersion", "M3SRuntimeVariables"):
             self.assertEqual(fc.get(k), fc0.get(k), k)
@@ -288,12 +302,17 @@ class UpdateTest(test_orchestra.OrchestraTest):
         self.assert_clean(sim, d2)
 
 
-def load_tests(loader, tests, pattern):
-    """Only this file's tests: OrchestraTest's own run in test_orchestra.py."""
-    names = sorted(n for n in UpdateTest.__dict__ if n.startswith("test_"))
+def own_tests(cls, loader):
+    """Only the tests cls itself defines (those of its bases run in their
+    own files), filtered by -k."""
+    names = sorted(n for n in cls.__dict__ if n.startswith("test_"))
     names = [n for n in names if not loader.testNamePatterns or
              any(fnmatch.fnmatchcase(n, p) for p in loader.testNamePatterns)]
-    return unittest.TestSuite(UpdateTest(n) for n in names)
+    return unittest.TestSuite(cls(n) for n in names)
+
+
+def load_tests(loader, tests, pattern):
+    return own_tests(UpdateTest, loader)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,16 @@ library only, plus the openssl command line for throwaway certificates).
   than the last compaction gets an ERROR event with code 410, as the real
   API server does; `gone_http` makes the next watch a plain HTTP 410.
 - GET /api/v1/nodes/<name>; PATCH and DELETE of it, applied and recorded.
+- Pods on nodes (put_pod, delete_pod, pods_on): GET /api/v1/pods (a
+  PodList; fieldSelector spec.nodeName=<node> honoured),
+  GET /api/v1/namespaces/<ns>/pods and .../pods/<name>.
+- The Eviction API: POST /api/v1/namespaces/<ns>/pods/<name>/eviction
+  with a policy/v1 (or v1beta1) Eviction: 201 and a Success Status, the
+  pod marked for deletion (deletionTimestamp) and removed after
+  `evict_grace` seconds; 404 for an unknown pod; 429 with the API server's
+  TooManyRequests Status when a PodDisruptionBudget (add_pdb) refuses.
+  Every eviction is recorded in `evictions` with the pod's node and
+  whether that node was unschedulable at that moment.
 - What kubectl needs to list nodes: /version, /api, /apis, /api/v1 (the
   legacy discovery documents) and a meta.k8s.io Table when the client asks
   for one (`kubectl get nodes`); /readyz, /livez and /healthz answer "ok".
@@ -29,6 +39,7 @@ import ipaddress
 import json
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import tempfile
@@ -213,8 +224,48 @@ _DISCOVERY = {
     "/api/v1": {"kind": "APIResourceList", "groupVersion": "v1", "resources": [
         {"name": "nodes", "singularName": "node", "namespaced": False, "kind": "Node",
          "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
-         "shortNames": ["no"]}]},
+         "shortNames": ["no"]},
+        {"name": "pods", "singularName": "pod", "namespaced": True, "kind": "Pod",
+         "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
+         "shortNames": ["po"]},
+        {"name": "pods/eviction", "singularName": "", "namespaced": True, "group": "policy",
+         "version": "v1", "kind": "Eviction", "verbs": ["create"]}]},
 }
+
+
+def pod_object(ns, name, node, daemonset=False, mirror=False, labels=None, phase="Running"):
+    """A Pod as the API server returns it: owned by a ReplicaSet, or by a
+    DaemonSet; a mirror pod (a static pod of the kubelet) carries the
+    kubernetes.io/config.mirror annotation and is owned by its Node."""
+    uid = "uid-%s-%s" % (ns, name)
+    if daemonset:
+        owner = {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": name.rsplit("-", 1)[0],
+                 "uid": "uid-ds-" + name, "controller": True, "blockOwnerDeletion": True}
+    elif mirror:
+        owner = {"apiVersion": "v1", "kind": "Node", "name": node, "uid": "uid-" + node,
+                 "controller": True}
+    else:
+        owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                 "name": name.rsplit("-", 1)[0], "uid": "uid-rs-" + name, "controller": True,
+                 "blockOwnerDeletion": True}
+    meta = {"name": name, "namespace": ns, "uid": uid, "labels": dict(labels or {}),
+            "ownerReferences": [owner],
+            "creationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if mirror:
+        meta["annotations"] = {"kubernetes.io/config.mirror": "hash-" + name,
+                               "kubernetes.io/config.source": "file"}
+    return {"kind": "Pod", "apiVersion": "v1", "metadata": meta,
+            "spec": {"nodeName": node, "containers": [{"name": "main", "image": "busybox"}],
+                     "terminationGracePeriodSeconds": 30},
+            "status": {"phase": phase}}
+
+
+def _status_obj(code, reason, message, details=None):
+    out = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+           "message": message, "reason": reason, "code": code}
+    if details is not None:
+        out["details"] = details
+    return out
 
 
 class FakeK3s:
@@ -232,6 +283,10 @@ class FakeK3s:
         self.tls_failures = 0
         self.server = None
         self.servers = []        # every listener, the first one is `server`
+        self.pods = {}           # (namespace, name) -> Pod object
+        self.pdbs = []           # PodDisruptionBudgets (add_pdb)
+        self.evictions = []      # every eviction asked: see evict()
+        self.evict_grace = 0.0   # seconds an evicted pod takes to go
 
     # -- control (test thread) ------------------------------------------------
 
@@ -281,6 +336,126 @@ class FakeK3s:
         with self.cond:
             return copy.deepcopy(self.nodes.get(name))
 
+    # -- pods and PodDisruptionBudgets (test thread) ------------------------------
+
+    def put_pod(self, ns, name, node, daemonset=False, mirror=False, labels=None,
+                phase="Running"):
+        """Creates or replaces a pod on a node; returns it."""
+        with self.cond:
+            self.rv += 1
+            obj = pod_object(ns, name, node, daemonset, mirror, labels, phase)
+            obj["metadata"]["resourceVersion"] = str(self.rv)
+            self.pods[(ns, name)] = obj
+            return copy.deepcopy(obj)
+
+    def delete_pod(self, ns, name):
+        """Removes a pod at once; True when it was there."""
+        with self.cond:
+            return self.pods.pop((ns, name), None) is not None
+
+    def pods_on(self, node):
+        """[(namespace, name)] of the pods on a node, sorted."""
+        with self.cond:
+            return sorted(k for k, p in self.pods.items() if p["spec"].get("nodeName") == node)
+
+    def add_pdb(self, ns, selector, max_unavailable=None, min_available=None, refuse_for=None,
+                refuse_count=None, name=None):
+        """A PodDisruptionBudget over the pods of namespace ns whose labels
+        include `selector`. It refuses an eviction (429) that would leave
+        fewer than min_available of them not terminating, or more than
+        max_unavailable terminating; and, to make a drain wait, every
+        eviction for `refuse_for` seconds from now or the first
+        `refuse_count` ones. Returns its name."""
+        with self.cond:
+            pdb = {"name": name or "pdb-%d" % (len(self.pdbs) + 1), "namespace": ns,
+                   "selector": dict(selector), "max_unavailable": max_unavailable,
+                   "min_available": min_available,
+                   "until": time.monotonic() + refuse_for if refuse_for else None,
+                   "refuse_count": refuse_count or 0, "refused": 0}
+            self.pdbs.append(pdb)
+            return pdb["name"]
+
+    def clear_pdbs(self):
+        with self.cond:
+            self.pdbs = []
+
+    def _pdb_refusal(self, pod):
+        """(under cond) The 429 Status a PodDisruptionBudget answers an
+        eviction of pod with, or None when every budget allows it."""
+        md = pod["metadata"]
+        for pdb in self.pdbs:
+            if pdb["namespace"] != md["namespace"] or any(
+                    md.get("labels", {}).get(k) != v for k, v in pdb["selector"].items()):
+                continue
+            covered = [p for (ns, _), p in self.pods.items() if ns == pdb["namespace"] and all(
+                p["metadata"].get("labels", {}).get(k) == v for k, v in pdb["selector"].items())]
+            healthy = len([p for p in covered if "deletionTimestamp" not in p["metadata"]])
+            terminating = len(covered) - healthy
+            need = pdb["min_available"]
+            if need is None and pdb["max_unavailable"] is not None:
+                need = len(covered) - pdb["max_unavailable"]
+            refuse = False
+            if pdb["until"] is not None and time.monotonic() < pdb["until"]:
+                refuse = True
+            if pdb["refused"] < pdb["refuse_count"]:
+                refuse = True
+            if pdb["min_available"] is not None and healthy - 1 < pdb["min_available"]:
+                refuse = True
+            if pdb["max_unavailable"] is not None and terminating + 1 > pdb["max_unavailable"]:
+                refuse = True
+            if not refuse:
+                continue
+            pdb["refused"] += 1
+            return _status_obj(
+                429, "TooManyRequests",
+                "Cannot evict pod as it would violate the pod's disruption budget.",
+                {"causes": [{"reason": "DisruptionBudget",
+                             "message": "The disruption budget %s needs %d healthy pods and "
+                             "has %d currently" % (pdb["name"], max(need or 0, 0), healthy)}]})
+        return None
+
+    def evict(self, ns, name):
+        """What POST .../pods/<name>/eviction does: (code, body). Recorded
+        in `evictions` as {"namespace", "name", "node", "unschedulable",
+        "code", "time"}."""
+        with self.cond:
+            pod = self.pods.get((ns, name))
+            node = pod["spec"].get("nodeName") if pod else None
+            rec = {"namespace": ns, "name": name, "node": node, "time": time.time(),
+                   "unschedulable": bool(node and self.nodes.get(node, {}).get("spec", {})
+                                         .get("unschedulable"))}
+            if pod is None:
+                code, body = 404, _status_obj(404, "NotFound", 'pods "%s" not found' % name,
+                                              {"name": name, "kind": "pods"})
+            elif "deletionTimestamp" in pod["metadata"]:
+                code, body = 201, None   # terminating already: no budget is checked
+            else:
+                body = self._pdb_refusal(pod)
+                code = 429 if body else 201
+                if not body:
+                    pod["metadata"]["deletionTimestamp"] = time.strftime(
+                        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + self.evict_grace))
+                    pod["metadata"]["deletionGracePeriodSeconds"] = int(self.evict_grace)
+                    if self.evict_grace <= 0:
+                        self.pods.pop((ns, name), None)
+                    else:
+                        uid = pod["metadata"]["uid"]
+                        t = threading.Timer(self.evict_grace, self._gone, (ns, name, uid))
+                        t.daemon = True
+                        t.start()
+            if body is None:
+                body = {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                        "status": "Success", "code": 201}
+            rec["code"] = code
+            self.evictions.append(rec)
+            return code, body
+
+    def _gone(self, ns, name, uid):
+        with self.cond:
+            pod = self.pods.get((ns, name))
+            if pod and pod["metadata"]["uid"] == uid:
+                del self.pods[(ns, name)]
+
     def seen(self, method=None, path=None, since=0):
         with self.cond:
             return [r for r in self.requests[since:]
@@ -306,6 +481,19 @@ class FakeK3s:
 
             def log_message(self, *a):
                 pass
+
+            def setup(self):
+                super().setup()
+                with fake.cond:
+                    self.server.conns.add(self.connection)
+
+            def finish(self):
+                with fake.cond:
+                    self.server.conns.discard(self.connection)
+                try:
+                    super().finish()
+                except OSError:
+                    pass
 
             def _record(self, body=None):
                 u = urllib.parse.urlsplit(self.path)
@@ -349,6 +537,8 @@ class FakeK3s:
                                             "linux/amd64"})
                 if path in _DISCOVERY:
                     return self._json(200, _DISCOVERY[path])
+                if path == "/api/v1/pods" or path.startswith("/api/v1/namespaces/"):
+                    return self._get_pods(r)
                 if path.startswith("/api/v1/nodes/"):
                     with fake.cond:
                         obj = copy.deepcopy(fake.nodes.get(path.rsplit("/", 1)[-1]))
@@ -369,6 +559,43 @@ class FakeK3s:
                                             "metadata": {"resourceVersion": rv},
                                             "items": items})
                 self._watch(r)
+
+            def _get_pods(self, r):
+                parts = r["path"].strip("/").split("/")
+                # api v1 pods | api v1 namespaces <ns> pods [<name>]
+                if parts[2:3] == ["pods"] and len(parts) == 3:
+                    ns, name = None, None
+                elif len(parts) in (5, 6) and parts[2] == "namespaces" and parts[4] == "pods":
+                    ns, name = parts[3], parts[5] if len(parts) == 6 else None
+                else:
+                    return self._status(404, "NotFound", "not found")
+                if name is not None:
+                    with fake.cond:
+                        obj = copy.deepcopy(fake.pods.get((ns, name)))
+                    if obj is None:
+                        return self._json(404, _status_obj(
+                            404, "NotFound", 'pods "%s" not found' % name,
+                            {"name": name, "kind": "pods"}))
+                    return self._json(200, obj)
+                want = {}
+                for term in filter(None, r["query"].get("fieldSelector", "").split(",")):
+                    k, eq, v = term.partition("=")
+                    if not eq or k not in ("spec.nodeName", "metadata.namespace",
+                                           "metadata.name", "status.phase"):
+                        return self._status(400, "BadRequest",
+                                            'field label not supported: %s' % k)
+                    want[k] = v.lstrip("=")
+
+                def field(p, k):
+                    a, b = k.split(".")
+                    return p.get(a, {}).get(b, "")
+                with fake.cond:
+                    items = [copy.deepcopy(p) for (pns, _), p in sorted(fake.pods.items())
+                             if (ns is None or pns == ns) and
+                             all(field(p, k) == v for k, v in want.items())]
+                    rv = str(fake.rv)
+                self._json(200, {"kind": "PodList", "apiVersion": "v1",
+                                 "metadata": {"resourceVersion": rv}, "items": items})
 
             def _chunk(self, data):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
@@ -425,6 +652,29 @@ class FakeK3s:
                 n = int(self.headers.get("Content-Length") or 0)
                 return self.rfile.read(n).decode() if n else ""
 
+            def do_POST(self):
+                body = self._body()
+                r = self._record(body)
+                parts = r["path"].strip("/").split("/")
+                if not (len(parts) == 7 and parts[:3] == ["api", "v1", "namespaces"] and
+                        parts[4] == "pods" and parts[6] == "eviction"):
+                    return self._status(404, "NotFound", "not found")
+                ns, name = parts[3], parts[5]
+                try:
+                    ev = json.loads(body)
+                except ValueError:
+                    return self._status(400, "BadRequest", "the body is not JSON")
+                md = ev.get("metadata", {}) if isinstance(ev, dict) else {}
+                if (not isinstance(ev, dict) or ev.get("kind") != "Eviction" or
+                        ev.get("apiVersion") not in ("policy/v1", "policy/v1beta1")):
+                    return self._status(400, "BadRequest",
+                                        "the body is not a policy/v1 Eviction")
+                if md.get("name") != name or md.get("namespace", ns) != ns:
+                    return self._status(400, "BadRequest",
+                                        "name in URL does not match name in Eviction object")
+                code, obj = fake.evict(ns, name)
+                self._json(code, obj)
+
             def do_PATCH(self):
                 body = self._body()
                 r = self._record(body)
@@ -460,6 +710,10 @@ class FakeK3s:
         class Server(ThreadingHTTPServer):
             daemon_threads = True
 
+            def __init__(self, *a, **kw):
+                self.conns = set()   # open connections, closed by unlisten()
+                super().__init__(*a, **kw)
+
             def handle_error(self, request, client_address):
                 with fake.cond:
                     fake.tls_failures += 1   # refused handshakes land here
@@ -489,7 +743,8 @@ class FakeK3s:
         return srv
 
     def unlisten(self, srv):
-        """Stops one listener: new connections are refused, open watches end."""
+        """Stops one listener as a server that goes away: new connections
+        are refused, open watches end, open connections are closed."""
         with self.cond:
             if srv not in self.servers:
                 return
@@ -497,6 +752,13 @@ class FakeK3s:
         self.end_watches()
         srv.shutdown()
         srv.server_close()
+        with self.cond:
+            conns = list(srv.conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def stop(self):
         with self.cond:

@@ -22,6 +22,15 @@ is the container's hostname (agents: with a "-<8 hex>" suffix, as
 --kubelet-arg node-labels=... arguments give, its k3s.io/node-args
 annotation the k3s command line as bootstrap runs it (secrets redacted).
 When the task ends its node turns NotReady and a server's API stops.
+Every agent node gets pods when it registers, as a K3s cluster's agents
+have: a DaemonSet's (kube-system/svclb-traefik-<8 hex>) and two of a
+Deployment's (default/web-<8 hex>-1 and -2, label app=web), so drains
+have something to evict and something to leave alone.
+
+Controls (also on the simulator's control API, POST /sim/k3s-*): put_pod,
+delete_pod, add_pdb, clear_pdbs, evict_grace; state() lists the pods by
+node, the PodDisruptionBudgets and every eviction with the cordon state
+of its node at that time.
 
 One cluster (CA, client certificate, nodes) per framework prefix: the
 Kubernetes state outlives a server task, as it lives in the datastore.
@@ -293,6 +302,12 @@ class K3sSim:
                 return
             t["node"] = name
         c.api.put_node(obj)
+        if role == "agent":
+            suffix = name.rsplit("-", 1)[-1]
+            c.api.put_pod("kube-system", "svclb-traefik-" + suffix, name, daemonset=True,
+                          labels={"app": "svclb-traefik"})
+            for i in (1, 2):
+                c.api.put_pod("default", "web-%s-%d" % (suffix, i), name, labels={"app": "web"})
         if self.ready_delay is not None:
             self._later(self.ready_delay, self._ready, task_id, gen)
 
@@ -326,6 +341,44 @@ class K3sSim:
                 return node
         raise KeyError("no node %s" % (node or "for task %s" % task_id))
 
+    def _api(self, prefix=None):
+        """The fake API of a framework prefix (None: the only one)."""
+        with self.lock:
+            if prefix is not None:
+                c = self.clusters.get(prefix)
+            elif len(self.clusters) == 1:
+                c = next(iter(self.clusters.values()))
+            else:
+                c = None
+        if c is None:
+            raise KeyError("no K3s cluster %s" % (prefix if prefix is not None else
+                                                 "yet (or several: name the prefix)"))
+        return c.api
+
+    def put_pod(self, namespace, name, node, daemonset=False, mirror=False, labels=None,
+                prefix=None):
+        """Creates or replaces a pod on a node (fake_k3s.FakeK3s.put_pod)."""
+        self._api(prefix).put_pod(namespace, name, node, daemonset, mirror, labels)
+        return name
+
+    def delete_pod(self, namespace, name, prefix=None):
+        return self._api(prefix).delete_pod(namespace, name)
+
+    def add_pdb(self, namespace, selector, max_unavailable=None, min_available=None,
+                refuse_for=None, refuse_count=None, name=None, prefix=None):
+        """A PodDisruptionBudget (fake_k3s.FakeK3s.add_pdb); returns its name."""
+        return self._api(prefix).add_pdb(namespace, selector, max_unavailable, min_available,
+                                         refuse_for, refuse_count, name)
+
+    def clear_pdbs(self, prefix=None):
+        self._api(prefix).clear_pdbs()
+
+    def set_evict_grace(self, seconds, prefix=None):
+        """Seconds an evicted pod takes to go."""
+        api = self._api(prefix)
+        with api.cond:
+            api.evict_grace = float(seconds)
+
     def state(self):
         with self.lock:
             clusters = list(self.clusters.values())
@@ -340,7 +393,19 @@ class K3sSim:
                              "labels": o["metadata"]["labels"]}
                          for n, o in c.api.nodes.items()}
                 listening = ["%s:%d" % s.server_address[:2] for s in c.api.servers]
-            out["clusters"][c.prefix] = {"nodes": nodes, "listening": listening}
+                for n in nodes:
+                    nodes[n]["unschedulable"] = bool(c.api.nodes[n]["spec"].get("unschedulable"))
+                pods = {}
+                for (ns, pname), p in sorted(c.api.pods.items()):
+                    pods.setdefault(p["spec"].get("nodeName") or "", []).append(
+                        {"namespace": ns, "name": pname,
+                         "terminating": "deletionTimestamp" in p["metadata"],
+                         "daemonset": any(o.get("kind") == "DaemonSet" for o in
+                                          p["metadata"].get("ownerReferences", []))})
+                pdbs = [{k: v for k, v in b.items() if k != "until"} for b in c.api.pdbs]
+                evictions = [dict(e) for e in c.api.evictions]
+            out["clusters"][c.prefix] = {"nodes": nodes, "listening": listening, "pods": pods,
+                                         "pdbs": pdbs, "evictions": evictions}
         return out
 
     def stop(self):

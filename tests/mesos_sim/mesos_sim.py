@@ -4829,7 +4829,40 @@ class MesosSim:
         "reset-calls": "reset_calls",
         "reset-events": "reset_events",
         "k3s-node-ready": "set_k3s_node_ready",
+        "k3s-put-pod": "k3s_put_pod",
+        "k3s-delete-pod": "k3s_delete_pod",
+        "k3s-pdb": "k3s_add_pdb",
+        "k3s-clear-pdbs": "k3s_clear_pdbs",
+        "k3s-evict-grace": "k3s_evict_grace",
     }
+
+    def _k3s_or_fail(self):
+        if self._k3s is None:
+            raise ValueError("the simulator runs without --k3s")
+        return self._k3s
+
+    def k3s_put_pod(self, **kw):
+        """(k3s) A pod on a node: namespace, name, node[, daemonset, mirror,
+        labels, prefix]."""
+        return self._k3s_or_fail().put_pod(**kw)
+
+    def k3s_delete_pod(self, **kw):
+        """(k3s) Removes a pod at once: namespace, name[, prefix]."""
+        return self._k3s_or_fail().delete_pod(**kw)
+
+    def k3s_add_pdb(self, **kw):
+        """(k3s) A PodDisruptionBudget: namespace, selector (labels)[,
+        max_unavailable, min_available, refuse_for (s), refuse_count,
+        name, prefix]; see fake_k3s.FakeK3s.add_pdb."""
+        return self._k3s_or_fail().add_pdb(**kw)
+
+    def k3s_clear_pdbs(self, **kw):
+        """(k3s) Removes every PodDisruptionBudget[, prefix]."""
+        return self._k3s_or_fail().clear_pdbs(**kw)
+
+    def k3s_evict_grace(self, **kw):
+        """(k3s) seconds an evicted pod takes to go[, prefix]."""
+        return self._k3s_or_fail().set_evict_grace(**kw)
 
     def set_k3s_node_ready(self, node=None, task_id=None, ready=True):
         """(k3s) A node, by name or by its task, turns Ready or NotReady."""

@@ -25,10 +25,11 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ui_harness import PASSWORD, ROLES, USER, UiCase  # noqa: E402
+from ui_harness import LONG, PASSWORD, ROLES, USER, UiCase  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -46,6 +47,7 @@ class Dom(html.parser.HTMLParser):
         self.attrs = {}
         self.events = []
         self.nodes = []       # (name, data-ready) of the Kubernetes rows
+        self.steps = []       # (step, data-status) of the rollout plan's rows
         self._stack = []      # (tag, id or None, collecting event row?)
         self._row = None
 
@@ -58,6 +60,8 @@ class Dom(html.parser.HTMLParser):
                                a.get("data-host"), a.get("data-outdated")))
         if "data-node" in a:
             self.nodes.append((a["data-node"], a.get("data-ready")))
+        if "data-step" in a:
+            self.steps.append((a["data-step"], a.get("data-status")))
         if "data-seq" in a:
             self._row = []
             self.events.append(self._row)
@@ -106,6 +110,18 @@ class PageTest(UiCase):
         hit = re.search(r'm3s_api_requests_total\{path="%s",code="%d"\} (\d+)'
                         % (re.escape(path), code), m)
         return int(hit.group(1)) if hit else 0
+
+    def put(self, path):
+        """(status, JSON or text) of PUT /api/m3s/v0/<path>."""
+        req = urllib.request.Request("http://127.0.0.1:%d/api/m3s/v0/%s" % (self.api_port, path),
+                                     method="PUT", data=b"")
+        req.add_header("Authorization", "Basic " + base64.b64encode(
+            ("%s:%s" % (USER, PASSWORD)).encode()).decode())
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
 
     def test_status_page_in_chromium(self):
         self.tmp = tempfile.mkdtemp(prefix="m3s-ui-test-")
@@ -166,6 +182,26 @@ class PageTest(UiCase):
         dom = self.page()
         self.assertEqual({(t[0], t[4]) for t in dom.tasks},
                          {("datastore", "false"), ("server", "true"), ("agent", "true")})
+
+        # The rollout plan, live: none yet; a paused plan as the API has it;
+        # then complete.
+        self.assertEqual(dom.attrs["rollout-state"]["data-status"], "")
+        self.assertIn("No rollout plan yet", dom.by_id["rollout-info"])
+        self.assertEqual(dom.steps, [])
+        self.assertEqual(self.put("cluster/rollout")[0], 200)
+        code, plan = self.put("plan/pause")
+        self.assertEqual(code, 200, plan)
+        dom = self.page()
+        self.assertEqual(dom.attrs["rollout-state"]["data-status"], "PAUSED")
+        self.assertIn(plan["id"], dom.by_id["rollout-info"])
+        self.assertEqual([n for n, _ in dom.steps], ["server-1", "agent-1", "agent-2"])
+        self.assertEqual(self.put("plan/resume")[0], 200)
+        self.wait("the plan complete", lambda: json.loads(
+            self.get("/api/m3s/v0/plan")[2])["status"] == "COMPLETE", LONG * 2)
+        dom = self.page()
+        self.assertEqual(dom.attrs["rollout-state"]["data-status"], "COMPLETE")
+        self.assertEqual(dom.steps, [("server-1", "COMPLETE"), ("agent-1", "COMPLETE"),
+                                     ("agent-2", "COMPLETE")])
 
         shot = os.path.join(self.tmp, "status-page.png")
         self.chromium("--screenshot=" + shot, "--window-size=1280,900", "--hide-scrollbars")

@@ -130,7 +130,44 @@ function drawStatus(s) {
     parts.push(drawRole(name, s.roles ? s.roles[name] : null, now));
   });
   plan.replaceChildren(...parts);
+  drawRollout(s.plan);
   drawKubernetes(s.kubernetes);
+}
+
+function shortId(id) {
+  return !id ? "-" : id.length > 9 ? id.slice(0, 8) + "\u2026" : id;
+}
+
+// The rollout plan (GET /api/m3s/v0/plan's shape), live.
+function drawRollout(p) {
+  const state = document.getElementById("rollout-state");
+  const info = document.getElementById("rollout-info");
+  const table = document.getElementById("rollout-table");
+  if (!p) {
+    setBadge(state, "none", "");
+    state.dataset.status = "";
+    info.textContent = "No rollout plan yet.";
+    table.hidden = true;
+    return;
+  }
+  const kind = { COMPLETE: "ok", FAILED: "bad", IN_PROGRESS: "warn", PAUSED: "warn" }[p.status] || "";
+  setBadge(state, p.status + (p.aborting ? " (aborting)" : ""), kind);
+  state.dataset.status = p.status;
+  info.textContent = "plan " + p.id + ", started " + p.created +
+    (p.finished ? ", ended " + p.finished : "") + (p.reason ? ": " + p.reason : "");
+  const rows = [];
+  for (const ph of p.phases || []) {
+    for (const st of ph.steps || []) {
+      rows.push(el("tr", { "data-step": st.name, "data-status": st.status },
+        el("td", {}, ph.name), el("td", {}, st.name),
+        el("td", { class: "st-" + st.status }, st.status), el("td", {}, st.stage || ""),
+        el("td", { class: "id", title: st.old_task }, shortId(st.old_task)),
+        el("td", { class: "id", title: st.new_task || "" }, shortId(st.new_task)),
+        el("td", { class: "dim" }, st.reason || "")));
+    }
+  }
+  document.getElementById("rollout").replaceChildren(...rows);
+  table.hidden = rows.length === 0;
 }
 
 function drawKubernetes(k) {
