@@ -86,14 +86,39 @@ static const unsigned char string_stop[256] = {
 #undef ALL16
 #undef NONE16
 
+/* Eight bytes at a time (SWAR): whether the word w holds a byte string()
+ * stops at. Exact for "any": a false hit only ever follows a true one in
+ * the same word, and the byte loop after it finds the first stop itself. */
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+static inline bool word_stops(uint64_t w)
+{
+  uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
+  return (((q - ONES) & ~q) | ((b - ONES) & ~b) | (w - ONES * 0x20) | w) & HIGHS;
+}
+
+/* p[0..end) up to the first byte string() stops at (or end). */
+static inline const unsigned char *skip_plain(const unsigned char *p, const unsigned char *end)
+{
+  uint64_t w;
+  while(end - p >= 8) {
+    memcpy(&w, p, 8);
+    if(word_stops(w))
+      break;
+    p += 8;
+  }
+  while(p < end && !string_stop[*p])
+    p++;
+  return p;
+}
+
 /* A string at s->p (the quote); *esc tells whether it holds a backslash. */
 static bool string(scan_t *s, bool *esc)
 {
   *esc = false;
   s->p++;
   while(s->p < s->end) {
-    while(s->p < s->end && !string_stop[*s->p])
-      s->p++; /* strings are most of a record */
+    s->p = skip_plain(s->p, s->end); /* strings are most of a record */
     if(s->p == s->end)
       break;
     unsigned char c = *s->p++;
@@ -708,9 +733,9 @@ static int lean(const char *text, size_t len, m3s_task_record_t *out, char **ext
 
   memset(&sc, 0, sizeof(sc));
 
-  /* Sized for the usual case, where neither part outgrows the record. */
-  small.cap = x.cap = len + 3;
-  small.p = m3s_xmalloc(small.cap);
+  /* The extra text is sized for the usual case, where it does not outgrow
+   * the record; the small object is usually "{}". */
+  x.cap = len + 3;
   x.p = m3s_xmalloc(x.cap);
   put(&small, "{", 1);
   put(&x, "{", 1);
@@ -1053,10 +1078,12 @@ m3s_extra_t *m3s_extra_intern(m3s_extra_pool_t *p, const char *text, const char 
   size_t start = 1;
   for(size_t i = 0; i < len; i++) {
     if(in_str) {
-      i += strcspn(text + i, "\"\\"); /* strings are most of the text */
+      /* strings are most of the text */
+      i = (size_t)(skip_plain((const unsigned char *)text + i, (const unsigned char *)text + len) -
+                   (const unsigned char *)text);
       if(text[i] == '\\')
         i++;
-      else
+      else if(text[i] == '"')
         in_str = false;
       continue;
     }
