@@ -586,19 +586,17 @@ static int by_state_time(const void *x, const void *y)
   return strcmp(a->rec.state_time, b->rec.state_time);
 }
 
-static void load_tasks(role_actor_t *a, json_t *records, bool last)
+static void load_tasks(role_actor_t *a, const m3s_store_records_t *records, bool last)
 {
-  const char *key;
-  json_t *val;
   char err[256];
-  json_object_foreach(records, key, val) {
+  for(size_t i = 0; i < records->n; i++) {
+    const char *key = records->key[i], *text = records->val[i];
     m3s_key_info_t ki;
     if(m3s_key_parse(a->base.cfg->fw, key, &ki) != M3S_KEY_TASK || ki.role != a->role)
       continue;
     rtask_t *t = m3s_xcalloc(1, sizeof(*t));
-    const char *text = json_string_value(val);
     char *extra = NULL;
-    if(m3s_task_record_from_json_lean(text, json_string_length(val), &t->rec, &extra,
+    if(m3s_task_record_from_json_lean(text, records->len[i], &t->rec, &extra,
                                       &t->agent_host, err, sizeof(err)) != 0 ||
        !t->rec.task_id[0] || strcmp(t->rec.task_id, ki.name) != 0 ||
        strlen(t->rec.task_id) >= M3S_TASK_ID_LEN) {
