@@ -29,8 +29,8 @@ enum {
 /* A failure of a task that ran this many backoff minimums resets the
  * backoff: the role was healthy in between. */
 #define STABLE_FACTOR 10
-#define RECONCILE_CHUNK 1000
-#define RECONCILE_AHEAD 2000
+#define RECONCILE_CHUNK 250
+#define RECONCILE_AHEAD 500
 #define ASK_MORE_MS 2000      /* answers overdue: ask on anyway */
 
 typedef enum phase {
@@ -675,18 +675,18 @@ static void reconcile_more(role_actor_t *a)
 {
   size_t i = 0;
   while(a->to_ask && a->asked < RECONCILE_AHEAD) {
-    json_t *list = json_array();
-    for(; i < a->n && json_array_size(list) < RECONCILE_CHUNK; i++) {
+    json_t *rc = m3s_call_reconcile(NULL);
+    for(size_t k = 0; i < a->n && k < RECONCILE_CHUNK; i++) {
       rtask_t *t = a->tasks[i];
       if(!t->to_ask)
         continue;
       t->to_ask = false;
       a->to_ask--;
       a->asked++;
-      json_array_append_new(list, json_pack("{s:s, s:s}", "task_id", t->rec.task_id,
-                                            "agent_id", t->rec.agent_id));
+      k++;
+      m3s_call_reconcile_add(rc, t->rec.task_id, t->rec.agent_id);
     }
-    call(a, m3s_call_reconcile(list));
+    call(a, rc);
   }
   /* A master does not answer for tasks on an agent that is re-registering:
    * the rest is not held back for long. */

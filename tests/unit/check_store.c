@@ -1050,6 +1050,29 @@ START_TEST(permanent_refusal_reported)
 }
 END_TEST
 
+/* Task i's key and record: every third under agent:, the others under
+ * server: (all under agent: when agents_only). */
+static void task_kv(int i, bool agents_only, char *key, char *val)
+{
+  sprintf(key, FW ":%s:task-%d", agents_only || i % 3 == 0 ? "agent" : "server", i);
+  sprintf(val, "{\"TaskID\":\"task-%d\"}", i);
+}
+
+/* Writes tasks 0..n) in one pipeline. */
+static void set_tasks(redisContext *c, int n, bool agents_only)
+{
+  char key[64], val[64];
+  for(int i = 0; i < n; i++) {
+    task_kv(i, agents_only, key, val);
+    redisAppendCommand(c, "SET %s %s", key, val);
+  }
+  for(int i = 0; i < n; i++) {
+    void *rep = NULL;
+    ck_assert_int_eq(redisGetReply(c, &rep), REDIS_OK);
+    freeReplyObject(rep);
+  }
+}
+
 START_TEST(scan_many_pages)
 {
   enum { N = 3000 };
@@ -1059,16 +1082,7 @@ START_TEST(scan_many_pages)
   fixture_init(&r, NULL, false);
   fixture_start(&r);
   redisContext *c = admin(&r, 1);
-  for(int i = 0; i < N; i++) {
-    snprintf(key, sizeof(key), FW ":%s:task-%d", i % 3 == 0 ? "agent" : "server", i);
-    snprintf(val, sizeof(val), "{\"TaskID\":\"task-%d\"}", i);
-    redisAppendCommand(c, "SET %s %s", key, val);
-  }
-  for(int i = 0; i < N; i++) {
-    void *rep = NULL;
-    ck_assert_int_eq(redisGetReply(c, &rep), REDIS_OK);
-    freeReplyObject(rep);
-  }
+  set_tasks(c, N, false);
   redisFree(c);
 
   harness_start(&h, &r, NULL, "1");
@@ -1080,8 +1094,7 @@ START_TEST(scan_many_pages)
   /* Delivered in chunks of at most 1,000 records. */
   ck_assert_int_ge(atomic_load(&h.rec->chunks[0]), N / 1000);
   for(int i = 0; i < N; i++) {
-    snprintf(key, sizeof(key), FW ":%s:task-%d", i % 3 == 0 ? "agent" : "server", i);
-    snprintf(val, sizeof(val), "{\"TaskID\":\"task-%d\"}", i);
+    task_kv(i, false, key, val);
     assert_value(all, key, val);
   }
   ck_assert_int_eq(json_object_size(wait_loaded(&h, 1)), N / 3);
@@ -1104,11 +1117,7 @@ START_TEST(unchecked_load)
   fixture_init(&r, NULL, false);
   fixture_start(&r);
   redisContext *c = admin(&r, 1);
-  for(int i = 0; i < N; i++) {
-    snprintf(key, sizeof(key), FW ":agent:task-%d", i);
-    snprintf(val, sizeof(val), "{\"TaskID\":\"task-%d\"}", i);
-    admin_cmd(c, "SET %s %s", key, val);
-  }
+  set_tasks(c, N, true);
   admin_cmd(c, "SET %s %s", FW ":agent:junk", "{broken");
   admin_cmd(c, "SET %s %s", FW ":agent:latin", "{\"TaskID\":\"caf\xe9\"}");
   redisReply *rep = redisCommand(c, "SET %s %b", FW ":agent:nul", "a\0b", (size_t)3);
@@ -1122,8 +1131,7 @@ START_TEST(unchecked_load)
   json_t *all = wait_loaded(&h, 0);
   ck_assert_int_eq(json_object_size(all), N + 2);
   for(int i = 0; i < N; i++) {
-    snprintf(key, sizeof(key), FW ":agent:task-%d", i);
-    snprintf(val, sizeof(val), "{\"TaskID\":\"task-%d\"}", i);
+    task_kv(i, true, key, val);
     assert_value(all, key, val);
   }
   assert_value(all, FW ":agent:junk", "{broken");
