@@ -63,12 +63,15 @@ typedef struct scan {
   bool spaced;  /* ws() skipped something: the text is not compact */
 } scan_t;
 
-static void ws(scan_t *s)
+static inline void ws(scan_t *s)
 {
+  if(s->p < s->end && *s->p > ' ')
+    return; /* compact text, as Go writes it: the usual case */
   const unsigned char *p = s->p;
   while(s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
     s->p++;
-  s->spaced |= s->p != p;
+  if(s->p != p)
+    s->spaced = true;
 }
 
 /* The bytes string() stops at: the quote, the backslash, control
@@ -718,8 +721,17 @@ fail:
 }
 
 /* Returns 0 and fills the outputs, or -1 when the full decoder must run. */
+/* Where the members of the extra text end (offsets of the comma or brace
+ * after each), so the pool need not split it again; unknown = the text
+ * must be split (leftovers that json_dumps wrote). */
+typedef struct ends {
+  size_t at[MAX_MEMBERS];
+  size_t n;
+  bool unknown;
+} ends_t;
+
 static int lean(const char *text, size_t len, m3s_task_record_t *out, char **extra,
-                char **agent_host)
+                char **agent_host, ends_t *ends)
 {
   scan_t s = { (const unsigned char *)text, (const unsigned char *)text + len, false };
   struct { const unsigned char *k; size_t n; } seen[MAX_MEMBERS];
@@ -783,9 +795,12 @@ static int lean(const char *text, size_t len, m3s_task_record_t *out, char **ext
       slice_t sl = { k, v, kn, vn };
       m3s_task_record_t tmp;
       memset(&tmp, 0, sizeof(tmp));
+      size_t before = x.n;
       bool ok = arr == 'p' ? fast_port_mappings(&sl, &tmp)
               : arr == 'd' ? fast_discovery(&sl, &tmp, &x)
                            : fast_network_infos(&sl, &tmp, &x);
+      if(ok && x.n != before)
+        ends->at[ends->n++] = x.n; /* its leftovers: one member */
       if(ok) {
         sc.port_mappings = arr == 'p' ? tmp.port_mappings : sc.port_mappings;
         sc.n_port_mappings = arr == 'p' ? tmp.n_port_mappings : sc.n_port_mappings;
@@ -808,6 +823,8 @@ static int lean(const char *text, size_t len, m3s_task_record_t *out, char **ext
       put_compact(b, (const char *)v, vn);
     else
       put(b, (const char *)v, vn); /* already compact, as Go writes it */
+    if(!model)
+      ends->at[ends->n++] = x.n;
     if(!model && kn == 12 && !memcmp(k, "\"MesosAgent\"", 12)) {
       free(host);
       if(!(host = member_string((const char *)v, vn, "hostname")))
@@ -887,6 +904,7 @@ done:
       put(&x, ",", 1);
     put(&x, left + 1, strlen(left) - 2);
     free(left);
+    ends->unknown = true;
   }
   if(x.n > 1) {
     put(&x, "}", 1);
@@ -904,14 +922,10 @@ out:
   return rc;
 }
 
-int m3s_task_record_from_json_lean(const char *text, size_t len, m3s_task_record_t *out,
-                                   char **extra, char **agent_host, char *err, size_t errlen)
+/* The full decoder, for what the lean pass is unsure of. */
+static int full(const char *text, size_t len, m3s_task_record_t *out, char **extra,
+                char **agent_host, char *err, size_t errlen)
 {
-  *extra = *agent_host = NULL;
-  if(err && errlen)
-    err[0] = '\0';
-  if(text && lean(text, len, out, extra, agent_host) == 0)
-    return 0;
   int rc = m3s_task_record_from_json(text, len, out, err, errlen);
   if(rc)
     return rc;
@@ -923,6 +937,18 @@ int m3s_task_record_from_json_lean(const char *text, size_t len, m3s_task_record
   json_decref(out->extra);
   out->extra = NULL;
   return 0;
+}
+
+int m3s_task_record_from_json_lean(const char *text, size_t len, m3s_task_record_t *out,
+                                   char **extra, char **agent_host, char *err, size_t errlen)
+{
+  *extra = *agent_host = NULL;
+  if(err && errlen)
+    err[0] = '\0';
+  ends_t ends = { .n = 0 };
+  if(text && lean(text, len, out, extra, agent_host, &ends) == 0)
+    return 0;
+  return full(text, len, out, extra, agent_host, err, errlen);
 }
 
 /* ---- interned extra ------------------------------------------------------- */
@@ -1064,6 +1090,19 @@ static member_t *pool_get_own(m3s_extra_pool_t *p, const char *m, size_t n, cons
   return r;
 }
 
+/* x with its n members, as an extra of pool p (NULL when n is 0). */
+static m3s_extra_t *extra_done(m3s_extra_pool_t *p, m3s_extra_t *x, size_t n)
+{
+  if(!n) {
+    free(x);
+    return NULL;
+  }
+  x = m3s_xrealloc(x, sizeof(*x) + n * sizeof(x->m[0])); /* kept: no slack */
+  x->pool = p;
+  x->n = n;
+  return x;
+}
+
 m3s_extra_t *m3s_extra_intern(m3s_extra_pool_t *p, const char *text, const char *own)
 {
   if(!text)
@@ -1120,14 +1159,44 @@ m3s_extra_t *m3s_extra_intern(m3s_extra_pool_t *p, const char *text, const char 
     }
     start = i + 1;
   }
-  if(!n) {
-    free(x);
-    return NULL;
+  return extra_done(p, x, n);
+}
+
+/* As m3s_extra_intern, for a text whose member ends lean() noted. */
+static m3s_extra_t *intern_ends(m3s_extra_pool_t *p, const char *text, const ends_t *e,
+                                const char *own)
+{
+  size_t ownlen = own && !strchr(own, OWN_MARK) ? strlen(own) : 0, n = 0, start = 1;
+  m3s_extra_t *x = m3s_xmalloc(sizeof(*x) + (e->n ? e->n : 1) * sizeof(x->m[0]));
+  for(size_t i = 0; i < e->n; i++) {
+    if(e->at[i] > start)
+      x->m[n++] = pool_get_own(p, text + start, e->at[i] - start, own, ownlen);
+    start = e->at[i] + 1;
   }
-  x = m3s_xrealloc(x, sizeof(*x) + n * sizeof(x->m[0])); /* kept: no slack */
-  x->pool = p;
-  x->n = n;
-  return x;
+  return extra_done(p, x, n);
+}
+
+int m3s_task_record_from_json_pooled(const char *text, size_t len, m3s_task_record_t *out,
+                                     m3s_extra_pool_t *pool, m3s_extra_t **extra,
+                                     char **agent_host, char *err, size_t errlen)
+{
+  char *x = NULL;
+  ends_t ends = { .n = 0 };
+  int rc = 0;
+  *extra = NULL;
+  *agent_host = NULL;
+  if(err && errlen)
+    err[0] = '\0';
+  if(text && lean(text, len, out, &x, agent_host, &ends) == 0) {
+    if(x)
+      *extra = ends.unknown ? m3s_extra_intern(pool, x, out->task_id)
+                            : intern_ends(pool, x, &ends, out->task_id);
+  }
+  else if((rc = full(text, len, out, &x, agent_host, err, errlen)) == 0) {
+    *extra = m3s_extra_intern(pool, x, out->task_id);
+  }
+  free(x);
+  return rc;
 }
 
 json_t *m3s_extra_json(const m3s_extra_t *x, const char *own)

@@ -595,9 +595,8 @@ static void load_tasks(role_actor_t *a, const m3s_store_records_t *records, bool
     if(m3s_key_parse(a->base.cfg->fw, key, &ki) != M3S_KEY_TASK || ki.role != a->role)
       continue;
     rtask_t *t = m3s_xcalloc(1, sizeof(*t));
-    char *extra = NULL;
-    if(m3s_task_record_from_json_lean(text, records->len[i], &t->rec, &extra,
-                                      &t->agent_host, err, sizeof(err)) != 0 ||
+    if(m3s_task_record_from_json_pooled(text, records->len[i], &t->rec, a->extras, &t->extra,
+                                        &t->agent_host, err, sizeof(err)) != 0 ||
        !t->rec.task_id[0] || strcmp(t->rec.task_id, ki.name) != 0 ||
        strlen(t->rec.task_id) >= M3S_TASK_ID_LEN) {
       if(t->rec.task_id && strlen(t->rec.task_id) >= M3S_TASK_ID_LEN)
@@ -606,12 +605,9 @@ static void load_tasks(role_actor_t *a, const m3s_store_records_t *records, bool
       else if(t->rec.task_id)
         snprintf(err, sizeof(err), "its TaskID does not match the key");
       set_aside(a, key, text, err);
-      free(extra);
       task_free(t);
       continue;
     }
-    t->extra = m3s_extra_intern(a->extras, extra, t->rec.task_id);
-    free(extra);
     if(m3s_idmap_get(&a->by_id, t->rec.task_id)) {
       task_free(t); /* a chunk repeated after a reconnection */
       continue;
