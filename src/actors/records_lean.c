@@ -89,25 +89,37 @@ static const unsigned char string_stop[256] = {
 #undef ALL16
 #undef NONE16
 
-/* Eight bytes at a time (SWAR): whether the word w holds a byte string()
- * stops at. Exact for "any": a false hit only ever follows a true one in
- * the same word, and the byte loop after it finds the first stop itself. */
+/* Eight bytes at a time (SWAR): the bytes of the word w string() stops at,
+ * as a mask with the high bit of each such byte set. Exact per byte (no
+ * carry crosses a byte), so on a little-endian machine the lowest set bit
+ * gives the first one. */
 #define ONES 0x0101010101010101ull
+#define LOWS 0x7f7f7f7f7f7f7f7full
 #define HIGHS 0x8080808080808080ull
-static inline bool word_stops(uint64_t w)
+static inline uint64_t zero_bytes(uint64_t v)
 {
-  uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
-  return (((q - ONES) & ~q) | ((b - ONES) & ~b) | (w - ONES * 0x20) | w) & HIGHS;
+  return ~(((v & LOWS) + LOWS) | v | LOWS);
+}
+
+static inline uint64_t stop_bytes(uint64_t w)
+{
+  return zero_bytes(w ^ (ONES * '"')) | zero_bytes(w ^ (ONES * '\\')) |
+         (~((w & LOWS) + ONES * (0x80 - 0x20)) & HIGHS) /* below 0x20 */ | (w & HIGHS);
 }
 
 /* p[0..end) up to the first byte string() stops at (or end). */
 static inline const unsigned char *skip_plain(const unsigned char *p, const unsigned char *end)
 {
-  uint64_t w;
+  uint64_t w, m;
   while(end - p >= 8) {
     memcpy(&w, p, 8);
-    if(word_stops(w))
+    if((m = stop_bytes(w)) != 0) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && defined(__GNUC__)
+      return p + (__builtin_ctzll(m) >> 3);
+#else
       break;
+#endif
+    }
     p += 8;
   }
   while(p < end && !string_stop[*p])
@@ -116,27 +128,28 @@ static inline const unsigned char *skip_plain(const unsigned char *p, const unsi
 }
 
 /* A string at s->p (the quote); *esc tells whether it holds a backslash. */
-static bool string(scan_t *s, bool *esc)
+static inline bool string(scan_t *s, bool *esc)
 {
-  *esc = false;
-  s->p++;
-  while(s->p < s->end) {
-    s->p = skip_plain(s->p, s->end); /* strings are most of a record */
-    if(s->p == s->end)
-      break;
-    unsigned char c = *s->p++;
+  const unsigned char *p = s->p + 1, *end = s->end;
+  bool e = false;
+  for(;;) {
+    p = skip_plain(p, end); /* strings are most of a record */
+    if(p >= end)
+      return false;
+    unsigned char c = *p++;
     if(c == '"')
-      return true;
+      break;
     if(c < 0x20 || c >= 0x80)
       return false;
-    if(c == '\\') {
-      *esc = true;
-      if(s->p >= s->end || !strchr("\"\\/bfnrt", *s->p) || *s->p == 0)
-        return false; /* \u and bad escapes: the full decoder decides */
-      s->p++;
-    }
+    /* a backslash */
+    e = true;
+    if(p >= end || !strchr("\"\\/bfnrt", *p) || *p == 0)
+      return false; /* \u and bad escapes: the full decoder decides */
+    p++;
   }
-  return false;
+  s->p = p;
+  *esc = e;
+  return true;
 }
 
 static bool number(scan_t *s)
@@ -313,7 +326,7 @@ unsure:
 static bool in_list(const char *const *list, const unsigned char *k, size_t n)
 {
   for(; *list; list++)
-    if(n && (*list)[0] == k[0] && strlen(*list) == n && !memcmp(*list, k, n))
+    if(n && (*list)[0] == k[0] && !strncmp(*list, (const char *)k, n) && !(*list)[n])
       return true;
   return false;
 }
@@ -362,8 +375,8 @@ static const struct scalar {
 static int scalar_index(const unsigned char *k, size_t n)
 {
   for(size_t i = 0; i < NSCALARS; i++)
-    if(n && scalars[i].name[0] == k[0] && strlen(scalars[i].name) == n &&
-       !memcmp(scalars[i].name, k, n))
+    if(n && scalars[i].name[0] == k[0] && !strncmp(scalars[i].name, (const char *)k, n) &&
+       !scalars[i].name[n])
       return (int)i;
   return -1;
 }
@@ -736,6 +749,7 @@ static int lean(const char *text, size_t len, m3s_task_record_t *out, char **ext
   scan_t s = { (const unsigned char *)text, (const unsigned char *)text + len, false };
   struct { const unsigned char *k; size_t n; } seen[MAX_MEMBERS];
   size_t nseen = 0;
+  uint64_t seen_bits = 0;
   buf_t small = { 0 }, x = { 0 };
   char *host = NULL;
   bool esc, need_small = false, have[NSCALARS] = { false };
@@ -765,9 +779,14 @@ static int lean(const char *text, size_t len, m3s_task_record_t *out, char **ext
     if(s.p >= s.end || *s.p != '"' || !string(&s, &esc) || esc)
       goto out;
     size_t kn = (size_t)(s.p - k); /* with its quotes */
-    for(size_t i = 0; i < nseen; i++)
-      if(seen[i].n == kn && !memcmp(seen[i].k, k, kn))
-        goto out;
+    /* A repeated name: only names that share a bit of this cheap summary
+     * are compared. */
+    uint64_t bit = 1ull << ((kn * 7 + k[1] + k[kn - 2] * 3) & 63);
+    if(seen_bits & bit)
+      for(size_t i = 0; i < nseen; i++)
+        if(seen[i].n == kn && !memcmp(seen[i].k, k, kn))
+          goto out;
+    seen_bits |= bit;
     if(nseen == MAX_MEMBERS)
       goto out;
     seen[nseen].k = k;

@@ -672,6 +672,12 @@ static const char *const lean_cases[] = {
   "{\"command\":\"bad \xc3\"}",
   "{\"command\":\"a\\u0000b\"}",
   "{\"command\":\"bad \\x\"}",
+  /* stops at every place in an eight-byte word: escapes, raw control
+   * characters (refused), bytes outside ASCII */
+  "{\"command\":\"abcdefghijk\\tlmnopqrstuvw\\\"xyz0123456789\\\\\",\"TaskID\":\"abcdefgh\"}",
+  "{\"command\":\"0123456789abcde\x01fgh\"}",
+  "{\"command\":\"0123456\x1f\"}",
+  "{\"command\":\"01234567890123456789\x7f\xc3\xa9xyzxyzxyz\"}",
   "{\"Ta\\u0073kID\":\"t\"}",
   "{\"Memory\":1e3,\"CPU\":2.5E-1,\"x\":1e999}",
   "{\"big\":123456789012345678901234567890}",
