@@ -111,12 +111,16 @@ int main(int argc, char **argv)
   m3s_log_init(cfg.log_level, secrets, m3s_config_secrets(&cfg, secrets, MAX_SECRETS));
   log_config(&cfg);
   /* glibc gives each thread that mallocs its own arena (up to 8 per core);
-   * memory freed by another actor's thread stays in the arena it came from.
-   * Two arenas cut the peak RSS of a 10,000-task recovery from 67 to 59 MiB
-   * (bench/recovery_bench.py) at no measurable cost in time. An operator's
-   * MALLOC_ARENA_MAX still wins. */
+   * memory freed by another actor's thread stays in the arena it came from,
+   * and a thread that finds its arena busy moves to another one. Actors
+   * hand most of what they allocate to another actor, so one arena: the
+   * peak RSS of a 10,000-task recovery (bench/recovery_bench.py) is
+   * 29-30 MiB with one, 30-36 MiB with two (the higher when the machine is
+   * busy), at no measurable cost in time (the small blocks come from each
+   * thread's cache, not the arena). An operator's MALLOC_ARENA_MAX still
+   * wins. */
   if(!getenv("MALLOC_ARENA_MAX"))
-    mallopt(M_ARENA_MAX, 2);
+    mallopt(M_ARENA_MAX, 1);
   m3s_signals_block(); /* before any thread exists: they all inherit it */
 
   /* Actors start in this order and stop in the reverse one: the Mesos actor

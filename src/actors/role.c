@@ -29,8 +29,8 @@ enum {
 /* A failure of a task that ran this many backoff minimums resets the
  * backoff: the role was healthy in between. */
 #define STABLE_FACTOR 10
-#define RECONCILE_CHUNK 250
-#define RECONCILE_AHEAD 500
+#define RECONCILE_CHUNK 125
+#define RECONCILE_AHEAD 250
 #define ASK_MORE_MS 2000      /* answers overdue: ask on anyway */
 
 typedef enum phase {
