@@ -187,56 +187,76 @@ static bool literal(scan_t *s, const char *lit)
   return true;
 }
 
-static bool value(scan_t *s, int depth)
+/* An object member's name and its colon, at s->p (whitespace first). */
+static bool member_name(scan_t *s)
 {
   bool esc;
   ws(s);
-  if(s->p >= s->end)
+  if(s->p >= s->end || *s->p != '"' || !string(s, &esc))
     return false;
-  switch(*s->p) {
-  case '"':
-    return string(s, &esc);
-  case 't':
-    return literal(s, "true");
-  case 'f':
-    return literal(s, "false");
-  case 'n':
-    return literal(s, "null");
-  case '{':
-  case '[': {
-    bool obj = *s->p == '{';
-    unsigned char close = obj ? '}' : ']';
-    if(depth >= MAX_DEPTH)
-      return false;
-    s->p++;
+  ws(s);
+  return s->p < s->end && *s->p++ == ':';
+}
+
+/* One JSON value at s->p (whitespace first) whose containers open at
+ * nesting depth; leaves s->p after it. A loop, not a recursion: the open
+ * containers are bits of a word (1 = object), MAX_DEPTH at most. */
+static bool value(scan_t *s, int depth)
+{
+  uint64_t objs = 0;
+  int level = 0;
+  bool esc;
+  for(;;) {
     ws(s);
-    if(s->p < s->end && *s->p == close) {
-      s->p++;
-      return true;
-    }
-    for(;;) {
-      if(obj) {
-        ws(s);
-        if(s->p >= s->end || *s->p != '"' || !string(s, &esc))
-          return false;
-        ws(s);
-        if(s->p >= s->end || *s->p++ != ':')
-          return false;
-      }
-      if(!value(s, depth + 1))
+    if(s->p >= s->end)
+      return false;
+    unsigned char c = *s->p;
+    if(c == '{' || c == '[') {
+      if(depth + level >= MAX_DEPTH)
         return false;
+      s->p++;
+      ws(s);
+      if(s->p < s->end && *s->p == (c == '{' ? '}' : ']')) {
+        s->p++; /* empty: a whole value */
+      }
+      else {
+        objs = objs << 1 | (c == '{');
+        level++;
+        if(c == '{' && !member_name(s))
+          return false;
+        continue; /* its first value */
+      }
+    }
+    else if(c == '"') {
+      if(!string(s, &esc))
+        return false;
+    }
+    else if(c == 't' || c == 'f' || c == 'n') {
+      if(!literal(s, c == 't' ? "true" : c == 'f' ? "false" : "null"))
+        return false;
+    }
+    else if(!number(s)) {
+      return false;
+    }
+    /* a whole value: on to the next item, or close what it ends */
+    for(;;) {
+      if(level == 0)
+        return true;
       ws(s);
       if(s->p >= s->end)
         return false;
-      if(*s->p == ',') {
-        s->p++;
-        continue;
+      bool obj = objs & 1;
+      unsigned char d = *s->p++;
+      if(d == ',') {
+        if(obj && !member_name(s))
+          return false;
+        break;
       }
-      return *s->p++ == close;
+      if(d != (obj ? '}' : ']'))
+        return false;
+      objs >>= 1;
+      level--;
     }
-  }
-  default:
-    return number(s);
   }
 }
 
