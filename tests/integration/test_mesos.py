@@ -536,6 +536,11 @@ class MesosTest(MesosCase):
         running = self.wait("a running task", lambda: [
             t["task_id"] for t in sim.state(include_agents=False)["tasks"]
             if t["state"] == "TASK_RUNNING"])
+        # Its TASK_RUNNING acknowledged first: an update still waiting for
+        # its write when Redis dies is sent again and again, and the
+        # failure below would queue behind it.
+        self.wait("TASK_RUNNING acknowledged", lambda: "update: task %s TASK_RUNNING" % running[0]
+                  in d.text() and not sim.unacked_updates())
         r.kill()
         # An update whose acknowledgement must wait for Redis; the framework
         # it belongs to is then removed: the new framework must not
