@@ -129,9 +129,11 @@ int main(int argc, char **argv)
   m3s_system_t *sys = m3s_system_new(&cfg);
   m3s_system_add(sys, &m3s_store_ops);
   m3s_actor_t *offers = m3s_system_add(sys, &m3s_offers_ops);
+  /* The agent role first: its records are the many, and each role's load
+   * waits in the store's queue behind those asked for before it. */
+  m3s_system_add(sys, &m3s_role_agent_ops);
   m3s_system_add(sys, &m3s_role_datastore_ops);
   m3s_system_add(sys, &m3s_role_server_ops);
-  m3s_system_add(sys, &m3s_role_agent_ops);
   m3s_actor_t *mesos = m3s_system_add(sys, &m3s_mesos_ops);
   m3s_mesos_set_sinks(mesos, offers, offers);
   m3s_system_add(sys, &m3s_kube_ops);
