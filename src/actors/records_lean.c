@@ -1,5 +1,5 @@
-/* The lean task record decoder for loads and the interned extra (see
- * m3s/records.h).
+/* The lean task record decoder for loads (see m3s/records.h); its
+ * interned extra is records_extra.c.
  *
  * DESIGN
  * A record of the Go version is mostly fields we do not model (uris,
@@ -30,31 +30,15 @@
 
 #include "m3s/records.h"
 #include "m3s/xalloc.h"
+#include "records_int.h"
 
 #define MAX_DEPTH 64
-#define MAX_MEMBERS 64
 #define MAX_INTEGER 18   /* digits: a longer integer may overflow jansson's int64 */
 #define MAX_REAL 300     /* characters: a real without exponent cannot overflow below that */
 
 /* Top-level members the small object gets: what the full decoder takes
  * but the scalars (below). */
 static const char *const modelled[] = { "port_mappings", "discovery", "networkinfo", NULL };
-
-typedef struct buf {
-  char *p;
-  size_t n, cap;
-} buf_t;
-
-static void put(buf_t *b, const char *s, size_t n)
-{
-  if(b->n + n + 1 > b->cap) {
-    b->cap = (b->n + n + 1) * 2;
-    b->p = m3s_xrealloc(b->p, b->cap);
-  }
-  memcpy(b->p + b->n, s, n);
-  b->n += n;
-  b->p[b->n] = '\0';
-}
 
 /* ---- one pass over the text: NULL when unsure or invalid ------------------ */
 
@@ -72,59 +56,6 @@ static inline void ws(scan_t *s)
     s->p++;
   if(s->p != p)
     s->spaced = true;
-}
-
-/* The bytes string() stops at: the quote, the backslash, control
- * characters and bytes outside ASCII. */
-#define ALL16 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
-#define NONE16 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
-static const unsigned char string_stop[256] = {
-  ALL16, ALL16,                                   /* 0x00 - 0x1f */
-  0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x22 '"' */
-  NONE16, NONE16,
-  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* 0x5c '\\' */
-  NONE16, NONE16,
-  ALL16, ALL16, ALL16, ALL16, ALL16, ALL16, ALL16, ALL16, /* 0x80 - 0xff */
-};
-#undef ALL16
-#undef NONE16
-
-/* Eight bytes at a time (SWAR): the bytes of the word w string() stops at,
- * as a mask with the high bit of each such byte set. Exact per byte (no
- * carry crosses a byte), so on a little-endian machine the lowest set bit
- * gives the first one. */
-#define ONES 0x0101010101010101ull
-#define LOWS 0x7f7f7f7f7f7f7f7full
-#define HIGHS 0x8080808080808080ull
-static inline uint64_t zero_bytes(uint64_t v)
-{
-  return ~(((v & LOWS) + LOWS) | v | LOWS);
-}
-
-static inline uint64_t stop_bytes(uint64_t w)
-{
-  return zero_bytes(w ^ (ONES * '"')) | zero_bytes(w ^ (ONES * '\\')) |
-         (~((w & LOWS) + ONES * (0x80 - 0x20)) & HIGHS) /* below 0x20 */ | (w & HIGHS);
-}
-
-/* p[0..end) up to the first byte string() stops at (or end). */
-static inline const unsigned char *skip_plain(const unsigned char *p, const unsigned char *end)
-{
-  uint64_t w, m;
-  while(end - p >= 8) {
-    memcpy(&w, p, 8);
-    if((m = stop_bytes(w)) != 0) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && defined(__GNUC__)
-      return p + (__builtin_ctzll(m) >> 3);
-#else
-      break;
-#endif
-    }
-    p += 8;
-  }
-  while(p < end && !string_stop[*p])
-    p++;
-  return p;
 }
 
 /* A string at s->p (the quote); *esc tells whether it holds a backslash. */
@@ -754,15 +685,6 @@ fail:
 }
 
 /* Returns 0 and fills the outputs, or -1 when the full decoder must run. */
-/* Where the members of the extra text end (offsets of the comma or brace
- * after each), so the pool need not split it again; unknown = the text
- * must be split (leftovers that json_dumps wrote). */
-typedef struct ends {
-  size_t at[MAX_MEMBERS];
-  size_t n;
-  bool unknown;
-} ends_t;
-
 static int lean(const char *text, size_t len, m3s_task_record_t *out, char **extra,
                 char **agent_host, ends_t *ends)
 {
@@ -990,231 +912,6 @@ int m3s_task_record_from_json_lean(const char *text, size_t len, m3s_task_record
   return full(text, len, out, extra, agent_host, err, errlen);
 }
 
-/* ---- interned extra ------------------------------------------------------- */
-
-/* One top-level member of extra texts, `"name":value`, shared by every
- * record that holds it unchanged. */
-typedef struct member {
-  struct member *next;     /* hash chain */
-  size_t refs, len;
-  uint64_t hash;
-  char text[];
-} member_t;
-
-struct m3s_extra_pool {
-  member_t **slots;
-  size_t nslots, n;
-};
-
-struct m3s_extra {
-  m3s_extra_pool_t *pool;
-  size_t n;
-  member_t *m[];
-};
-
-/* A word at a time: members are a few hundred bytes and every one loaded
- * is hashed. */
-static uint64_t hash_text(const char *s, size_t n)
-{
-  uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
-  size_t i = 0;
-  for(; i + 8 <= n; i += 8) {
-    uint64_t w;
-    memcpy(&w, s + i, 8);
-    h = (h ^ w) * 0xff51afd7ed558ccdull;
-    h ^= h >> 32;
-  }
-  for(; i < n; i++)
-    h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
-  return h ^ (h >> 29);
-}
-
-m3s_extra_pool_t *m3s_extra_pool_new(void)
-{
-  m3s_extra_pool_t *p = m3s_xcalloc(1, sizeof(*p));
-  p->nslots = 256;
-  p->slots = m3s_xcalloc(p->nslots, sizeof(*p->slots));
-  return p;
-}
-
-void m3s_extra_pool_free(m3s_extra_pool_t *p)
-{
-  if(!p)
-    return;
-  for(size_t i = 0; i < p->nslots; i++)
-    for(member_t *m = p->slots[i], *next; m; m = next) {
-      next = m->next;
-      free(m);
-    }
-  free(p->slots);
-  free(p);
-}
-
-static void pool_grow(m3s_extra_pool_t *p)
-{
-  size_t nslots = p->nslots * 2;
-  member_t **slots = m3s_xcalloc(nslots, sizeof(*slots));
-  for(size_t i = 0; i < p->nslots; i++)
-    for(member_t *m = p->slots[i], *next; m; m = next) {
-      next = m->next;
-      m->next = slots[m->hash & (nslots - 1)];
-      slots[m->hash & (nslots - 1)] = m;
-    }
-  free(p->slots);
-  p->slots = slots;
-  p->nslots = nslots;
-}
-
-static member_t *pool_get(m3s_extra_pool_t *p, const char *s, size_t n)
-{
-  uint64_t h = hash_text(s, n);
-  member_t **slot = &p->slots[h & (p->nslots - 1)];
-  for(member_t *m = *slot; m; m = m->next)
-    if(m->hash == h && m->len == n && !memcmp(m->text, s, n)) {
-      m->refs++;
-      return m;
-    }
-  member_t *m = m3s_xmalloc(sizeof(*m) + n + 1);
-  memcpy(m->text, s, n);
-  m->text[n] = '\0';
-  m->len = n;
-  m->hash = h;
-  m->refs = 1;
-  m->next = *slot;
-  *slot = m;
-  if(++p->n > p->nslots)
-    pool_grow(p);
-  return m;
-}
-
-static void pool_put(m3s_extra_pool_t *p, member_t *m)
-{
-  if(--m->refs)
-    return;
-  member_t **at = &p->slots[m->hash & (p->nslots - 1)];
-  while(*at != m)
-    at = &(*at)->next;
-  *at = m->next;
-  p->n--;
-  free(m);
-}
-
-/* The mark that stands for the record's own string in a member: a byte
- * that compact JSON text never holds (control characters in strings are
- * escaped). */
-#define OWN_MARK '\x01'
-
-/* The member m[0..n) with each occurrence of own replaced by the mark,
- * interned. */
-static member_t *pool_get_own(m3s_extra_pool_t *p, const char *m, size_t n, const char *own,
-                              size_t ownlen)
-{
-  const char *hit = ownlen ? memmem(m, n, own, ownlen) : NULL;
-  if(!hit)
-    return pool_get(p, m, n);
-  char *t = m3s_xmalloc(n);
-  size_t tn = 0;
-  while(hit) {
-    memcpy(t + tn, m, (size_t)(hit - m));
-    tn += (size_t)(hit - m);
-    t[tn++] = OWN_MARK;
-    n -= (size_t)(hit - m) + ownlen;
-    m = hit + ownlen;
-    hit = memmem(m, n, own, ownlen);
-  }
-  memcpy(t + tn, m, n);
-  tn += n;
-  member_t *r = pool_get(p, t, tn);
-  free(t);
-  return r;
-}
-
-/* x with its n members, as an extra of pool p (NULL when n is 0). */
-static m3s_extra_t *extra_done(m3s_extra_pool_t *p, m3s_extra_t *x, size_t n)
-{
-  if(!n) {
-    free(x);
-    return NULL;
-  }
-  x = m3s_xrealloc(x, sizeof(*x) + n * sizeof(x->m[0])); /* kept: no slack */
-  x->pool = p;
-  x->n = n;
-  return x;
-}
-
-m3s_extra_t *m3s_extra_intern(m3s_extra_pool_t *p, const char *text, const char *own)
-{
-  if(!text)
-    return NULL;
-  size_t ownlen = own && !strchr(own, OWN_MARK) ? strlen(own) : 0;
-  size_t len = strlen(text), n = 0, cap = 8;
-  m3s_extra_t *x = m3s_xmalloc(sizeof(*x) + cap * sizeof(x->m[0]));
-  /* The text is a JSON object: a member ends at a comma or the closing
-   * brace at depth 1, outside strings. */
-  int depth = 0;
-  bool in_str = false;
-  size_t start = 1;
-  for(size_t i = 0; i < len; i++) {
-    if(in_str) {
-      /* strings are most of the text */
-      i = (size_t)(skip_plain((const unsigned char *)text + i, (const unsigned char *)text + len) -
-                   (const unsigned char *)text);
-      if(text[i] == '\\')
-        i++;
-      else if(text[i] == '"')
-        in_str = false;
-      continue;
-    }
-    char c = text[i];
-    bool end = false;
-    switch(c) {
-    case '"':
-      in_str = true;
-      break;
-    case '{':
-    case '[':
-      depth++;
-      break;
-    case ']':
-      depth--;
-      break;
-    case '}':
-      end = depth-- == 1;
-      break;
-    case ',':
-      end = depth == 1;
-      break;
-    default:
-      break;
-    }
-    if(!end)
-      continue;
-    if(i > start) {
-      if(n == cap) {
-        cap *= 2;
-        x = m3s_xrealloc(x, sizeof(*x) + cap * sizeof(x->m[0]));
-      }
-      x->m[n++] = pool_get_own(p, text + start, i - start, own, ownlen);
-    }
-    start = i + 1;
-  }
-  return extra_done(p, x, n);
-}
-
-/* As m3s_extra_intern, for a text whose member ends lean() noted. */
-static m3s_extra_t *intern_ends(m3s_extra_pool_t *p, const char *text, const ends_t *e,
-                                const char *own)
-{
-  size_t ownlen = own && !strchr(own, OWN_MARK) ? strlen(own) : 0, n = 0, start = 1;
-  m3s_extra_t *x = m3s_xmalloc(sizeof(*x) + (e->n ? e->n : 1) * sizeof(x->m[0]));
-  for(size_t i = 0; i < e->n; i++) {
-    if(e->at[i] > start)
-      x->m[n++] = pool_get_own(p, text + start, e->at[i] - start, own, ownlen);
-    start = e->at[i] + 1;
-  }
-  return extra_done(p, x, n);
-}
-
 int m3s_task_record_from_json_pooled(const char *text, size_t len, m3s_task_record_t *out,
                                      m3s_extra_pool_t *pool, m3s_extra_t **extra,
                                      char **agent_host, char *err, size_t errlen)
@@ -1229,44 +926,11 @@ int m3s_task_record_from_json_pooled(const char *text, size_t len, m3s_task_reco
   if(text && lean(text, len, out, &x, agent_host, &ends) == 0) {
     if(x)
       *extra = ends.unknown ? m3s_extra_intern(pool, x, out->task_id)
-                            : intern_ends(pool, x, &ends, out->task_id);
+                            : m3s__extra_intern_ends(pool, x, &ends, out->task_id);
   }
   else if((rc = full(text, len, out, &x, agent_host, err, errlen)) == 0) {
     *extra = m3s_extra_intern(pool, x, out->task_id);
   }
   free(x);
   return rc;
-}
-
-json_t *m3s_extra_json(const m3s_extra_t *x, const char *own)
-{
-  if(!x)
-    return NULL;
-  buf_t b = { 0 };
-  size_t ownlen = own ? strlen(own) : 0;
-  put(&b, "{", 1);
-  for(size_t i = 0; i < x->n; i++) {
-    if(i)
-      put(&b, ",", 1);
-    const char *t = x->m[i]->text, *mark, *end = t + x->m[i]->len;
-    while((mark = memchr(t, OWN_MARK, (size_t)(end - t))) != NULL) {
-      put(&b, t, (size_t)(mark - t));
-      put(&b, own, ownlen);
-      t = mark + 1;
-    }
-    put(&b, t, (size_t)(end - t));
-  }
-  put(&b, "}", 1);
-  json_t *j = json_loadb(b.p, b.n, 0, NULL);
-  free(b.p);
-  return j;
-}
-
-void m3s_extra_free(m3s_extra_t *x)
-{
-  if(!x)
-    return;
-  for(size_t i = 0; i < x->n; i++)
-    pool_put(x->pool, x->m[i]);
-  free(x);
 }
