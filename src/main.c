@@ -112,12 +112,16 @@ int main(int argc, char **argv)
   m3s_log_init(cfg.log_level, secrets, m3s_config_secrets(&cfg, secrets, MAX_SECRETS));
   log_config(&cfg);
   /* glibc gives each thread that mallocs its own arena (up to 8 per core);
-   * memory freed by another actor's thread stays in the arena it came from.
-   * Two arenas cut the peak RSS of a 10,000-task recovery from 67 to 59 MiB
-   * (bench/recovery_bench.py) at no measurable cost in time. An operator's
-   * MALLOC_ARENA_MAX still wins. */
+   * memory freed by another actor's thread stays in the arena it came from,
+   * and a thread that finds its arena busy moves to another one. Actors
+   * hand most of what they allocate to another actor, so one arena: the
+   * peak RSS of a 10,000-task recovery (bench/recovery_bench.py) is
+   * 29-30 MiB with one, 30-36 MiB with two (the higher when the machine is
+   * busy), at no measurable cost in time (the small blocks come from each
+   * thread's cache, not the arena). An operator's MALLOC_ARENA_MAX still
+   * wins. */
   if(!getenv("MALLOC_ARENA_MAX"))
-    mallopt(M_ARENA_MAX, 2);
+    mallopt(M_ARENA_MAX, 1);
   m3s_signals_block(); /* before any thread exists: they all inherit it */
 
   /* Actors start in this order and stop in the reverse one: the Mesos actor
@@ -126,9 +130,11 @@ int main(int argc, char **argv)
   m3s_system_t *sys = m3s_system_new(&cfg);
   m3s_system_add(sys, &m3s_store_ops);
   m3s_actor_t *offers = m3s_system_add(sys, &m3s_offers_ops);
+  /* The agent role first: its records are the many, and each role's load
+   * waits in the store's queue behind those asked for before it. */
+  m3s_system_add(sys, &m3s_role_agent_ops);
   m3s_system_add(sys, &m3s_role_datastore_ops);
   m3s_system_add(sys, &m3s_role_server_ops);
-  m3s_system_add(sys, &m3s_role_agent_ops);
   m3s_actor_t *mesos = m3s_system_add(sys, &m3s_mesos_ops);
   m3s_mesos_set_sinks(mesos, offers, offers);
   m3s_system_add(sys, &m3s_kube_ops);

@@ -69,6 +69,10 @@ json_t *m3s_call_acknowledge(const char *agent_id, const char *task_id,
  * out); NULL or an empty array gives implicit reconciliation
  * ("reconcile": {"tasks": []}, the body itself is required, §2.9). */
 json_t *m3s_call_reconcile(json_t *tasks);
+/* Adds a task to a RECONCILE call (agent_id NULL or "" = left out), so a
+ * long list is built without a second tree of its items. Returns 0, or
+ * -EINVAL when call is no RECONCILE or task_id is empty. */
+int m3s_call_reconcile_add(json_t *call, const char *task_id, const char *agent_id);
 json_t *m3s_call_teardown(void);
 
 /* Sets or replaces the top-level framework_id of call; NULL or "" removes

@@ -147,6 +147,15 @@ m3s_extra_t *m3s_extra_intern(m3s_extra_pool_t *p, const char *text, const char 
 json_t *m3s_extra_json(const m3s_extra_t *x, const char *own);
 void m3s_extra_free(m3s_extra_t *x);    /* NULL-safe */
 
+/* The lean decode with its extra interned in pool (own = the record's task
+ * id, as m3s_extra_intern), without splitting the extra text again: the
+ * loads' way. *extra is NULL when there are no unmodelled fields; on error
+ * both outputs are NULL. Same results as m3s_task_record_from_json_lean
+ * followed by m3s_extra_intern. */
+int m3s_task_record_from_json_pooled(const char *text, size_t len, m3s_task_record_t *out,
+                                     m3s_extra_pool_t *pool, m3s_extra_t **extra,
+                                     char **agent_host, char *err, size_t errlen);
+
 /* New compact JSON string of *r with the original's names and omission
  * rules, unmodelled fields taken from r->extra. NULL only if a number is
  * not finite (Go cannot encode those either). */

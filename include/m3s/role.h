@@ -25,8 +25,10 @@
  * Messages it accepts:
  *   M3S_STORE_LOADED    the framework_config record (tag TAG_LOAD_CONFIG)
  *                       and the role's task records (TAG_LOAD_TASKS,
- *                       unchecked: the role sets aside a record that is
- *                       not JSON, not UTF-8 or not usable).
+ *                       unchecked, so a m3s_store_records_t *: the role
+ *                       decodes straight from Redis's replies and sets
+ *                       aside a record that is not JSON, not UTF-8 or not
+ *                       usable).
  *   M3S_STORE_WRITTEN   the outcome of each of its own writes, in order (tag
  *                       = write sequence; flags M3S_STORE_FAILED when
  *                       refused for good); the offers actor's

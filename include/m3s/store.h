@@ -37,8 +37,10 @@
  *                    with a warning and left out (with load->unchecked,
  *                    only those holding a NUL byte: the others reach the
  *                    receiver as they are, even if not UTF-8, and it
- *                    checks them). If Redis is down, the load
- *                    waits for it.
+ *                    checks them; and the payload is then a
+ *                    m3s_store_records_t * instead of a json_t *: the
+ *                    values as Redis's replies hold them, not copied).
+ *                    If Redis is down, the load waits for it.
  *   M3S_STORE_NEXT   arg = a load's tag: its receiver is ready for the next
  *                    chunk.
  *   M3S_STORE_WATCH  payload m3s_store_watch_t * (taken; m3s_store_watch()
@@ -139,8 +141,22 @@ typedef struct m3s_store_load {
   char **keys;
   size_t nkeys, pos;
   bool waiting;         /* a chunk is out; waits for M3S_STORE_NEXT */
-  json_t *ready;        /* the next chunk, read meanwhile, or NULL */
+  void *ready;          /* the next chunk, read meanwhile, or NULL */
 } m3s_store_load_t;
+
+/* A chunk of an unchecked load (M3S_STORE_LOADED payload, taken or
+ * dropped with m3s_store_records_free): key[i] holds val[i] of len[i]
+ * bytes, NUL-terminated and without a NUL inside; the strings live as
+ * long as the chunk. */
+typedef struct m3s_store_records {
+  size_t n, cap;
+  char **key;
+  const char **val;
+  size_t *len;
+  void **reply;         /* the store's: what holds val[i] */
+} m3s_store_records_t;
+
+void m3s_store_records_free(void *r);  /* drop hook; NULL-safe */
 
 /* Batch building (owner of the batch only). Keys and values are copied. */
 m3s_store_batch_t *m3s_store_batch_new(m3s_actor_t *notify, int64_t tag);

@@ -11,6 +11,7 @@
  * mesos-samples/calls: the body member is the call type in lower snake case,
  * ids are {"value": ...}, doubles are json_real so they print as 5.0.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,9 +325,19 @@ json_t *m3s_call_acknowledge(const char *agent_id, const char *task_id,
   return envelope("ACKNOWLEDGE", "acknowledge", body);
 }
 
+/* Appends {"task_id": {"value": task_id}[, "agent_id": ...]} to list. */
+static bool reconcile_item(json_t *list, const char *task_id, const char *agent_id)
+{
+  json_t *item = json_object();
+  bool ok = put(item, "task_id", id_obj(task_id));
+  if(nonempty(agent_id))
+    ok = put(item, "agent_id", id_obj(agent_id)) && ok;
+  return push(list, item) && ok;
+}
+
 json_t *m3s_call_reconcile(json_t *tasks)
 {
-  json_t *list = NULL, *t, *item, *body;
+  json_t *list = NULL, *t, *body;
   size_t i;
   bool ok = tasks == NULL || json_is_array(tasks);
 
@@ -343,11 +354,7 @@ json_t *m3s_call_reconcile(json_t *tasks)
       ok = false;
       break;
     }
-    item = json_object();
-    ok = put(item, "task_id", id_obj(task_id));
-    if(nonempty(agent_id))
-      ok = put(item, "agent_id", id_obj(agent_id)) && ok;
-    ok = push(list, item) && ok;
+    ok = reconcile_item(list, task_id, agent_id);
   }
   json_decref(tasks);
   if(!ok) {
@@ -361,6 +368,15 @@ json_t *m3s_call_reconcile(json_t *tasks)
     return NULL;
   }
   return envelope("RECONCILE", "reconcile", body);
+}
+
+int m3s_call_reconcile_add(json_t *call, const char *task_id, const char *agent_id)
+{
+  const char *type = m3s_call_type(call);
+  json_t *list = json_object_get(json_object_get(call, "reconcile"), "tasks");
+  if(!type || strcmp(type, "RECONCILE") != 0 || !json_is_array(list) || !nonempty(task_id))
+    return -EINVAL;
+  return reconcile_item(list, task_id, agent_id) ? 0 : -ENOMEM;
 }
 
 json_t *m3s_call_teardown(void)

@@ -1,5 +1,5 @@
-/* The lean task record decoder for loads and the interned extra (see
- * m3s/records.h).
+/* The lean task record decoder for loads (see m3s/records.h); its
+ * interned extra is records_extra.c.
  *
  * DESIGN
  * A record of the Go version is mostly fields we do not model (uris,
@@ -30,31 +30,15 @@
 
 #include "m3s/records.h"
 #include "m3s/xalloc.h"
+#include "records_int.h"
 
 #define MAX_DEPTH 64
-#define MAX_MEMBERS 64
 #define MAX_INTEGER 18   /* digits: a longer integer may overflow jansson's int64 */
 #define MAX_REAL 300     /* characters: a real without exponent cannot overflow below that */
 
 /* Top-level members the small object gets: what the full decoder takes
  * but the scalars (below). */
 static const char *const modelled[] = { "port_mappings", "discovery", "networkinfo", NULL };
-
-typedef struct buf {
-  char *p;
-  size_t n, cap;
-} buf_t;
-
-static void put(buf_t *b, const char *s, size_t n)
-{
-  if(b->n + n + 1 > b->cap) {
-    b->cap = (b->n + n + 1) * 2;
-    b->p = m3s_xrealloc(b->p, b->cap);
-  }
-  memcpy(b->p + b->n, s, n);
-  b->n += n;
-  b->p[b->n] = '\0';
-}
 
 /* ---- one pass over the text: NULL when unsure or invalid ------------------ */
 
@@ -63,52 +47,40 @@ typedef struct scan {
   bool spaced;  /* ws() skipped something: the text is not compact */
 } scan_t;
 
-static void ws(scan_t *s)
+static inline void ws(scan_t *s)
 {
+  if(s->p < s->end && *s->p > ' ')
+    return; /* compact text, as Go writes it: the usual case */
   const unsigned char *p = s->p;
   while(s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
     s->p++;
-  s->spaced |= s->p != p;
+  if(s->p != p)
+    s->spaced = true;
 }
 
-/* The bytes string() stops at: the quote, the backslash, control
- * characters and bytes outside ASCII. */
-#define ALL16 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
-#define NONE16 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
-static const unsigned char string_stop[256] = {
-  ALL16, ALL16,                                   /* 0x00 - 0x1f */
-  0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x22 '"' */
-  NONE16, NONE16,
-  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* 0x5c '\\' */
-  NONE16, NONE16,
-  ALL16, ALL16, ALL16, ALL16, ALL16, ALL16, ALL16, ALL16, /* 0x80 - 0xff */
-};
-#undef ALL16
-#undef NONE16
-
 /* A string at s->p (the quote); *esc tells whether it holds a backslash. */
-static bool string(scan_t *s, bool *esc)
+static inline bool string(scan_t *s, bool *esc)
 {
-  *esc = false;
-  s->p++;
-  while(s->p < s->end) {
-    while(s->p < s->end && !string_stop[*s->p])
-      s->p++; /* strings are most of a record */
-    if(s->p == s->end)
-      break;
-    unsigned char c = *s->p++;
+  const unsigned char *p = s->p + 1, *end = s->end;
+  bool e = false;
+  for(;;) {
+    p = skip_plain(p, end); /* strings are most of a record */
+    if(p >= end)
+      return false;
+    unsigned char c = *p++;
     if(c == '"')
-      return true;
+      break;
     if(c < 0x20 || c >= 0x80)
       return false;
-    if(c == '\\') {
-      *esc = true;
-      if(s->p >= s->end || !strchr("\"\\/bfnrt", *s->p) || *s->p == 0)
-        return false; /* \u and bad escapes: the full decoder decides */
-      s->p++;
-    }
+    /* a backslash */
+    e = true;
+    if(p >= end || !strchr("\"\\/bfnrt", *p) || *p == 0)
+      return false; /* \u and bad escapes: the full decoder decides */
+    p++;
   }
-  return false;
+  s->p = p;
+  *esc = e;
+  return true;
 }
 
 static bool number(scan_t *s)
@@ -146,56 +118,76 @@ static bool literal(scan_t *s, const char *lit)
   return true;
 }
 
-static bool value(scan_t *s, int depth)
+/* An object member's name and its colon, at s->p (whitespace first). */
+static bool member_name(scan_t *s)
 {
   bool esc;
   ws(s);
-  if(s->p >= s->end)
+  if(s->p >= s->end || *s->p != '"' || !string(s, &esc))
     return false;
-  switch(*s->p) {
-  case '"':
-    return string(s, &esc);
-  case 't':
-    return literal(s, "true");
-  case 'f':
-    return literal(s, "false");
-  case 'n':
-    return literal(s, "null");
-  case '{':
-  case '[': {
-    bool obj = *s->p == '{';
-    unsigned char close = obj ? '}' : ']';
-    if(depth >= MAX_DEPTH)
-      return false;
-    s->p++;
+  ws(s);
+  return s->p < s->end && *s->p++ == ':';
+}
+
+/* One JSON value at s->p (whitespace first) whose containers open at
+ * nesting depth; leaves s->p after it. A loop, not a recursion: the open
+ * containers are bits of a word (1 = object), MAX_DEPTH at most. */
+static bool value(scan_t *s, int depth)
+{
+  uint64_t objs = 0;
+  int level = 0;
+  bool esc;
+  for(;;) {
     ws(s);
-    if(s->p < s->end && *s->p == close) {
-      s->p++;
-      return true;
-    }
-    for(;;) {
-      if(obj) {
-        ws(s);
-        if(s->p >= s->end || *s->p != '"' || !string(s, &esc))
-          return false;
-        ws(s);
-        if(s->p >= s->end || *s->p++ != ':')
-          return false;
-      }
-      if(!value(s, depth + 1))
+    if(s->p >= s->end)
+      return false;
+    unsigned char c = *s->p;
+    if(c == '{' || c == '[') {
+      if(depth + level >= MAX_DEPTH)
         return false;
+      s->p++;
+      ws(s);
+      if(s->p < s->end && *s->p == (c == '{' ? '}' : ']')) {
+        s->p++; /* empty: a whole value */
+      }
+      else {
+        objs = objs << 1 | (c == '{');
+        level++;
+        if(c == '{' && !member_name(s))
+          return false;
+        continue; /* its first value */
+      }
+    }
+    else if(c == '"') {
+      if(!string(s, &esc))
+        return false;
+    }
+    else if(c == 't' || c == 'f' || c == 'n') {
+      if(!literal(s, c == 't' ? "true" : c == 'f' ? "false" : "null"))
+        return false;
+    }
+    else if(!number(s)) {
+      return false;
+    }
+    /* a whole value: on to the next item, or close what it ends */
+    for(;;) {
+      if(level == 0)
+        return true;
       ws(s);
       if(s->p >= s->end)
         return false;
-      if(*s->p == ',') {
-        s->p++;
-        continue;
+      bool obj = objs & 1;
+      unsigned char d = *s->p++;
+      if(d == ',') {
+        if(obj && !member_name(s))
+          return false;
+        break;
       }
-      return *s->p++ == close;
+      if(d != (obj ? '}' : ']'))
+        return false;
+      objs >>= 1;
+      level--;
     }
-  }
-  default:
-    return number(s);
   }
 }
 
@@ -285,7 +277,7 @@ unsure:
 static bool in_list(const char *const *list, const unsigned char *k, size_t n)
 {
   for(; *list; list++)
-    if(n && (*list)[0] == k[0] && strlen(*list) == n && !memcmp(*list, k, n))
+    if(n && (*list)[0] == k[0] && !strncmp(*list, (const char *)k, n) && !(*list)[n])
       return true;
   return false;
 }
@@ -334,8 +326,8 @@ static const struct scalar {
 static int scalar_index(const unsigned char *k, size_t n)
 {
   for(size_t i = 0; i < NSCALARS; i++)
-    if(n && scalars[i].name[0] == k[0] && strlen(scalars[i].name) == n &&
-       !memcmp(scalars[i].name, k, n))
+    if(n && scalars[i].name[0] == k[0] && !strncmp(scalars[i].name, (const char *)k, n) &&
+       !scalars[i].name[n])
       return (int)i;
   return -1;
 }
@@ -694,11 +686,12 @@ fail:
 
 /* Returns 0 and fills the outputs, or -1 when the full decoder must run. */
 static int lean(const char *text, size_t len, m3s_task_record_t *out, char **extra,
-                char **agent_host)
+                char **agent_host, ends_t *ends)
 {
   scan_t s = { (const unsigned char *)text, (const unsigned char *)text + len, false };
   struct { const unsigned char *k; size_t n; } seen[MAX_MEMBERS];
   size_t nseen = 0;
+  uint64_t seen_bits = 0;
   buf_t small = { 0 }, x = { 0 };
   char *host = NULL;
   bool esc, need_small = false, have[NSCALARS] = { false };
@@ -708,9 +701,9 @@ static int lean(const char *text, size_t len, m3s_task_record_t *out, char **ext
 
   memset(&sc, 0, sizeof(sc));
 
-  /* Sized for the usual case, where neither part outgrows the record. */
-  small.cap = x.cap = len + 3;
-  small.p = m3s_xmalloc(small.cap);
+  /* The extra text is sized for the usual case, where it does not outgrow
+   * the record; the small object is usually "{}". */
+  x.cap = len + 3;
   x.p = m3s_xmalloc(x.cap);
   put(&small, "{", 1);
   put(&x, "{", 1);
@@ -728,9 +721,14 @@ static int lean(const char *text, size_t len, m3s_task_record_t *out, char **ext
     if(s.p >= s.end || *s.p != '"' || !string(&s, &esc) || esc)
       goto out;
     size_t kn = (size_t)(s.p - k); /* with its quotes */
-    for(size_t i = 0; i < nseen; i++)
-      if(seen[i].n == kn && !memcmp(seen[i].k, k, kn))
-        goto out;
+    /* A repeated name: only names that share a bit of this cheap summary
+     * are compared. */
+    uint64_t bit = 1ull << ((kn * 7 + k[1] + k[kn - 2] * 3) & 63);
+    if(seen_bits & bit)
+      for(size_t i = 0; i < nseen; i++)
+        if(seen[i].n == kn && !memcmp(seen[i].k, k, kn))
+          goto out;
+    seen_bits |= bit;
     if(nseen == MAX_MEMBERS)
       goto out;
     seen[nseen].k = k;
@@ -758,9 +756,12 @@ static int lean(const char *text, size_t len, m3s_task_record_t *out, char **ext
       slice_t sl = { k, v, kn, vn };
       m3s_task_record_t tmp;
       memset(&tmp, 0, sizeof(tmp));
+      size_t before = x.n;
       bool ok = arr == 'p' ? fast_port_mappings(&sl, &tmp)
               : arr == 'd' ? fast_discovery(&sl, &tmp, &x)
                            : fast_network_infos(&sl, &tmp, &x);
+      if(ok && x.n != before)
+        ends->at[ends->n++] = x.n; /* its leftovers: one member */
       if(ok) {
         sc.port_mappings = arr == 'p' ? tmp.port_mappings : sc.port_mappings;
         sc.n_port_mappings = arr == 'p' ? tmp.n_port_mappings : sc.n_port_mappings;
@@ -783,6 +784,8 @@ static int lean(const char *text, size_t len, m3s_task_record_t *out, char **ext
       put_compact(b, (const char *)v, vn);
     else
       put(b, (const char *)v, vn); /* already compact, as Go writes it */
+    if(!model)
+      ends->at[ends->n++] = x.n;
     if(!model && kn == 12 && !memcmp(k, "\"MesosAgent\"", 12)) {
       free(host);
       if(!(host = member_string((const char *)v, vn, "hostname")))
@@ -862,6 +865,7 @@ done:
       put(&x, ",", 1);
     put(&x, left + 1, strlen(left) - 2);
     free(left);
+    ends->unknown = true;
   }
   if(x.n > 1) {
     put(&x, "}", 1);
@@ -879,14 +883,10 @@ out:
   return rc;
 }
 
-int m3s_task_record_from_json_lean(const char *text, size_t len, m3s_task_record_t *out,
-                                   char **extra, char **agent_host, char *err, size_t errlen)
+/* The full decoder, for what the lean pass is unsure of. */
+static int full(const char *text, size_t len, m3s_task_record_t *out, char **extra,
+                char **agent_host, char *err, size_t errlen)
 {
-  *extra = *agent_host = NULL;
-  if(err && errlen)
-    err[0] = '\0';
-  if(text && lean(text, len, out, extra, agent_host) == 0)
-    return 0;
   int rc = m3s_task_record_from_json(text, len, out, err, errlen);
   if(rc)
     return rc;
@@ -900,238 +900,37 @@ int m3s_task_record_from_json_lean(const char *text, size_t len, m3s_task_record
   return 0;
 }
 
-/* ---- interned extra ------------------------------------------------------- */
-
-/* One top-level member of extra texts, `"name":value`, shared by every
- * record that holds it unchanged. */
-typedef struct member {
-  struct member *next;     /* hash chain */
-  size_t refs, len;
-  uint64_t hash;
-  char text[];
-} member_t;
-
-struct m3s_extra_pool {
-  member_t **slots;
-  size_t nslots, n;
-};
-
-struct m3s_extra {
-  m3s_extra_pool_t *pool;
-  size_t n;
-  member_t *m[];
-};
-
-/* A word at a time: members are a few hundred bytes and every one loaded
- * is hashed. */
-static uint64_t hash_text(const char *s, size_t n)
+int m3s_task_record_from_json_lean(const char *text, size_t len, m3s_task_record_t *out,
+                                   char **extra, char **agent_host, char *err, size_t errlen)
 {
-  uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
-  size_t i = 0;
-  for(; i + 8 <= n; i += 8) {
-    uint64_t w;
-    memcpy(&w, s + i, 8);
-    h = (h ^ w) * 0xff51afd7ed558ccdull;
-    h ^= h >> 32;
+  *extra = *agent_host = NULL;
+  if(err && errlen)
+    err[0] = '\0';
+  ends_t ends = { .n = 0 };
+  if(text && lean(text, len, out, extra, agent_host, &ends) == 0)
+    return 0;
+  return full(text, len, out, extra, agent_host, err, errlen);
+}
+
+int m3s_task_record_from_json_pooled(const char *text, size_t len, m3s_task_record_t *out,
+                                     m3s_extra_pool_t *pool, m3s_extra_t **extra,
+                                     char **agent_host, char *err, size_t errlen)
+{
+  char *x = NULL;
+  ends_t ends = { .n = 0 };
+  int rc = 0;
+  *extra = NULL;
+  *agent_host = NULL;
+  if(err && errlen)
+    err[0] = '\0';
+  if(text && lean(text, len, out, &x, agent_host, &ends) == 0) {
+    if(x)
+      *extra = ends.unknown ? m3s_extra_intern(pool, x, out->task_id)
+                            : m3s__extra_intern_ends(pool, x, &ends, out->task_id);
   }
-  for(; i < n; i++)
-    h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
-  return h ^ (h >> 29);
-}
-
-m3s_extra_pool_t *m3s_extra_pool_new(void)
-{
-  m3s_extra_pool_t *p = m3s_xcalloc(1, sizeof(*p));
-  p->nslots = 256;
-  p->slots = m3s_xcalloc(p->nslots, sizeof(*p->slots));
-  return p;
-}
-
-void m3s_extra_pool_free(m3s_extra_pool_t *p)
-{
-  if(!p)
-    return;
-  for(size_t i = 0; i < p->nslots; i++)
-    for(member_t *m = p->slots[i], *next; m; m = next) {
-      next = m->next;
-      free(m);
-    }
-  free(p->slots);
-  free(p);
-}
-
-static void pool_grow(m3s_extra_pool_t *p)
-{
-  size_t nslots = p->nslots * 2;
-  member_t **slots = m3s_xcalloc(nslots, sizeof(*slots));
-  for(size_t i = 0; i < p->nslots; i++)
-    for(member_t *m = p->slots[i], *next; m; m = next) {
-      next = m->next;
-      m->next = slots[m->hash & (nslots - 1)];
-      slots[m->hash & (nslots - 1)] = m;
-    }
-  free(p->slots);
-  p->slots = slots;
-  p->nslots = nslots;
-}
-
-static member_t *pool_get(m3s_extra_pool_t *p, const char *s, size_t n)
-{
-  uint64_t h = hash_text(s, n);
-  member_t **slot = &p->slots[h & (p->nslots - 1)];
-  for(member_t *m = *slot; m; m = m->next)
-    if(m->hash == h && m->len == n && !memcmp(m->text, s, n)) {
-      m->refs++;
-      return m;
-    }
-  member_t *m = m3s_xmalloc(sizeof(*m) + n + 1);
-  memcpy(m->text, s, n);
-  m->text[n] = '\0';
-  m->len = n;
-  m->hash = h;
-  m->refs = 1;
-  m->next = *slot;
-  *slot = m;
-  if(++p->n > p->nslots)
-    pool_grow(p);
-  return m;
-}
-
-static void pool_put(m3s_extra_pool_t *p, member_t *m)
-{
-  if(--m->refs)
-    return;
-  member_t **at = &p->slots[m->hash & (p->nslots - 1)];
-  while(*at != m)
-    at = &(*at)->next;
-  *at = m->next;
-  p->n--;
-  free(m);
-}
-
-/* The mark that stands for the record's own string in a member: a byte
- * that compact JSON text never holds (control characters in strings are
- * escaped). */
-#define OWN_MARK '\x01'
-
-/* The member m[0..n) with each occurrence of own replaced by the mark,
- * interned. */
-static member_t *pool_get_own(m3s_extra_pool_t *p, const char *m, size_t n, const char *own,
-                              size_t ownlen)
-{
-  const char *hit = ownlen ? memmem(m, n, own, ownlen) : NULL;
-  if(!hit)
-    return pool_get(p, m, n);
-  char *t = m3s_xmalloc(n);
-  size_t tn = 0;
-  while(hit) {
-    memcpy(t + tn, m, (size_t)(hit - m));
-    tn += (size_t)(hit - m);
-    t[tn++] = OWN_MARK;
-    n -= (size_t)(hit - m) + ownlen;
-    m = hit + ownlen;
-    hit = memmem(m, n, own, ownlen);
+  else if((rc = full(text, len, out, &x, agent_host, err, errlen)) == 0) {
+    *extra = m3s_extra_intern(pool, x, out->task_id);
   }
-  memcpy(t + tn, m, n);
-  tn += n;
-  member_t *r = pool_get(p, t, tn);
-  free(t);
-  return r;
-}
-
-m3s_extra_t *m3s_extra_intern(m3s_extra_pool_t *p, const char *text, const char *own)
-{
-  if(!text)
-    return NULL;
-  size_t ownlen = own && !strchr(own, OWN_MARK) ? strlen(own) : 0;
-  size_t len = strlen(text), n = 0, cap = 8;
-  m3s_extra_t *x = m3s_xmalloc(sizeof(*x) + cap * sizeof(x->m[0]));
-  /* The text is a JSON object: a member ends at a comma or the closing
-   * brace at depth 1, outside strings. */
-  int depth = 0;
-  bool in_str = false;
-  size_t start = 1;
-  for(size_t i = 0; i < len; i++) {
-    if(in_str) {
-      i += strcspn(text + i, "\"\\"); /* strings are most of the text */
-      if(text[i] == '\\')
-        i++;
-      else
-        in_str = false;
-      continue;
-    }
-    char c = text[i];
-    bool end = false;
-    switch(c) {
-    case '"':
-      in_str = true;
-      break;
-    case '{':
-    case '[':
-      depth++;
-      break;
-    case ']':
-      depth--;
-      break;
-    case '}':
-      end = depth-- == 1;
-      break;
-    case ',':
-      end = depth == 1;
-      break;
-    default:
-      break;
-    }
-    if(!end)
-      continue;
-    if(i > start) {
-      if(n == cap) {
-        cap *= 2;
-        x = m3s_xrealloc(x, sizeof(*x) + cap * sizeof(x->m[0]));
-      }
-      x->m[n++] = pool_get_own(p, text + start, i - start, own, ownlen);
-    }
-    start = i + 1;
-  }
-  if(!n) {
-    free(x);
-    return NULL;
-  }
-  x = m3s_xrealloc(x, sizeof(*x) + n * sizeof(x->m[0])); /* kept: no slack */
-  x->pool = p;
-  x->n = n;
-  return x;
-}
-
-json_t *m3s_extra_json(const m3s_extra_t *x, const char *own)
-{
-  if(!x)
-    return NULL;
-  buf_t b = { 0 };
-  size_t ownlen = own ? strlen(own) : 0;
-  put(&b, "{", 1);
-  for(size_t i = 0; i < x->n; i++) {
-    if(i)
-      put(&b, ",", 1);
-    const char *t = x->m[i]->text, *mark, *end = t + x->m[i]->len;
-    while((mark = memchr(t, OWN_MARK, (size_t)(end - t))) != NULL) {
-      put(&b, t, (size_t)(mark - t));
-      put(&b, own, ownlen);
-      t = mark + 1;
-    }
-    put(&b, t, (size_t)(end - t));
-  }
-  put(&b, "}", 1);
-  json_t *j = json_loadb(b.p, b.n, 0, NULL);
-  free(b.p);
-  return j;
-}
-
-void m3s_extra_free(m3s_extra_t *x)
-{
-  if(!x)
-    return;
-  for(size_t i = 0; i < x->n; i++)
-    pool_put(x->pool, x->m[i]);
   free(x);
+  return rc;
 }

@@ -29,8 +29,8 @@ enum {
 /* A failure of a task that ran this many backoff minimums resets the
  * backoff: the role was healthy in between. */
 #define STABLE_FACTOR 10
-#define RECONCILE_CHUNK 1000
-#define RECONCILE_AHEAD 2000
+#define RECONCILE_CHUNK 125
+#define RECONCILE_AHEAD 250
 #define ASK_MORE_MS 2000      /* answers overdue: ask on anyway */
 
 typedef enum phase {
@@ -611,20 +611,17 @@ static int by_state_time(const void *x, const void *y)
   return strcmp(a->rec.state_time, b->rec.state_time);
 }
 
-static void load_tasks(role_actor_t *a, json_t *records, bool last)
+static void load_tasks(role_actor_t *a, const m3s_store_records_t *records, bool last)
 {
-  const char *key;
-  json_t *val;
   char err[256];
-  json_object_foreach(records, key, val) {
+  for(size_t i = 0; i < records->n; i++) {
+    const char *key = records->key[i], *text = records->val[i];
     m3s_key_info_t ki;
     if(m3s_key_parse(a->base.cfg->fw, key, &ki) != M3S_KEY_TASK || ki.role != a->role)
       continue;
     rtask_t *t = m3s_xcalloc(1, sizeof(*t));
-    const char *text = json_string_value(val);
-    char *extra = NULL;
-    if(m3s_task_record_from_json_lean(text, json_string_length(val), &t->rec, &extra,
-                                      &t->agent_host, err, sizeof(err)) != 0 ||
+    if(m3s_task_record_from_json_pooled(text, records->len[i], &t->rec, a->extras, &t->extra,
+                                        &t->agent_host, err, sizeof(err)) != 0 ||
        !t->rec.task_id[0] || strcmp(t->rec.task_id, ki.name) != 0 ||
        strlen(t->rec.task_id) >= M3S_TASK_ID_LEN) {
       if(t->rec.task_id && strlen(t->rec.task_id) >= M3S_TASK_ID_LEN)
@@ -633,12 +630,9 @@ static void load_tasks(role_actor_t *a, json_t *records, bool last)
       else if(t->rec.task_id)
         snprintf(err, sizeof(err), "its TaskID does not match the key");
       set_aside(a, key, text, err);
-      free(extra);
       task_free(t);
       continue;
     }
-    t->extra = m3s_extra_intern(a->extras, extra, t->rec.task_id);
-    free(extra);
     if(m3s_idmap_get(&a->by_id, t->rec.task_id)) {
       task_free(t); /* a chunk repeated after a reconnection */
       continue;
@@ -702,18 +696,18 @@ static void reconcile_more(role_actor_t *a)
 {
   size_t i = 0;
   while(a->to_ask && a->asked < RECONCILE_AHEAD) {
-    json_t *list = json_array();
-    for(; i < a->n && json_array_size(list) < RECONCILE_CHUNK; i++) {
+    json_t *rc = m3s_call_reconcile(NULL);
+    for(size_t k = 0; i < a->n && k < RECONCILE_CHUNK; i++) {
       rtask_t *t = a->tasks[i];
       if(!t->to_ask)
         continue;
       t->to_ask = false;
       a->to_ask--;
       a->asked++;
-      json_array_append_new(list, json_pack("{s:s, s:s}", "task_id", t->rec.task_id,
-                                            "agent_id", t->rec.agent_id));
+      k++;
+      m3s_call_reconcile_add(rc, t->rec.task_id, t->rec.agent_id);
     }
-    call(a, m3s_call_reconcile(list));
+    call(a, rc);
   }
   /* A master does not answer for tasks on an agent that is re-registering:
    * the rest is not held back for long. */

@@ -187,6 +187,59 @@ m3s_store_load_t *m3s_store_load_new(const char *match, m3s_actor_t *notify, int
   return l;
 }
 
+void m3s_store_records_free(void *p)
+{
+  m3s_store_records_t *r = p;
+  if(!r)
+    return;
+  for(size_t i = 0; i < r->n; i++) {
+    free(r->key[i]);
+    freeReplyObject(r->reply[i]);
+  }
+  free(r->key);
+  free(r->val);
+  free(r->len);
+  free(r->reply);
+  free(r);
+}
+
+/* A chunk of load l: a json_t * object, or with l->unchecked a
+ * m3s_store_records_t *. */
+static void *chunk_new(const m3s_store_load_t *l)
+{
+  return l->unchecked ? (void *)m3s_xcalloc(1, sizeof(m3s_store_records_t)) : (void *)json_object();
+}
+
+static size_t chunk_size(const m3s_store_load_t *l, void *c)
+{
+  return l->unchecked ? ((m3s_store_records_t *)c)->n : json_object_size(c);
+}
+
+static void chunk_free(bool unchecked, void *c)
+{
+  if(unchecked)
+    m3s_store_records_free(c);
+  else
+    json_decref(c);
+}
+
+/* Moves the key and the reply holding its string value into records r. */
+static void records_add(m3s_store_records_t *r, char **key, redisReply *reply)
+{
+  if(r->n == r->cap) {
+    r->cap = r->cap ? r->cap * 2 : 256;
+    r->key = m3s_xrealloc(r->key, r->cap * sizeof(*r->key));
+    r->val = m3s_xrealloc(r->val, r->cap * sizeof(*r->val));
+    r->len = m3s_xrealloc(r->len, r->cap * sizeof(*r->len));
+    r->reply = m3s_xrealloc(r->reply, r->cap * sizeof(*r->reply));
+  }
+  r->key[r->n] = *key;
+  r->val[r->n] = reply->str;
+  r->len[r->n] = reply->len;
+  r->reply[r->n++] = reply;
+  *key = NULL;
+}
+
 static void load_reset(m3s_store_load_t *l)
 {
   for(size_t i = 0; i < l->nkeys; i++)
@@ -195,7 +248,8 @@ static void load_reset(m3s_store_load_t *l)
   l->keys = NULL;
   l->nkeys = l->pos = 0;
   l->waiting = false;
-  json_decref(l->ready);
+  if(l->ready)
+    chunk_free(l->unchecked, l->ready);
   l->ready = NULL;
 }
 
@@ -999,10 +1053,11 @@ out:
   return rc;
 }
 
-/* GETs keys[0..n) in one pipeline and adds the usable ones to result.
- * unchecked: the receiver checks the values (m3s_store_load_t.unchecked). */
+/* GETs keys[0..n) in one pipeline and adds the usable ones to result, a
+ * chunk of its load. unchecked: the receiver checks the values
+ * (m3s_store_load_t.unchecked); the keys and replies move into result. */
 static io_rc_t load_values(store_t *s, char **keys, size_t n, size_t plen, bool unchecked,
-                           json_t *result)
+                           void *result)
 {
   for(size_t i = 0; i < n; i++)
     redisAppendCommand(s->c, "GET %b", keys[i], strlen(keys[i]));
@@ -1031,7 +1086,8 @@ static io_rc_t load_values(store_t *s, char **keys, size_t n, size_t plen, bool 
       why = "not a string";
     else if(unchecked && !memchr(r->str, 0, r->len)) {
       /* No NUL, so the receiver can set it aside as a C string. */
-      json_object_set_new(result, keys[i], json_stringn_nocheck(r->str, r->len));
+      records_add(result, &keys[i], r);
+      replies[i] = NULL;
       continue;
     }
     else if(must_be_json(keys[i] + plen) && !valid_json(r->str, r->len))
@@ -1057,9 +1113,10 @@ out:
   return rc;
 }
 
-static void send_chunk(m3s_store_load_t *l, json_t *chunk, bool more)
+static void send_chunk(m3s_store_load_t *l, void *chunk, bool more)
 {
-  m3s_msg_t *m = m3s_msg_new(M3S_STORE_LOADED, l->tag, chunk, m3s_json_drop);
+  m3s_msg_t *m = m3s_msg_new(M3S_STORE_LOADED, l->tag, chunk,
+                             l->unchecked ? m3s_store_records_free : m3s_json_drop);
   m->flags = more ? M3S_STORE_MORE : 0;
   m3s_send(l->notify, m);
 }
@@ -1074,10 +1131,11 @@ static void send_chunk(m3s_store_load_t *l, json_t *chunk, bool more)
 static bool run_load(store_t *s)
 {
   m3s_store_load_t *l = queue_at(&s->queue, 0)->load;
+  const bool unchecked = l->unchecked; /* l is gone once the load is done */
   const char *fw = s->base.cfg->fw;
   size_t plen = strlen(fw) + 1;
   char *pattern = NULL, *corrupt = NULL, *cursor = NULL;
-  json_t *result = NULL;
+  void *result = NULL;
   bool ok = false;
 
   if(l->waiting)
@@ -1131,8 +1189,8 @@ static bool run_load(store_t *s)
     } while(strcmp(cursor, "0") != 0);
   }
 
-  /* SCAN may return a key twice; a chunk keeps one (and the receiver sees a
-   * repeated key as the same record). */
+  /* SCAN may return a key twice; a json chunk keeps one, and the receiver
+   * sees a repeated key as the same record. */
   if(l->ready) {
     result = l->ready;
     l->ready = NULL;
@@ -1141,13 +1199,13 @@ static bool run_load(store_t *s)
     send_chunk(l, result, true);
     l->waiting = true;
   }
-  result = json_object();
+  result = chunk_new(l);
   while(l->pos < l->nkeys) {
     size_t n = l->nkeys - l->pos < GET_CHUNK ? l->nkeys - l->pos : GET_CHUNK;
     if(load_values(s, l->keys + l->pos, n, plen, l->unchecked, result) != IO_OK)
       goto lost;
     l->pos += n;
-    if(l->pos < l->nkeys && json_object_size(result) && l->notify) {
+    if(l->pos < l->nkeys && chunk_size(l, result) && l->notify) {
       if(l->waiting) {
         l->ready = result; /* held until the receiver asks */
         result = NULL;
@@ -1155,7 +1213,7 @@ static bool run_load(store_t *s)
       }
       send_chunk(l, result, true);
       l->waiting = true;
-      result = json_object();
+      result = chunk_new(l);
     }
   }
   if(l->waiting) {
@@ -1180,7 +1238,8 @@ out:
   free(cursor);
   free(pattern);
   free(corrupt);
-  json_decref(result);
+  if(result)
+    chunk_free(unchecked, result);
   return ok;
 }
 

@@ -11,6 +11,7 @@
  * M3S_TEST_DATA_DIR (.../tests/data/mesos).
  */
 #include <check.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -333,6 +334,18 @@ START_TEST(test_reconcile)
     "{\"task_id\":\"no-such-task-no-agent\",\"agent_id\":\"\"}]")), "reconcile-explicit");
   expect_golden(m3s_call_reconcile(NULL), "reconcile-implicit");
   expect_golden(m3s_call_reconcile(json_array()), "reconcile-implicit");
+
+  /* The same list added a task at a time (what the roles send). */
+  a = m3s_call_reconcile(NULL);
+  ck_assert_int_eq(m3s_call_reconcile_add(a, "health-cmd", AGENT0), 0);
+  ck_assert_int_eq(m3s_call_reconcile_add(a, "health-http", NULL), 0);
+  ck_assert_int_eq(m3s_call_reconcile_add(a, "no-such-task-no-agent", ""), 0);
+  ck_assert_int_eq(m3s_call_reconcile_add(a, "", AGENT0), -EINVAL);
+  expect_golden(a, "reconcile-explicit");
+  b = m3s_call_kill("t", NULL);
+  ck_assert_int_eq(m3s_call_reconcile_add(b, "t", NULL), -EINVAL);
+  ck_assert_int_eq(m3s_call_reconcile_add(NULL, "t", NULL), -EINVAL);
+  json_decref(b);
 
   /* agent_id null is the same as absent. */
   a = m3s_call_reconcile(jparse("[{\"task_id\":\"t\",\"agent_id\":null}]"));

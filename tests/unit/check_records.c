@@ -575,6 +575,41 @@ static bool spaced(const char *t)
   return false;
 }
 
+/* m3s_task_record_from_json_pooled gives what the lean decoder gives (*b,
+ * its extra text x and host h), with x interned: the same extra whether
+ * the pool already holds its members or not. */
+static void assert_pooled_same(const char *text, size_t len, const m3s_task_record_t *b,
+                               const char *x, const char *h)
+{
+  m3s_extra_pool_t *pool = m3s_extra_pool_new();
+  json_t *want = x ? parse(x) : NULL;
+  m3s_extra_t *keep[2] = { NULL, NULL };
+  for(int round = 0; round < 2; round++) {
+    m3s_task_record_t c;
+    m3s_extra_t *xc = (m3s_extra_t *)1;
+    char *hc = (char *)1, ec[256];
+    ck_assert_int_eq(m3s_task_record_from_json_pooled(text, len, &c, pool, &xc, &hc, ec,
+                                                      sizeof(ec)), 0);
+    ck_assert_str_eq(hc, h);
+    ck_assert_ptr_null(c.extra);
+    ck_assert_msg((xc != NULL) == (x != NULL), "pooled extra for %.300s", text);
+    c.extra = m3s_extra_json(xc, c.task_id);
+    if(want)
+      ck_assert_msg(json_equal(c.extra, want), "pooled extra differs for %.300s", text);
+    json_decref(c.extra);
+    c.extra = b->extra; /* compared above; the rest must match field by field */
+    assert_task_equal(b, &c);
+    c.extra = NULL;
+    keep[round] = xc;
+    free(hc);
+    m3s_task_record_free(&c);
+  }
+  m3s_extra_free(keep[0]);
+  m3s_extra_free(keep[1]);
+  json_decref(want);
+  m3s_extra_pool_free(pool);
+}
+
 /* m3s_task_record_from_json_lean gives what the full decoder gives: the
  * same error, or the same struct, extra and encoding; its extra text is
  * compact (records that share a member share its text). */
@@ -591,12 +626,22 @@ static void assert_lean_same(const char *text, size_t len)
     ck_assert_ptr_null(x);
     ck_assert_ptr_null(h);
     ck_assert_ptr_null(b.task_id);
+    m3s_extra_pool_t *pool = m3s_extra_pool_new();
+    m3s_extra_t *xc = (m3s_extra_t *)1;
+    char *hc = (char *)1, ec[256];
+    ck_assert_int_eq(m3s_task_record_from_json_pooled(text, len, &b, pool, &xc, &hc, ec,
+                                                      sizeof(ec)), ra);
+    ck_assert_str_eq(ec, ea);
+    ck_assert_ptr_null(xc);
+    ck_assert_ptr_null(hc);
+    m3s_extra_pool_free(pool);
     return;
   }
   const char *host = json_string_value(
     json_object_get(json_object_get(a.extra, "MesosAgent"), "hostname"));
   ck_assert_str_eq(h, host ? host : "");
   ck_assert_ptr_null(b.extra);
+  assert_pooled_same(text, len, &b, x, h);
   ck_assert_msg((x != NULL) == (json_object_size(a.extra) > 0), "extra %s", x ? x : "NULL");
   if(x) {
     ck_assert_msg(!spaced(x), "extra not compact: %s", x);
@@ -627,6 +672,12 @@ static const char *const lean_cases[] = {
   "{\"command\":\"bad \xc3\"}",
   "{\"command\":\"a\\u0000b\"}",
   "{\"command\":\"bad \\x\"}",
+  /* stops at every place in an eight-byte word: escapes, raw control
+   * characters (refused), bytes outside ASCII */
+  "{\"command\":\"abcdefghijk\\tlmnopqrstuvw\\\"xyz0123456789\\\\\",\"TaskID\":\"abcdefgh\"}",
+  "{\"command\":\"0123456789abcde\x01fgh\"}",
+  "{\"command\":\"0123456\x1f\"}",
+  "{\"command\":\"01234567890123456789\x7f\xc3\xa9xyzxyzxyz\"}",
   "{\"Ta\\u0073kID\":\"t\"}",
   "{\"Memory\":1e3,\"CPU\":2.5E-1,\"x\":1e999}",
   "{\"big\":123456789012345678901234567890}",
@@ -691,6 +742,15 @@ static const char *const lean_cases[] = {
   "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]"
   "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
   "{\"a\":1,}",
+  /* nesting inside an unmodelled member: valid, then broken at each turn */
+  "{\"uris\":[{}],\"x\":{\"y\":{\"z\":[[],{},[1,{\"q\":null}]]}},\"TaskID\":\"t\"}",
+  "{\"uris\":[{\"a\":1,}]}",
+  "{\"uris\":[1 2]}",
+  "{\"uris\":{\"a\":[}}",
+  "{\"uris\":[{\"a\" 1}]}",
+  "{\"uris\":[{\"a\":1]}",
+  "{\"uris\":[[[]]",
+  "{\"uris\":{\"a\":1,\"b\"}}",
   "{\"a\":1} x",
   "{\"a\" 1}",
   "{\"a\":tru}",

@@ -108,6 +108,7 @@ typedef struct record {
   _Atomic(json_t *) loaded[MAX_LOADS];
   _Atomic int chunks[MAX_LOADS];  /* messages per load, the last included */
   _Atomic int unexpected;
+  _Atomic int bad_records;        /* unchecked loads: see the probe */
 } record_t;
 
 typedef struct probe {
@@ -138,11 +139,26 @@ static void probe_handle(m3s_actor_t *self, m3s_msg_t *m)
   }
   case M3S_STORE_LOADED:
     if(m->arg >= 0 && m->arg < MAX_LOADS && m->payload &&
-       json_is_object((json_t *)m->payload)) {
+       (m->drop == m3s_store_records_free || json_is_object((json_t *)m->payload))) {
       /* Taken: the runtime's drop hook no longer owns it. Chunks are
-       * merged; the last one publishes the whole load. */
+       * merged; the last one publishes the whole load. An unchecked
+       * load's records become an object of their values too (a key
+       * twice in one chunk, or a length that is not the string's,
+       * counts in bad_records). */
       probe_t *p = (probe_t *)self;
-      json_t *j = m3s_msg_take(m);
+      json_t *j;
+      if(m->drop == m3s_store_records_free) {
+        const m3s_store_records_t *r = m->payload;
+        j = json_object();
+        for(size_t i = 0; i < r->n; i++) {
+          if(strlen(r->val[i]) != r->len[i] || json_object_get(j, r->key[i]))
+            atomic_fetch_add(&rec->bad_records, 1);
+          json_object_set_new(j, r->key[i], json_stringn_nocheck(r->val[i], r->len[i]));
+        }
+      }
+      else {
+        j = m3s_msg_take(m);
+      }
       atomic_fetch_add(&rec->chunks[m->arg], 1);
       if(p->partial[m->arg]) {
         json_object_update(p->partial[m->arg], j);
@@ -264,6 +280,13 @@ static void send_load(harness_t *h, const char *match, int64_t tag)
 {
   m3s_send(h->store, m3s_msg_new(M3S_STORE_LOAD, 0, m3s_store_load_new(match, h->probe, tag),
                                  m3s_store_load_free));
+}
+
+static void send_load_unchecked(harness_t *h, const char *match, int64_t tag)
+{
+  m3s_store_load_t *l = m3s_store_load_new(match, h->probe, tag);
+  l->unchecked = true;
+  m3s_send(h->store, m3s_msg_new(M3S_STORE_LOAD, 0, l, m3s_store_load_free));
 }
 
 static size_t nwritten(harness_t *h)
@@ -1027,6 +1050,29 @@ START_TEST(permanent_refusal_reported)
 }
 END_TEST
 
+/* Task i's key and record: every third under agent:, the others under
+ * server: (all under agent: when agents_only). */
+static void task_kv(int i, bool agents_only, char *key, char *val)
+{
+  sprintf(key, FW ":%s:task-%d", agents_only || i % 3 == 0 ? "agent" : "server", i);
+  sprintf(val, "{\"TaskID\":\"task-%d\"}", i);
+}
+
+/* Writes tasks 0..n) in one pipeline. */
+static void set_tasks(redisContext *c, int n, bool agents_only)
+{
+  char key[64], val[64];
+  for(int i = 0; i < n; i++) {
+    task_kv(i, agents_only, key, val);
+    redisAppendCommand(c, "SET %s %s", key, val);
+  }
+  for(int i = 0; i < n; i++) {
+    void *rep = NULL;
+    ck_assert_int_eq(redisGetReply(c, &rep), REDIS_OK);
+    freeReplyObject(rep);
+  }
+}
+
 START_TEST(scan_many_pages)
 {
   enum { N = 3000 };
@@ -1036,16 +1082,7 @@ START_TEST(scan_many_pages)
   fixture_init(&r, NULL, false);
   fixture_start(&r);
   redisContext *c = admin(&r, 1);
-  for(int i = 0; i < N; i++) {
-    snprintf(key, sizeof(key), FW ":%s:task-%d", i % 3 == 0 ? "agent" : "server", i);
-    snprintf(val, sizeof(val), "{\"TaskID\":\"task-%d\"}", i);
-    redisAppendCommand(c, "SET %s %s", key, val);
-  }
-  for(int i = 0; i < N; i++) {
-    void *rep = NULL;
-    ck_assert_int_eq(redisGetReply(c, &rep), REDIS_OK);
-    freeReplyObject(rep);
-  }
+  set_tasks(c, N, false);
   redisFree(c);
 
   harness_start(&h, &r, NULL, "1");
@@ -1057,12 +1094,59 @@ START_TEST(scan_many_pages)
   /* Delivered in chunks of at most 1,000 records. */
   ck_assert_int_ge(atomic_load(&h.rec->chunks[0]), N / 1000);
   for(int i = 0; i < N; i++) {
-    snprintf(key, sizeof(key), FW ":%s:task-%d", i % 3 == 0 ? "agent" : "server", i);
-    snprintf(val, sizeof(val), "{\"TaskID\":\"task-%d\"}", i);
+    task_kv(i, false, key, val);
     assert_value(all, key, val);
   }
   ck_assert_int_eq(json_object_size(wait_loaded(&h, 1)), N / 3);
 
+  harness_free(&h);
+  fixture_free(&r);
+}
+END_TEST
+
+/* An unchecked load (the roles' task records) hands the values over as
+ * Redis sent them, in chunks of m3s_store_records_t: neither JSON nor UTF-8
+ * is checked, only a NUL byte or a value that is not a string is set
+ * aside. */
+START_TEST(unchecked_load)
+{
+  enum { N = 700 };
+  redis_fixture_t r;
+  harness_t h;
+  char key[64], val[64];
+  fixture_init(&r, NULL, false);
+  fixture_start(&r);
+  redisContext *c = admin(&r, 1);
+  set_tasks(c, N, true);
+  admin_cmd(c, "SET %s %s", FW ":agent:junk", "{broken");
+  admin_cmd(c, "SET %s %s", FW ":agent:latin", "{\"TaskID\":\"caf\xe9\"}");
+  redisReply *rep = redisCommand(c, "SET %s %b", FW ":agent:nul", "a\0b", (size_t)3);
+  ck_assert_int_eq(rep->type, REDIS_REPLY_STATUS);
+  freeReplyObject(rep);
+  admin_cmd(c, "RPUSH %s %s", FW ":agent:list", "{}");
+
+  harness_start(&h, &r, NULL, "1");
+  ck_assert_int_eq(h.start_rc, 0);
+  send_load_unchecked(&h, "agent:*", 0);
+  json_t *all = wait_loaded(&h, 0);
+  ck_assert_int_eq(json_object_size(all), N + 2);
+  for(int i = 0; i < N; i++) {
+    task_kv(i, true, key, val);
+    assert_value(all, key, val);
+  }
+  assert_value(all, FW ":agent:junk", "{broken");
+  assert_value(all, FW ":agent:latin", "{\"TaskID\":\"caf\xe9\"}");
+  ck_assert_int_ge(atomic_load(&h.rec->chunks[0]), 2);
+  ck_assert_int_eq(atomic_load(&h.rec->bad_records), 0);
+  ck_assert_int_eq(atomic_load(&h.rec->unexpected), 0);
+  /* the value with a NUL byte and the list: set aside */
+  ck_assert_int_eq(status_int(&h, "corrupt"), 2);
+  rep = redisCommand(c, "KEYS %s", FW ":corrupt:agent:*");
+  ck_assert_int_eq(rep->type, REDIS_REPLY_ARRAY);
+  ck_assert_int_eq(rep->elements, 2);
+  freeReplyObject(rep);
+
+  redisFree(c);
   harness_free(&h);
   fixture_free(&r);
 }
@@ -1077,6 +1161,7 @@ static Suite *store_suite(void)
   tcase_add_test(tc, ordering);
   tcase_add_test(tc, outage);
   tcase_add_test(tc, corrupt_set_aside);
+  tcase_add_test(tc, unchecked_load);
   tcase_add_test(tc, start_failures);
   tcase_add_test(tc, unreachable_at_start);
   tcase_add_test(tc, queue_never_drops);

@@ -1,0 +1,269 @@
+/* The interned extra of loaded task records (see m3s/records.h): each
+ * top-level member of the unmodelled fields stored once per pool, however
+ * many records hold it unchanged. The lean decoder (records_lean.c) feeds
+ * it. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "m3s/records.h"
+#include "m3s/xalloc.h"
+#include "records_int.h"
+
+/* One top-level member of extra texts, `"name":value`, shared by every
+ * record that holds it unchanged. */
+typedef struct member {
+  struct member *next;     /* hash chain */
+  size_t refs, len;
+  uint64_t hash;
+  char text[];
+} member_t;
+
+struct m3s_extra_pool {
+  member_t **slots;
+  size_t nslots, n;
+};
+
+struct m3s_extra {
+  m3s_extra_pool_t *pool;
+  size_t n;
+  member_t *m[];
+};
+
+/* A word at a time: members are a few hundred bytes and every one loaded
+ * is hashed. */
+static uint64_t hash_text(const char *s, size_t n)
+{
+  uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+  size_t i = 0;
+  for(; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, s + i, 8);
+    h = (h ^ w) * 0xff51afd7ed558ccdull;
+    h ^= h >> 32;
+  }
+  for(; i < n; i++)
+    h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+  return h ^ (h >> 29);
+}
+
+m3s_extra_pool_t *m3s_extra_pool_new(void)
+{
+  m3s_extra_pool_t *p = m3s_xcalloc(1, sizeof(*p));
+  p->nslots = 256;
+  p->slots = m3s_xcalloc(p->nslots, sizeof(*p->slots));
+  return p;
+}
+
+void m3s_extra_pool_free(m3s_extra_pool_t *p)
+{
+  if(!p)
+    return;
+  for(size_t i = 0; i < p->nslots; i++)
+    for(member_t *m = p->slots[i], *next; m; m = next) {
+      next = m->next;
+      free(m);
+    }
+  free(p->slots);
+  free(p);
+}
+
+static void pool_grow(m3s_extra_pool_t *p)
+{
+  size_t nslots = p->nslots * 2;
+  member_t **slots = m3s_xcalloc(nslots, sizeof(*slots));
+  for(size_t i = 0; i < p->nslots; i++)
+    for(member_t *m = p->slots[i], *next; m; m = next) {
+      next = m->next;
+      m->next = slots[m->hash & (nslots - 1)];
+      slots[m->hash & (nslots - 1)] = m;
+    }
+  free(p->slots);
+  p->slots = slots;
+  p->nslots = nslots;
+}
+
+static member_t *pool_get(m3s_extra_pool_t *p, const char *s, size_t n)
+{
+  uint64_t h = hash_text(s, n);
+  member_t **slot = &p->slots[h & (p->nslots - 1)];
+  for(member_t *m = *slot; m; m = m->next)
+    if(m->hash == h && m->len == n && !memcmp(m->text, s, n)) {
+      m->refs++;
+      return m;
+    }
+  member_t *m = m3s_xmalloc(sizeof(*m) + n + 1);
+  memcpy(m->text, s, n);
+  m->text[n] = '\0';
+  m->len = n;
+  m->hash = h;
+  m->refs = 1;
+  m->next = *slot;
+  *slot = m;
+  if(++p->n > p->nslots)
+    pool_grow(p);
+  return m;
+}
+
+static void pool_put(m3s_extra_pool_t *p, member_t *m)
+{
+  if(--m->refs)
+    return;
+  member_t **at = &p->slots[m->hash & (p->nslots - 1)];
+  while(*at != m)
+    at = &(*at)->next;
+  *at = m->next;
+  p->n--;
+  free(m);
+}
+
+/* The mark that stands for the record's own string in a member: a byte
+ * that compact JSON text never holds (control characters in strings are
+ * escaped). */
+#define OWN_MARK '\x01'
+
+/* The member m[0..n) with each occurrence of own replaced by the mark,
+ * interned. */
+static member_t *pool_get_own(m3s_extra_pool_t *p, const char *m, size_t n, const char *own,
+                              size_t ownlen)
+{
+  const char *hit = ownlen ? memmem(m, n, own, ownlen) : NULL;
+  if(!hit)
+    return pool_get(p, m, n);
+  char *t = m3s_xmalloc(n);
+  size_t tn = 0;
+  while(hit) {
+    memcpy(t + tn, m, (size_t)(hit - m));
+    tn += (size_t)(hit - m);
+    t[tn++] = OWN_MARK;
+    n -= (size_t)(hit - m) + ownlen;
+    m = hit + ownlen;
+    hit = memmem(m, n, own, ownlen);
+  }
+  memcpy(t + tn, m, n);
+  tn += n;
+  member_t *r = pool_get(p, t, tn);
+  free(t);
+  return r;
+}
+
+/* x with its n members, as an extra of pool p (NULL when n is 0). */
+static m3s_extra_t *extra_done(m3s_extra_pool_t *p, m3s_extra_t *x, size_t n)
+{
+  if(!n) {
+    free(x);
+    return NULL;
+  }
+  x = m3s_xrealloc(x, sizeof(*x) + n * sizeof(x->m[0])); /* kept: no slack */
+  x->pool = p;
+  x->n = n;
+  return x;
+}
+
+m3s_extra_t *m3s_extra_intern(m3s_extra_pool_t *p, const char *text, const char *own)
+{
+  if(!text)
+    return NULL;
+  size_t ownlen = own && !strchr(own, OWN_MARK) ? strlen(own) : 0;
+  size_t len = strlen(text), n = 0, cap = 8;
+  m3s_extra_t *x = m3s_xmalloc(sizeof(*x) + cap * sizeof(x->m[0]));
+  /* The text is a JSON object: a member ends at a comma or the closing
+   * brace at depth 1, outside strings. */
+  int depth = 0;
+  bool in_str = false;
+  size_t start = 1;
+  for(size_t i = 0; i < len; i++) {
+    if(in_str) {
+      /* strings are most of the text */
+      i = (size_t)(skip_plain((const unsigned char *)text + i, (const unsigned char *)text + len) -
+                   (const unsigned char *)text);
+      if(text[i] == '\\')
+        i++;
+      else if(text[i] == '"')
+        in_str = false;
+      continue;
+    }
+    char c = text[i];
+    bool end = false;
+    switch(c) {
+    case '"':
+      in_str = true;
+      break;
+    case '{':
+    case '[':
+      depth++;
+      break;
+    case ']':
+      depth--;
+      break;
+    case '}':
+      end = depth-- == 1;
+      break;
+    case ',':
+      end = depth == 1;
+      break;
+    default:
+      break;
+    }
+    if(!end)
+      continue;
+    if(i > start) {
+      if(n == cap) {
+        cap *= 2;
+        x = m3s_xrealloc(x, sizeof(*x) + cap * sizeof(x->m[0]));
+      }
+      x->m[n++] = pool_get_own(p, text + start, i - start, own, ownlen);
+    }
+    start = i + 1;
+  }
+  return extra_done(p, x, n);
+}
+
+/* As m3s_extra_intern, for a text whose member ends lean() noted. */
+m3s_extra_t *m3s__extra_intern_ends(m3s_extra_pool_t *p, const char *text, const ends_t *e,
+                                    const char *own)
+{
+  size_t ownlen = own && !strchr(own, OWN_MARK) ? strlen(own) : 0, n = 0, start = 1;
+  m3s_extra_t *x = m3s_xmalloc(sizeof(*x) + (e->n ? e->n : 1) * sizeof(x->m[0]));
+  for(size_t i = 0; i < e->n; i++) {
+    if(e->at[i] > start)
+      x->m[n++] = pool_get_own(p, text + start, e->at[i] - start, own, ownlen);
+    start = e->at[i] + 1;
+  }
+  return extra_done(p, x, n);
+}
+
+json_t *m3s_extra_json(const m3s_extra_t *x, const char *own)
+{
+  if(!x)
+    return NULL;
+  buf_t b = { 0 };
+  size_t ownlen = own ? strlen(own) : 0;
+  put(&b, "{", 1);
+  for(size_t i = 0; i < x->n; i++) {
+    if(i)
+      put(&b, ",", 1);
+    const char *t = x->m[i]->text, *mark, *end = t + x->m[i]->len;
+    while((mark = memchr(t, OWN_MARK, (size_t)(end - t))) != NULL) {
+      put(&b, t, (size_t)(mark - t));
+      put(&b, own, ownlen);
+      t = mark + 1;
+    }
+    put(&b, t, (size_t)(end - t));
+  }
+  put(&b, "}", 1);
+  json_t *j = json_loadb(b.p, b.n, 0, NULL);
+  free(b.p);
+  return j;
+}
+
+void m3s_extra_free(m3s_extra_t *x)
+{
+  if(!x)
+    return;
+  for(size_t i = 0; i < x->n; i++)
+    pool_put(x->pool, x->m[i]);
+  free(x);
+}
