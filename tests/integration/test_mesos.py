@@ -210,8 +210,13 @@ class MesosCase(unittest.TestCase):
                 return value
             if time.monotonic() > deadline:
                 logs = "\n".join(d.text()[-4000:] for d in self.daemons)
-                self.fail("timed out after %.0fs waiting for %s\n--- daemon log tail ---\n%s"
-                          % (timeout, what, logs))
+                # What the simulated K3s containers could not do (a port
+                # they could not listen on, a kubeconfig not published).
+                k3s = [e for s in self.sims if getattr(s, "k3s_port", None)
+                       for e in s.k3s_state().get("errors", [])]
+                self.fail("timed out after %.0fs waiting for %s\n--- daemon log tail ---\n%s%s"
+                          % (timeout, what, logs,
+                             "\n--- simulated K3s errors ---\n" + "\n".join(k3s) if k3s else ""))
             time.sleep(0.02)
 
     def subscribed(self, sim, since=0):
