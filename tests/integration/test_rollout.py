@@ -7,8 +7,9 @@ loopback.
 A plan replaces every outdated task one step at a time: servers first, then
 agents, each agent cordoned and drained before its KILL, never more than
 ROLLOUT_MAX_UNAVAILABLE agents unavailable. It can be paused, resumed and
-aborted, stops FAILED when a new task fails, survives kill -9 of the daemon
-and holds still while Redis is down.
+aborted, stops FAILED when a new task fails (a replacement whose Mesos agent
+is lost included), survives kill -9 of the daemon and the loss of an old
+agent's Mesos agent, and holds still while Redis is down.
 
 Run: M3S_BIN=build/m3s python3 tests/integration/test_rollout.py -v
 """
@@ -471,6 +472,158 @@ class RolloutTest(test_update.UpdateTest):
         # the re-subscription, possibly before its agent re-registered: the
         # master does not know it yet (a warning, answered by reconciliation).
         self.assert_clean(sim, d, expected=("kill_unknown_task",))
+
+    def lose_host_of(self, sim, task_id):
+        """Loses the Mesos agent running task_id at once (its tasks end
+        TASK_UNREACHABLE, the framework being PARTITION_AWARE), after
+        checking that no other task of ours runs there. Returns its id."""
+        host = [t[2] for t in self.active(sim) if t[0] == task_id]
+        self.assertEqual(len(host), 1, task_id)
+        others = [t[0] for t in self.active(sim) if t[2] == host[0] and t[0] != task_id]
+        self.assertEqual(others, [], "other tasks share the agent of %s" % task_id)
+        self.faults = getattr(self, "faults", 0) + 1
+        return sim.lose_agent(host[0], delay=0)
+
+    def test_agent_lost_mid_plan(self):
+        """The Mesos agent of an old agent whose step has not started is
+        lost while agent-1 is drained: the role replaces the lost task at
+        once with the current spec, so its step, when its turn comes, finds
+        the task gone and is done without a drain or a KILL. The plan
+        completes; it never has more than one step under way nor more than
+        one live agent's node cordoned, so at most 2 agents are unavailable
+        (the plan's one and the lost one); nothing is killed or drained
+        twice; every agent at the end runs the new version."""
+        sim, d = self.agents_cluster(3)
+        old_agents = {t[0] for t in self.active(sim, "agent")}
+        nodes = self.agent_nodes(sim)
+        self.put_pods(sim, nodes)
+        self.fake(sim).add_pdb("default", {"app": "web"}, refuse_for=2.0)
+        stop, seen, th = self.sampler(sim, 3)
+        steps = {"max": 0, "cordoned": 0}
+        api = self.fake(sim)
+
+        def run():
+            while not stop.is_set():
+                code, body = self.api("plan")
+                if code == 200:
+                    steps["max"] = max(steps["max"], sum(
+                        1 for st in json.loads(body)["phases"][1]["steps"]
+                        if st["status"] == "IN_PROGRESS"))
+                live = set(self.agent_nodes(sim).values())
+                with api.cond:
+                    steps["cordoned"] = max(steps["cordoned"], sum(
+                        1 for n, o in api.nodes.items()
+                        if n in live and o["spec"].get("unschedulable")))
+                stop.wait(0.05)
+        th2 = threading.Thread(target=run, daemon=True)
+        th2.start()
+        code, body = self.update({"KUBERNETES_VERSION": "v1.32.0", "rollout": True})
+        self.assertEqual(code, 200, body)
+        self.wait("agent-1 under way", lambda: (self.step_of(self.plan(), "agent-1") or {})
+                  .get("status") == "IN_PROGRESS", LONG * 2)
+        victim = self.step_of(self.plan(), "agent-3")
+        self.assertEqual(victim["status"], "PENDING")
+        lost = self.lose_host_of(sim, victim["old_task"])
+        # The kubelet went with the host: K3s marks its node NotReady.
+        sim.set_k3s_node_ready(task_id=victim["old_task"], ready=False)
+        self.wait_plan("COMPLETE")
+        stop.set()
+        th.join()
+        th2.join()
+        self.assertEqual(steps["max"], 1, "agent steps under way at once")
+        self.assertEqual(steps["cordoned"], 1, "nodes of live agents cordoned at once")
+        self.assertLessEqual(seen["max"], 2, "agents unavailable: the plan's one and the lost one")
+        plan = self.plan()
+        kills = self.kill_times(sim)
+        launched = {t["task_id"]["value"]: t for _, _, _, t in self.launched(sim)}
+        for st in plan["phases"][1]["steps"]:
+            self.assertEqual(st["status"], "COMPLETE", st)
+            if st["old_task"] == victim["old_task"]:
+                self.assertEqual(st["reason"], "the task is gone", st)
+                self.assertIsNone(st["new_task"], st)
+                self.assertNotIn(st["old_task"], kills, "the lost task was killed")
+                self.assertIsNone(self.cordoned_at(sim, nodes[st["old_task"]]))
+            else:
+                self.assertEqual(len(kills.get(st["old_task"], [])), 1, st)
+                self.assertEqual(self.version_of(launched[st["new_task"]]), "v1.32.0")
+        drained = {k: v for k, v in nodes.items() if k != victim["old_task"]}
+        self.check_drained_before_kill(sim, drained, kills)
+        for e in self.fake(sim).evictions:
+            self.assertNotIn((e["namespace"], e["name"]), self.pods[nodes[victim["old_task"]]])
+        # The role's own replacement of the lost task: the new spec too.
+        self.wait("3 current agents", lambda: self.converged(sim, 1, 1, 3, gone=old_agents) and
+                  not self.outdated()["Agent"])
+        for tid, _, agent, _ in self.active(sim, "agent"):
+            self.assertNotEqual(agent, lost)
+            self.assertEqual(self.version_of(launched[tid]), "v1.32.0", tid)
+        self.assert_clean(sim, d)
+
+    def test_new_agent_lost_before_ready(self):
+        """The Mesos agent of agent-1's replacement is lost before the new
+        node turns Ready. The plan cannot tell a lost host from a new spec
+        that does not come up: the step fails ("ended before it was ready"),
+        the plan stops FAILED and touches nothing further, as for a failing
+        new agent. The role still replaces the lost task (new spec, count
+        kept); a new plan then takes the agents left outdated."""
+        sim, d = self.agents_cluster(3)
+        old = {t[0] for t in self.active(sim, "agent")}
+        self.fake(sim).add_pdb("default", {"app": "web"}, refuse_for=1.5)
+        code, body = self.update({"KUBERNETES_VERSION": "v1.32.0", "rollout": True})
+        self.assertEqual(code, 200, body)
+        # The server phase is over: from now on a new node stays NotReady
+        # until the test says (agent-1 is still draining for 1.5 s).
+        self.wait("agent-1 under way", lambda: (self.step_of(self.plan(), "agent-1") or {})
+                  .get("status") == "IN_PROGRESS", LONG * 2)
+        sim._k3s.ready_delay = None
+
+        def new_node():
+            st = self.step_of(self.plan(), "agent-1")
+            nt = st.get("new_task")
+            return nt and any(t[0] == nt for t in self.active(sim, "agent", "TASK_RUNNING")) \
+                and self.node_of(sim, nt) and st
+        step = self.wait("agent-1's replacement registered, NotReady", new_node, LONG * 2)
+        self.assertEqual(step["status"], "IN_PROGRESS")
+        lost = self.lose_host_of(sim, step["new_task"])
+        sim._k3s.ready_delay = 1.0
+        self.wait_plan("FAILED")
+        plan = self.plan()
+        first = self.step_of(plan, "agent-1")
+        self.assertEqual(first["status"], "FAILED")
+        self.assertEqual(first["reason"], "new task %s ended before it was ready"
+                         % step["new_task"])
+        self.assertIn("agent-1", plan["reason"])
+        self.assertEqual(plan["phases"][1]["status"], "FAILED")
+        # The role keeps the count: one more agent, on the new spec.
+        self.wait("3 agents again", lambda: self.converged(sim, 1, 1, 3, gone={
+            first["old_task"], step["new_task"]}), LONG)
+        kills = self.kill_times(sim)
+        self.assertEqual(len(kills.get(first["old_task"], [])), 1)
+        self.assertNotIn(step["new_task"], kills)
+        launched = {t["task_id"]["value"]: t for _, _, _, t in self.launched(sim)}
+        untouched = old - {first["old_task"]}
+        for tid, _, agent, _ in self.active(sim, "agent"):
+            self.assertNotEqual(agent, lost)
+            if tid not in untouched:
+                self.assertEqual(self.version_of(launched[tid]), "v1.32.0", tid)
+        # Nothing further touched by the failed plan.
+        for tid in untouched:
+            self.assertNotIn(tid, kills)
+            self.assertIsNone(self.cordoned_at(sim, self.node_of(sim, tid)))
+        self.assertEqual([self.step_of(plan, n)["status"] for n in ("agent-2", "agent-3")],
+                         ["PENDING", "PENDING"])
+        self.assertEqual(self.outdated()["Agent"], untouched)
+        # The operator's way on: a new plan for what is left.
+        code, body = self.api("cluster/rollout", "PUT")
+        self.assertEqual(code, 200, body)
+        self.assertEqual({s["old_task"] for s in json.loads(body)["phases"][1]["steps"]},
+                         untouched)
+        self.wait_plan("COMPLETE")
+        self.wait("3 current agents", lambda: self.converged(sim, 1, 1, 3, gone=old) and
+                  not self.outdated()["Agent"])
+        kills = self.kill_times(sim)
+        for tid in old:
+            self.assertEqual(len(kills.get(tid, [])), 1, tid)
+        self.assert_clean(sim, d)
 
     def test_redis_outage_holds_the_plan(self):
         """While Redis is down the plan does not advance: no old agent is
