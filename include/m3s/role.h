@@ -90,7 +90,10 @@
  *                       "spec_digest","outdated","spec_unknown",
  *                       "tasks":{id:{"state","agent","hostname","since",
  *                       "healthy","phase","agent_hostname","node",
- *                       "node_ready","outdated"}}}; a task is
+ *                       "node_ready","outdated"}},
+ *                       "ended":{id:"<state> <reason>"}} (the last 8
+ *                       tasks that ended unasked, how: a lost host is
+ *                       TASK_UNREACHABLE/LOST REASON_AGENT_REMOVED); a task is
  *                       outdated when it was launched with another spec
  *                       than the role's configuration gives now
  *                       (m3s/taskspec.h); "outdated" is null and the task

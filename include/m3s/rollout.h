@@ -19,7 +19,9 @@
  * starts only while fewer agents than that are unavailable (node cordoned,
  * NotReady or missing, or task not running); server and datastore steps
  * run one at a time. A new task that ends before it is ready fails its step
- * and the plan (FAILED, with the reason); nothing further is touched.
+ * and the plan (FAILED, with the reason, and how the task ended when the
+ * role's status says: a lost host reads TASK_UNREACHABLE
+ * REASON_AGENT_REMOVED); nothing further is touched.
  * Steps under way beside a failed one are left where they are; a step that
  * failed in its drain releases the node (M3S_KUBE_RELEASE: uncordoned).
  * Pause: no step starts, those under way finish; resume; abort: as pause,

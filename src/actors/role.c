@@ -126,6 +126,10 @@ typedef struct role_actor {
   uint64_t spec_gen;       /* the last M3S_ROLE_SET_SPEC applied */
   bool backlogged;         /* the store's M3S_STORE_PRESSURE: no new tasks,
                               changes asked by the API refused */
+  /* The last tasks that ended unasked, and how (state and reason): lets
+   * the rollout tell a lost host from a task that failed. A ring. */
+  struct ended { char task_id[M3S_TASK_ID_LEN]; char how[64]; } ended[8];
+  unsigned n_ended;
 } role_actor_t;
 
 static void now_rfc3339(char *buf, size_t len)
@@ -1001,6 +1005,11 @@ static void on_update(role_actor_t *a, m3s_mesos_update_t *u)
                message ? message : "");
     if(!wanted && !never_ran)
       backoff_after_failure(a, t);
+    if(!wanted) {
+      struct ended *e = &a->ended[a->n_ended++ % (sizeof(a->ended) / sizeof(a->ended[0]))];
+      snprintf(e->task_id, sizeof(e->task_id), "%s", id);
+      snprintf(e->how, sizeof(e->how), "%s%s%s", state, reason ? " " : "", reason ? reason : "");
+    }
     int64_t tag = write_task(a, t, true);
     queue_after(a, u, id, uuid, tag, true);
     task_remove(a, t);
@@ -1244,16 +1253,20 @@ static json_t *status_json(role_actor_t *a)
     json_object_set_new(o, "outdated", cur < 0 ? json_null() : json_boolean(cur == 0));
     json_object_set_new(tasks, t->rec.task_id, o);
   }
+  json_t *ended = json_object();
+  for(size_t i = 0; i < sizeof(a->ended) / sizeof(a->ended[0]); i++)
+    if(a->ended[i].task_id[0])
+      json_object_set_new(ended, a->ended[i].task_id, json_string(a->ended[i].how));
   int64_t wait = a->backoff_until > now ? a->backoff_until - now : 0;
   return json_pack("{s:s, s:i, s:i, s:b, s:b, s:I, s:i, s:{s:f, s:f, s:f, s:f, s:f, s:f},"
-                   " s:s, s:i, s:i, s:o}",
+                   " s:s, s:i, s:i, s:o, s:o}",
                    "role", m3s_role_name(a->role), "desired", a->desired, "restore", a->restore,
                    "upstream_healthy", a->upstream, "healthy", a->healthy, "backoff_ms",
                    (json_int_t)wait, "failures", a->failures, "resources", "cpus", a->res.cpu,
                    "cpus_limit", a->res.cpu_limit, "mem", a->res.mem, "mem_limit",
                    a->res.mem_limit, "disk", a->res.disk, "disk_limit", a->res.disk_limit,
                    "spec_digest", digest, "outdated", outdated, "spec_unknown", unknown,
-                   "tasks", tasks);
+                   "tasks", tasks, "ended", ended);
 }
 
 /* ---- actor --------------------------------------------------------------------------------- */

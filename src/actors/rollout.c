@@ -354,6 +354,19 @@ static const json_t *task_of(const rollout_t *a, m3s_role_t role, const char *id
   return id && *id ? json_object_get(json_object_get(a->st[role], "tasks"), id) : NULL;
 }
 
+/* " (TASK_UNREACHABLE REASON_AGENT_REMOVED)" when the role saw the task
+ * end unasked, so a failed step says whether its host went or the task
+ * itself failed; "" when it does not know. */
+static const char *how_ended(const rollout_t *a, m3s_role_t role, const char *id, char *buf,
+                             size_t len)
+{
+  const char *how = json_string_value(json_object_get(json_object_get(a->st[role], "ended"), id));
+  if(!how)
+    return "";
+  snprintf(buf, len, " (%s)", how);
+  return buf;
+}
+
 static bool task_ready(m3s_role_t role, const json_t *t)
 {
   const char *state = json_string_value(json_object_get(t, "state"));
@@ -511,6 +524,7 @@ static bool advance_step(rollout_t *a, phase_t *ph, step_t *s)
     return false;
   }
   const json_t *nt = task_of(a, role, s->new_task), *ot = task_of(a, role, s->old_task);
+  char how[96];
   switch(s->stage) {
   case G_SURGE:
     if(s->result < 0) {
@@ -519,7 +533,8 @@ static bool advance_step(rollout_t *a, phase_t *ph, step_t *s)
       return true;
     }
     if(!nt) {
-      step_fail(a, ph, s, "new task %s ended before it was ready", s->new_task);
+      step_fail(a, ph, s, "new task %s ended before it was ready%s", s->new_task,
+                how_ended(a, role, s->new_task, how, sizeof(how)));
       return true;
     }
     if(!task_ready(role, nt))
@@ -569,7 +584,8 @@ static bool advance_step(rollout_t *a, phase_t *ph, step_t *s)
     return true;
   case G_READY:
     if(!nt) {
-      step_fail(a, ph, s, "new task %s ended before it was ready", s->new_task);
+      step_fail(a, ph, s, "new task %s ended before it was ready%s", s->new_task,
+                how_ended(a, role, s->new_task, how, sizeof(how)));
       return true;
     }
     if(!task_ready(role, nt))

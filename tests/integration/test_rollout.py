@@ -32,6 +32,9 @@ LONG = test_orchestra.LONG
 # causes. A re-subscription still reconciles (the master failover test).
 ENV = {"KUBERNETES_VERSION": "v1.31.5", "IMAGE_K3S": "example/k3s:1",
        "HEARTBEAT_INTERVAL": "1s", "RECONCILE_WAIT": "10m"}
+# Each task takes more than half a simulated agent's memory (16384 MB):
+# one task per Mesos agent, so losing one loses only the task chosen.
+ONE_PER_HOST = {"DS_MEM": "9000", "K3S_SERVER_MEM": "9000", "K3S_AGENT_MEM": "9000"}
 
 
 class RolloutTest(test_update.UpdateTest):
@@ -362,7 +365,7 @@ class RolloutTest(test_update.UpdateTest):
         plan = self.plan()
         first = self.step_of(plan, "agent-1")
         self.assertEqual(first["status"], "FAILED")
-        self.assertIn("ended before it was ready", first["reason"])
+        self.assertIn("ended before it was ready (TASK_FAILED", first["reason"])
         self.assertIn("agent-1", plan["reason"])
         self.assertEqual(plan["phases"][1]["status"], "FAILED")
         time.sleep(2.0)
@@ -493,7 +496,7 @@ class RolloutTest(test_update.UpdateTest):
         one live agent's node cordoned, so at most 2 agents are unavailable
         (the plan's one and the lost one); nothing is killed or drained
         twice; every agent at the end runs the new version."""
-        sim, d = self.agents_cluster(3)
+        sim, d = self.agents_cluster(3, **ONE_PER_HOST)
         old_agents = {t[0] for t in self.active(sim, "agent")}
         nodes = self.agent_nodes(sim)
         self.put_pods(sim, nodes)
@@ -560,12 +563,12 @@ class RolloutTest(test_update.UpdateTest):
 
     def test_new_agent_lost_before_ready(self):
         """The Mesos agent of agent-1's replacement is lost before the new
-        node turns Ready. The plan cannot tell a lost host from a new spec
-        that does not come up: the step fails ("ended before it was ready"),
-        the plan stops FAILED and touches nothing further, as for a failing
-        new agent. The role still replaces the lost task (new spec, count
+        node turns Ready. As for a failing new agent, the step fails and
+        the plan stops FAILED, touching nothing further; the reason names
+        how the task ended, so the operator sees the host went rather than
+        the new spec failing. The role still replaces the lost task (new spec, count
         kept); a new plan then takes the agents left outdated."""
-        sim, d = self.agents_cluster(3)
+        sim, d = self.agents_cluster(3, **ONE_PER_HOST)
         old = {t[0] for t in self.active(sim, "agent")}
         self.fake(sim).add_pdb("default", {"app": "web"}, refuse_for=1.5)
         code, body = self.update({"KUBERNETES_VERSION": "v1.32.0", "rollout": True})
@@ -589,8 +592,9 @@ class RolloutTest(test_update.UpdateTest):
         plan = self.plan()
         first = self.step_of(plan, "agent-1")
         self.assertEqual(first["status"], "FAILED")
-        self.assertEqual(first["reason"], "new task %s ended before it was ready"
-                         % step["new_task"])
+        # The reason says the host went, not that the new spec failed.
+        self.assertEqual(first["reason"], "new task %s ended before it was ready "
+                         "(TASK_UNREACHABLE REASON_AGENT_REMOVED)" % step["new_task"])
         self.assertIn("agent-1", plan["reason"])
         self.assertEqual(plan["phases"][1]["status"], "FAILED")
         # The role keeps the count: one more agent, on the new spec.
