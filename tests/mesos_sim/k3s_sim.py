@@ -322,7 +322,12 @@ class K3sSim:
             srv = c.listeners.pop(task_id, None)
         if srv:
             c.api.unlisten(srv)
-        if t["node"] and c.api.node(t["node"]):
+        with self.lock:
+            # A server's node name is its hostname: a replacement already
+            # runs that node's kubelet, which keeps it Ready.
+            taken = any(o["node"] == t["node"] and o["prefix"] == t["prefix"]
+                        for o in self.tasks.values())
+        if t["node"] and not taken and c.api.node(t["node"]):
             c.api.set_ready(t["node"], False)
 
     # -- control --------------------------------------------------------------
