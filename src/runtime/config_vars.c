@@ -131,12 +131,15 @@ const struct var m3s_config_vars[] = {
     .help = "Period of the task reconciliation with the master." },
   { .name = "CLEANUP_WAIT", .type = T_DURATION, .group = G_TIMERS,
     .off = O_MS(cleanup_wait_ms), .def = "5m",
-    .help = "Minimum age of a task before it is removed because its node is "
-            "not ready." },
+    .help = "In the original, the minimum age of a task before it is removed "
+            "because its node is not ready. Accepted, not used by m3s yet "
+            "(see K3S_NODE_TIMEOUT)." },
   { .name = "K3S_NODE_TIMEOUT", .type = T_DURATION, .group = G_TIMERS,
     .off = O_MS(k3s_node_timeout_ms), .def = "10m",
-    .help = "Age after which a task whose Kubernetes node is missing or "
-            "NotReady counts as failed." },
+    .help = "In the original, the age after which a task whose Kubernetes node "
+            "is missing or NotReady counts as failed and is killed. Accepted, "
+            "not used by m3s yet: such a task is shown unhealthy (a NotReady "
+            "server holds the agents back) but not replaced." },
   { .name = "REVIVE_WAIT", .type = T_DURATION, .group = G_TIMERS,
     .flags = F_UNUSED, .off = O_MS(revive_wait_ms), .def = "1m",
     .help = "Revive period." UNUSED_NOTE },
