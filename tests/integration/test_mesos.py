@@ -368,6 +368,10 @@ class MesosTest(MesosCase):
         d = self.daemon(sim, FRAMEWORK_PORT=str(port), DS_COUNT="0", K3S_SERVER_COUNT="0",
                         K3S_AGENT_COUNT="0")
         fw = self.daemon_subscribed(sim, d)
+        # The API starts beside the subscription, not before it: on a busy
+        # machine SUBSCRIBED can come first.
+        self.wait("the REST API listening", lambda: "REST API on http://127.0.0.1:%d" % port
+                  in d.text())
 
         def delete():
             req = urllib.request.Request("http://127.0.0.1:%d/api/m3s/v0/framework" % port,
