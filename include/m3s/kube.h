@@ -13,6 +13,8 @@
  *     cordoned ("disable_scheduling");
  *   - asks the server and agent roles (M3S_ROLE_STATUS) which tasks they
  *     have and what they believe about their nodes.
+ * While no K3s server node is Ready (agents wait), the kubeconfig, then the
+ * server's address and tasks, are looked for every second instead.
  * The API is reached at https://<server_hostname>:<server_port> (the host
  * port mapped to 6443) with the kubeconfig's CA and client certificate
  * from memory (libcurl + OpenSSL blobs, the server's certificate and

@@ -32,6 +32,7 @@ enum {
   T_RETRY,                        /* timer: next attempt after a failure */
   T_DRAIN,                        /* timer: drain work, while any task drains */
   T_SETTLED,                      /* timer: KUBE_UNCORDON_SETTLE_MS after start */
+  T_LOOKOUT,                      /* timer: KUBE_LOOKOUT_MS, while agents wait */
   TAG_KUBECONFIG = 1,             /* tag of our M3S_STORE_LOAD */
 };
 
@@ -47,6 +48,11 @@ enum {
 #define KUBE_MAX_MUTATION_BODY (4u << 20)
 #define KUBE_ERR_KEEP 512
 #define KUBE_MAX_MUTATIONS 4
+/* While agents wait for a Ready server node, the kubeconfig (then the
+ * server's address and task) are looked for this often, not once a
+ * heartbeat (15 s by default): a Redis GET or two short status answers a
+ * second cost nothing, and the wait ends up to a heartbeat sooner. */
+#define KUBE_LOOKOUT_MS 1000
 #define KUBE_ASK_POLL_MS 20
 #define KUBE_ASK_TIMEOUT_MS 10000
 #define KUBE_DELETE_STRIKES 2

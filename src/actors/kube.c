@@ -514,9 +514,8 @@ static char *config_text(const kube_t *k)
 
 /* ---- actor hooks ---------------------------------------------------------------------- */
 
-static void heartbeat(kube_t *k)
+static void load_kubeconfig(kube_t *k)
 {
-  log_wait(k);
   if(k->store && !k->load_out) {
     k->load_out = true;
     m3s_send(k->store, m3s_msg_new(M3S_STORE_LOAD, TAG_KUBECONFIG,
@@ -524,6 +523,28 @@ static void heartbeat(kube_t *k)
                                                       TAG_KUBECONFIG),
                                    m3s_store_load_free));
   }
+}
+
+/* Between heartbeats, while agents wait for a Ready server node: what the
+ * next step needs (the kubeconfig, then the server's address and task). */
+static void lookout(kube_t *k)
+{
+  char w[sizeof(k->wait)];
+  server_wait(k, w, sizeof(w));
+  if(!w[0])
+    return;
+  if(!k->kc_ok) {
+    load_kubeconfig(k);
+    return;
+  }
+  ask(k, ASK_OFFERS);
+  ask(k, ASK_SERVER);
+}
+
+static void heartbeat(kube_t *k)
+{
+  log_wait(k);
+  load_kubeconfig(k);
   /* The roles' task lists only matter once there is a K3s API to compare
    * them with: a role's full status is large with thousands of tasks. */
   for(int i = 0; i < NASK; i++)
@@ -538,6 +559,9 @@ static void kube_handle(m3s_actor_t *self, m3s_msg_t *msg)
   case T_HEARTBEAT:
     heartbeat(k);
     break;
+  case T_LOOKOUT:
+    lookout(k);
+    break;
   case T_RETRY:
     k->retry_timer = 0;
     break; /* kube_pump() below starts what is due */
@@ -548,8 +572,11 @@ static void kube_handle(m3s_actor_t *self, m3s_msg_t *msg)
     kube_nodes_each(k, kube_want_patch);
     break;
   case M3S_STORE_LOADED:
-    if(msg->arg == TAG_KUBECONFIG)
+    if(msg->arg == TAG_KUBECONFIG) {
       on_kubeconfig(k, msg);
+      if(k->kc_ok)
+        lookout(k); /* the server's address next, without waiting a tick */
+    }
     break;
   case M3S_STORE_WRITTEN:
     break;
@@ -627,6 +654,7 @@ static int kube_start(m3s_actor_t *self)
   kube_set_str(&k->srv_host, "");
   m3s_timer_start(self, T_HEARTBEAT, 0, self->cfg->heartbeat_interval_ms);
   m3s_timer_start(self, T_SETTLED, KUBE_UNCORDON_SETTLE_MS, 0);
+  m3s_timer_start(self, T_LOOKOUT, KUBE_LOOKOUT_MS, KUBE_LOOKOUT_MS);
   kube_rebuild(k); /* states what it waits for */
   return 0;
 }
