@@ -152,13 +152,19 @@ class MesosCase(unittest.TestCase):
 
     def tearDown(self):
         res = getattr(self._outcome, "result", None)
-        failed = res is not None and any(
-            t is self for t, _ in list(res.failures) + list(res.errors))
+        why = [tb for t, tb in (list(res.failures) + list(res.errors) if res else [])
+               if t is self]
+        if why:
+            # The reason first: a CI excerpt that cuts the long logs below
+            # still shows it (unittest prints it only at the very end).
+            sys.stderr.write("--- %s failed: ---\n%s\n" % (self.id(), why[-1][-3000:]))
         for i, d in enumerate(self.daemons):
-            if failed:
-                # What the daemon said is the first thing a failure needs.
+            if why:
+                # What the daemon said is the next thing a failure needs;
+                # the configuration it logs first is left out.
+                lines = [x for x in d.text().splitlines() if "] config " not in x]
                 sys.stderr.write("--- %s: daemon %d log tail ---\n%s\n"
-                                 % (self.id(), i, d.text()[-20000:]))
+                                 % (self.id(), i, "\n".join(lines)[-20000:]))
             d.cleanup()
         for s in self.sims:
             s.stop()
