@@ -148,6 +148,18 @@ int api_authenticate(api_t *a, struct mg_connection *c, const char *ip);
 
 /* ---- api_respond.c -------------------------------------------------------- */
 
+/* The request a worker answers, as civetweb's connection data while
+ * on_request runs: api_respond counts the answer in a->requests before
+ * writing it, so a client that has the answer finds it in /metrics. */
+typedef struct api_answering {
+  api_t *a;
+  size_t route;   /* index in api_routes, api_nroutes when unmatched */
+  bool counted;
+} api_answering_t;
+
+/* Counts one answer of route with status in a->requests. */
+void api_count_status(api_t *a, size_t route, int status);
+
 /* One complete response, written in one piece. ctype NULL: no
  * Content-Type; service NULL: no Api-Service; hname NULL: no extra header.
  * Returns status. */

@@ -61,7 +61,7 @@ static void printable(char *out, size_t len, const char *in)
 }
 /* ---- request entry ------------------------------------------------------------- */
 
-static void count_status(api_t *a, size_t route, int status)
+void api_count_status(api_t *a, size_t route, int status)
 {
   size_t k = 0;
   for(size_t i = 1; i < API_NCODES; i++)
@@ -130,6 +130,8 @@ static int on_request(struct mg_connection *c, void *cbdata)
                allow[0] ? ", " : "", api_routes[i].method);
   }
 
+  api_answering_t answering = { .a = a, .route = route };
+  mg_set_user_connection_data(c, &answering);
   if(!noauth && (status = api_authenticate(a, c, q.ip)) != 0)
     goto done;
   if(!(hit && (hit->flags & R_BODY)) && (status = body_check(c, ri)) != 0)
@@ -143,7 +145,9 @@ static int on_request(struct mg_connection *c, void *cbdata)
   else
     status = api_error(c, 404, "no such endpoint");
 done:
-  count_status(a, route, status);
+  if(!answering.counted) /* answered without api_respond (not expected) */
+    api_count_status(a, route, status);
+  mg_set_user_connection_data(c, NULL);
   if(m3s__log_level <= M3S_LOG_DEBUG) {
     char shown[128];
     printable(shown, sizeof(shown), hit ? hit->path : ri->local_uri_raw);
@@ -165,9 +169,9 @@ static int on_http_error(struct mg_connection *c, int status, const char *msg)
   api_t *a = mg_get_user_data(mg_get_context(c));
   char shown[200];
   printable(shown, sizeof(shown), msg);
+  if(a && !mg_get_user_connection_data(c)) /* else on_request's answer counts */
+    api_count_status(a, api_nroutes, status); /* before the answer, as api_respond */
   api_error(c, status, "%s", shown[0] ? shown : "bad request");
-  if(a)
-    count_status(a, api_nroutes, status);
   return 0;
 }
 

@@ -75,6 +75,11 @@ int api_respond(struct mg_connection *c, int status, const char *ctype, const ch
   }
   memcpy(small + n, "\r\n", 2);
   n += 2;
+  api_answering_t *q = mg_get_user_connection_data(c);
+  if(q && !q->counted) {
+    api_count_status(q->a, q->route, status);
+    q->counted = true;
+  }
   if(head)
     len = 0;
   if(n + len <= sizeof(small)) {

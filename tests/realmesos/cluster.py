@@ -321,12 +321,20 @@ class Cluster:
         """The master's invalid-update/acknowledgement counters that are not 0.
         An update an agent sends while its framework is disconnected (our
         daemon killed or restarting) counts as invalid too; the agent sends
-        it again later. Those, each logged "for a disconnected framework",
-        are not counted here."""
+        it again later. So does the second copy of an update the agent sent
+        twice (it resends its pending updates when it re-registers with a
+        restarted master): the first copy is acknowledged and its task
+        removed, then the master forwards the second and cannot find the
+        task. Those, logged "for a disconnected framework" and "Could not
+        lookup task for status update", are not counted here: neither is
+        about a call of ours."""
         m = self.metrics()
-        away = sum(1 for line in self.log_lines()
+        lines = self.log_lines()
+        away = sum(1 for line in lines
                    if "Received status update" in line and "for a disconnected framework" in line)
-        m["master/invalid_status_updates"] = m.get("master/invalid_status_updates", 0) - away
+        twice = sum(1 for line in lines if "Could not lookup task for status update" in line)
+        m["master/invalid_status_updates"] = (m.get("master/invalid_status_updates", 0)
+                                              - away - twice)
         return {k: m[k] for k in INVALID_COUNTERS if m.get(k, 0) != 0}
 
     def unacknowledged(self):
