@@ -16,13 +16,22 @@
  * record that holds it unchanged. */
 typedef struct member {
   struct member *next;     /* hash chain */
+  struct member *seen_next; /* chain of the seen index (seen only) */
   size_t refs, len;
-  uint64_t hash;
+  uint64_t hash, seen_hash;
+  char *host;              /* MesosAgent's hostname as lean() read it, or NULL */
+  bool seen;               /* in the seen index */
   char text[];
 } member_t;
 
+/* The seen index: members a record held as they are (not rewritten, no
+ * own string) and lean() checked, by the hash of their first SEEN_PREFIX
+ * bytes, so that the next record holding the same bytes is recognised
+ * before it is checked. Shorter members are cheap to check again. */
+#define SEEN_PREFIX 96
+
 struct m3s_extra_pool {
-  member_t **slots;
+  member_t **slots, **seen;  /* nslots each */
   size_t nslots, n;
 };
 
@@ -54,6 +63,7 @@ m3s_extra_pool_t *m3s_extra_pool_new(void)
   m3s_extra_pool_t *p = m3s_xcalloc(1, sizeof(*p));
   p->nslots = 256;
   p->slots = m3s_xcalloc(p->nslots, sizeof(*p->slots));
+  p->seen = m3s_xcalloc(p->nslots, sizeof(*p->seen));
   return p;
 }
 
@@ -64,9 +74,11 @@ void m3s_extra_pool_free(m3s_extra_pool_t *p)
   for(size_t i = 0; i < p->nslots; i++)
     for(member_t *m = p->slots[i], *next; m; m = next) {
       next = m->next;
+      free(m->host);
       free(m);
     }
   free(p->slots);
+  free(p->seen);
   free(p);
 }
 
@@ -74,14 +86,23 @@ static void pool_grow(m3s_extra_pool_t *p)
 {
   size_t nslots = p->nslots * 2;
   member_t **slots = m3s_xcalloc(nslots, sizeof(*slots));
-  for(size_t i = 0; i < p->nslots; i++)
+  member_t **seen = m3s_xcalloc(nslots, sizeof(*seen));
+  for(size_t i = 0; i < p->nslots; i++) {
     for(member_t *m = p->slots[i], *next; m; m = next) {
       next = m->next;
       m->next = slots[m->hash & (nslots - 1)];
       slots[m->hash & (nslots - 1)] = m;
     }
+    for(member_t *m = p->seen[i], *next; m; m = next) {
+      next = m->seen_next;
+      m->seen_next = seen[m->seen_hash & (nslots - 1)];
+      seen[m->seen_hash & (nslots - 1)] = m;
+    }
+  }
   free(p->slots);
+  free(p->seen);
   p->slots = slots;
+  p->seen = seen;
   p->nslots = nslots;
 }
 
@@ -100,6 +121,9 @@ static member_t *pool_get(m3s_extra_pool_t *p, const char *s, size_t n)
   m->len = n;
   m->hash = h;
   m->refs = 1;
+  m->host = NULL;
+  m->seen = false;
+  m->seen_next = NULL;
   m->next = *slot;
   *slot = m;
   if(++p->n > p->nslots)
@@ -115,7 +139,14 @@ static void pool_put(m3s_extra_pool_t *p, member_t *m)
   while(*at != m)
     at = &(*at)->next;
   *at = m->next;
+  if(m->seen) {
+    at = &p->seen[m->seen_hash & (p->nslots - 1)];
+    while(*at != m)
+      at = &(*at)->seen_next;
+    *at = m->seen_next;
+  }
   p->n--;
+  free(m->host);
   free(m);
 }
 
@@ -221,15 +252,58 @@ m3s_extra_t *m3s_extra_intern(m3s_extra_pool_t *p, const char *text, const char 
   return extra_done(p, x, n);
 }
 
+/* Puts member m, which lean() checked and the record holds as it is, in
+ * the seen index (host: its hostname when it is the MesosAgent member). */
+static void seen_add(m3s_extra_pool_t *p, member_t *m, const char *host)
+{
+  if(m->seen || m->len <= SEEN_PREFIX || memchr(m->text, OWN_MARK, m->len))
+    return;
+  if(host) {
+    if(!m->host)
+      m->host = m3s_xstrdup(host);
+  }
+  m->seen_hash = hash_text(m->text, SEEN_PREFIX);
+  member_t **slot = &p->seen[m->seen_hash & (p->nslots - 1)];
+  m->seen_next = *slot;
+  *slot = m;
+  m->seen = true;
+}
+
+struct member *m3s__extra_seen(m3s_extra_pool_t *p, const unsigned char *at, size_t avail,
+                               size_t *len, const char **host)
+{
+  if(avail <= SEEN_PREFIX)
+    return NULL;
+  uint64_t h = hash_text((const char *)at, SEEN_PREFIX);
+  for(member_t *m = p->seen[h & (p->nslots - 1)]; m; m = m->seen_next)
+    if(m->seen_hash == h && m->len < avail && (at[m->len] == ',' || at[m->len] == '}') &&
+       !memcmp(m->text, at, m->len)) {
+      *len = m->len;
+      *host = m->host;
+      return m;
+    }
+  return NULL;
+}
+
 /* As m3s_extra_intern, for a text whose member ends lean() noted. */
 m3s_extra_t *m3s__extra_intern_ends(m3s_extra_pool_t *p, const char *text, const ends_t *e,
-                                    const char *own)
+                                    const char *own, const char *host)
 {
   size_t ownlen = own && !strchr(own, OWN_MARK) ? strlen(own) : 0, n = 0, start = 1;
   m3s_extra_t *x = m3s_xmalloc(sizeof(*x) + (e->n ? e->n : 1) * sizeof(x->m[0]));
   for(size_t i = 0; i < e->n; i++) {
-    if(e->at[i] > start)
-      x->m[n++] = pool_get_own(p, text + start, e->at[i] - start, own, ownlen);
+    if(e->at[i] > start) {
+      member_t *m = e->hit[i];
+      /* a member seen before is the same unless it holds this record's
+       * own string (then it is stored with the mark, as anywhere) */
+      if(m && !(ownlen && memmem(m->text, m->len, own, ownlen)))
+        m->refs++;
+      else
+        m = pool_get_own(p, text + start, e->at[i] - start, own, ownlen);
+      if(e->raw[i] && !m->seen)
+        seen_add(p, m, (int)i == e->agent ? host : NULL);
+      x->m[n++] = m;
+    }
     start = e->at[i] + 1;
   }
   return extra_done(p, x, n);

@@ -82,17 +82,34 @@ static inline const unsigned char *skip_plain(const unsigned char *p, const unsi
   return p;
 }
 
+struct member;
+
 /* Where the members of the extra text end (offsets of the comma or brace
  * after each), so the pool need not split it again; unknown = the text
- * must be split (leftovers that json_dumps wrote). */
+ * must be split (leftovers that json_dumps wrote). For each member, raw:
+ * its text is the record's own bytes, already checked by lean() (not
+ * rewritten), so the pool may recognise it in later records; hit: the
+ * pool's member lean() found at its place instead of checking it; agent:
+ * the index of the MesosAgent member (-1 if none), whose hostname is host. */
 typedef struct ends {
   size_t at[MAX_MEMBERS];
+  struct member *hit[MAX_MEMBERS];
+  bool raw[MAX_MEMBERS];
   size_t n;
+  int agent;
   bool unknown;
 } ends_t;
 
 /* m3s_extra_intern for a text whose member ends lean() noted. */
 m3s_extra_t *m3s__extra_intern_ends(m3s_extra_pool_t *p, const char *text, const ends_t *e,
-                                    const char *own);
+                                    const char *own, const char *host);
+
+/* A member of pool p that lean() checked in an earlier record and whose
+ * text at[0..len) begins with, followed by a comma or a closing brace: the
+ * same bytes, so the same valid member, which need not be checked again.
+ * *len: its length; *host: the hostname lean() read from it when it is
+ * the MesosAgent member (else NULL). NULL when there is none. */
+struct member *m3s__extra_seen(m3s_extra_pool_t *p, const unsigned char *at, size_t avail,
+                               size_t *len, const char **host);
 
 #endif
