@@ -21,17 +21,22 @@ typedef struct member {
   uint64_t hash, seen_hash;
   char *host;              /* MesosAgent's hostname as lean() read it, or NULL */
   bool seen;               /* in the seen index */
+  bool own;                /* holds the own string's mark */
   char text[];
 } member_t;
 
-/* The seen index: members a record held as they are (not rewritten, no
- * own string) and lean() checked, by the hash of their first SEEN_PREFIX
- * bytes, so that the next record holding the same bytes is recognised
- * before it is checked. Shorter members are cheap to check again. */
+/* The seen index: members a record held as they are (not rewritten) and
+ * lean() checked, so that the next record holding the same bytes is
+ * recognised before it is checked. Those without the own string's mark
+ * by the hash of their first SEEN_PREFIX bytes (seen); those with it by
+ * the hash of their name (seen_own), where only the SEEN_OWN_WALK newest
+ * of a name are compared. Members of SEEN_PREFIX bytes or fewer are cheap
+ * to check again. */
 #define SEEN_PREFIX 96
+#define SEEN_OWN_WALK 8
 
 struct m3s_extra_pool {
-  member_t **slots, **seen;  /* nslots each */
+  member_t **slots, **seen, **seen_own;  /* nslots each */
   size_t nslots, n;
 };
 
@@ -64,6 +69,7 @@ m3s_extra_pool_t *m3s_extra_pool_new(void)
   p->nslots = 256;
   p->slots = m3s_xcalloc(p->nslots, sizeof(*p->slots));
   p->seen = m3s_xcalloc(p->nslots, sizeof(*p->seen));
+  p->seen_own = m3s_xcalloc(p->nslots, sizeof(*p->seen_own));
   return p;
 }
 
@@ -79,6 +85,7 @@ void m3s_extra_pool_free(m3s_extra_pool_t *p)
     }
   free(p->slots);
   free(p->seen);
+  free(p->seen_own);
   free(p);
 }
 
@@ -87,22 +94,35 @@ static void pool_grow(m3s_extra_pool_t *p)
   size_t nslots = p->nslots * 2;
   member_t **slots = m3s_xcalloc(nslots, sizeof(*slots));
   member_t **seen = m3s_xcalloc(nslots, sizeof(*seen));
+  member_t **seen_own = m3s_xcalloc(nslots, sizeof(*seen_own));
   for(size_t i = 0; i < p->nslots; i++) {
     for(member_t *m = p->slots[i], *next; m; m = next) {
       next = m->next;
       m->next = slots[m->hash & (nslots - 1)];
       slots[m->hash & (nslots - 1)] = m;
     }
-    for(member_t *m = p->seen[i], *next; m; m = next) {
-      next = m->seen_next;
-      m->seen_next = seen[m->seen_hash & (nslots - 1)];
-      seen[m->seen_hash & (nslots - 1)] = m;
+    /* walked from the tail so that the newest stay first */
+    for(int own = 0; own < 2; own++) {
+      member_t *rev = NULL;
+      for(member_t *m = own ? p->seen_own[i] : p->seen[i], *next; m; m = next) {
+        next = m->seen_next;
+        m->seen_next = rev;
+        rev = m;
+      }
+      for(member_t *m = rev, *next; m; m = next) {
+        member_t **to = own ? seen_own : seen;
+        next = m->seen_next;
+        m->seen_next = to[m->seen_hash & (nslots - 1)];
+        to[m->seen_hash & (nslots - 1)] = m;
+      }
     }
   }
   free(p->slots);
   free(p->seen);
+  free(p->seen_own);
   p->slots = slots;
   p->seen = seen;
+  p->seen_own = seen_own;
   p->nslots = nslots;
 }
 
@@ -123,6 +143,7 @@ static member_t *pool_get(m3s_extra_pool_t *p, const char *s, size_t n)
   m->refs = 1;
   m->host = NULL;
   m->seen = false;
+  m->own = false;
   m->seen_next = NULL;
   m->next = *slot;
   *slot = m;
@@ -140,7 +161,7 @@ static void pool_put(m3s_extra_pool_t *p, member_t *m)
     at = &(*at)->next;
   *at = m->next;
   if(m->seen) {
-    at = &p->seen[m->seen_hash & (p->nslots - 1)];
+    at = &(m->own ? p->seen_own : p->seen)[m->seen_hash & (p->nslots - 1)];
     while(*at != m)
       at = &(*at)->seen_next;
     *at = m->seen_next;
@@ -252,25 +273,124 @@ m3s_extra_t *m3s_extra_intern(m3s_extra_pool_t *p, const char *text, const char 
   return extra_done(p, x, n);
 }
 
-/* Puts member m, which lean() checked and the record holds as it is, in
- * the seen index (host: its hostname when it is the MesosAgent member). */
-static void seen_add(m3s_extra_pool_t *p, member_t *m, const char *host)
+/* Whether the own string, replaced by any string of such characters,
+ * leaves a text that is valid: printable ASCII but the quote and the
+ * backslash. */
+static bool plain(const char *s, size_t n)
 {
-  if(m->seen || m->len <= SEEN_PREFIX || memchr(m->text, OWN_MARK, m->len))
+  for(size_t i = 0; i < n; i++)
+    if(s[i] < 0x20 || s[i] >= 0x7f || s[i] == '"' || s[i] == '\\')
+      return false;
+  return true;
+}
+
+/* Whether each mark in member text t[0..n) is in a string after its name,
+ * not escaped by a backslash, and right before the string's closing quote
+ * (which tells where another record's own string ends); no \u escapes. */
+static bool marks_in_strings(const char *t, size_t n)
+{
+  bool in_str = false, name = true;
+  for(size_t i = 0; i < n; i++) {
+    char c = t[i];
+    if(in_str) {
+      if(c == '\\') {
+        if(i + 1 >= n || t[i + 1] == OWN_MARK || t[i + 1] == 'u')
+          return false;
+        i++;
+      }
+      else if(c == '"') {
+        in_str = false;
+      }
+      else if(c == OWN_MARK && (name || i + 1 >= n || t[i + 1] != '"')) {
+        return false;
+      }
+    }
+    else if(c == '"') {
+      in_str = true;
+    }
+    else if(c == OWN_MARK) {
+      return false;
+    }
+    else if(c == ':') {
+      name = false;
+    }
+  }
+  return true;
+}
+
+/* The length of the name of member text t, with its quotes (no escapes:
+ * lean() wrote it). */
+static size_t name_len(const char *t, size_t n)
+{
+  const char *colon = memmem(t, n, "\":", 2);
+  return colon ? (size_t)(colon - t) + 1 : n;
+}
+
+/* Puts member m, which lean() checked in a record whose own string is
+ * own[0..ownlen) and which that record holds as it is, in the seen index
+ * (host: its hostname when it is the MesosAgent member). */
+static void seen_add(m3s_extra_pool_t *p, member_t *m, const char *own, size_t ownlen,
+                     const char *host)
+{
+  if(m->seen || m->len <= SEEN_PREFIX)
     return;
-  if(host) {
-    if(!m->host)
+  m->own = memchr(m->text, OWN_MARK, m->len) != NULL;
+  if(m->own) {
+    /* held by another record, the member has that record's own string
+     * in place of the mark: the same valid text if the strings are plain */
+    if(host || !plain(own, ownlen) || !marks_in_strings(m->text, m->len))
+      return;
+    m->seen_hash = hash_text(m->text, name_len(m->text, m->len));
+  }
+  else {
+    m->seen_hash = hash_text(m->text, SEEN_PREFIX);
+    if(host && !m->host)
       m->host = m3s_xstrdup(host);
   }
-  m->seen_hash = hash_text(m->text, SEEN_PREFIX);
-  member_t **slot = &p->seen[m->seen_hash & (p->nslots - 1)];
+  member_t **slot = &(m->own ? p->seen_own : p->seen)[m->seen_hash & (p->nslots - 1)];
   m->seen_next = *slot;
   *slot = m;
   m->seen = true;
 }
 
+/* Whether at[0..avail) begins with member m with each mark replaced by
+ * the same plain string (up to the quote after the first mark), followed
+ * by a comma or a closing brace; *len: the length of that text. */
+static bool same_but_own(const member_t *m, const unsigned char *at, size_t avail, size_t *len)
+{
+  const char *t = m->text, *end = t + m->len;
+  const unsigned char *r = at, *rend = at + avail, *own = NULL;
+  size_t ownlen = 0;
+  for(;;) {
+    const char *mark = memchr(t, OWN_MARK, (size_t)(end - t));
+    size_t seg = (size_t)((mark ? mark : end) - t);
+    if((size_t)(rend - r) < seg || memcmp(t, r, seg))
+      return false;
+    r += seg;
+    t += seg;
+    if(!mark)
+      break;
+    t++;
+    if(!own) {
+      own = r;
+      const unsigned char *q = skip_plain(r, rend);
+      if(q >= rend || *q != '"')
+        return false;
+      ownlen = (size_t)(q - r);
+    }
+    else if((size_t)(rend - r) < ownlen || memcmp(r, own, ownlen)) {
+      return false;
+    }
+    r += ownlen;
+  }
+  if(r >= rend || (*r != ',' && *r != '}'))
+    return false;
+  *len = (size_t)(r - at);
+  return true;
+}
+
 struct member *m3s__extra_seen(m3s_extra_pool_t *p, const unsigned char *at, size_t avail,
-                               size_t *len, const char **host)
+                               size_t namelen, size_t *len, const char **host)
 {
   if(avail <= SEEN_PREFIX)
     return NULL;
@@ -282,6 +402,18 @@ struct member *m3s__extra_seen(m3s_extra_pool_t *p, const unsigned char *at, siz
       *host = m->host;
       return m;
     }
+  h = hash_text((const char *)at, namelen);
+  int walk = 0;
+  for(member_t *m = p->seen_own[h & (p->nslots - 1)]; m && walk < SEEN_OWN_WALK;
+      m = m->seen_next) {
+    if(m->seen_hash != h)
+      continue;
+    walk++;
+    if(same_but_own(m, at, avail, len)) {
+      *host = NULL;
+      return m;
+    }
+  }
   return NULL;
 }
 
@@ -294,14 +426,15 @@ m3s_extra_t *m3s__extra_intern_ends(m3s_extra_pool_t *p, const char *text, const
   for(size_t i = 0; i < e->n; i++) {
     if(e->at[i] > start) {
       member_t *m = e->hit[i];
-      /* a member seen before is the same unless it holds this record's
-       * own string (then it is stored with the mark, as anywhere) */
-      if(m && !(ownlen && memmem(m->text, m->len, own, ownlen)))
+      /* a member seen before as it is, taken as it is (even if it holds
+       * this record's own string, which m3s_extra_json gives back the
+       * same); one seen with the mark is stored again with this record's */
+      if(m && !m->own)
         m->refs++;
       else
         m = pool_get_own(p, text + start, e->at[i] - start, own, ownlen);
       if(e->raw[i] && !m->seen)
-        seen_add(p, m, (int)i == e->agent ? host : NULL);
+        seen_add(p, m, own, ownlen, (int)i == e->agent ? host : NULL);
       x->m[n++] = m;
     }
     start = e->at[i] + 1;

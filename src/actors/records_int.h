@@ -104,12 +104,14 @@ typedef struct ends {
 m3s_extra_t *m3s__extra_intern_ends(m3s_extra_pool_t *p, const char *text, const ends_t *e,
                                     const char *own, const char *host);
 
-/* A member of pool p that lean() checked in an earlier record and whose
- * text at[0..len) begins with, followed by a comma or a closing brace: the
- * same bytes, so the same valid member, which need not be checked again.
- * *len: its length; *host: the hostname lean() read from it when it is
- * the MesosAgent member (else NULL). NULL when there is none. */
+/* A member of pool p that lean() checked in an earlier record and that
+ * at[0..*len) holds, followed by a comma or a closing brace: the same
+ * bytes (but for another record's own string in the same plain places),
+ * so a member as valid, which need not be checked again. namelen: the
+ * length of its name at at, with the quotes. *host: the hostname lean()
+ * read from it when it is the MesosAgent member (else NULL). NULL when
+ * there is none. */
 struct member *m3s__extra_seen(m3s_extra_pool_t *p, const unsigned char *at, size_t avail,
-                               size_t *len, const char **host);
+                               size_t namelen, size_t *len, const char **host);
 
 #endif

@@ -761,7 +761,7 @@ static int lean(const char *text, size_t len, m3s_task_record_t *out, char **ext
        * parameters, the agent): the same bytes need no second check. */
       size_t mn;
       const char *seen_host;
-      struct member *hit = m3s__extra_seen(pool, k, (size_t)(s.end - k), &mn, &seen_host);
+      struct member *hit = m3s__extra_seen(pool, k, (size_t)(s.end - k), kn, &mn, &seen_host);
       bool agent = kn == 12 && !memcmp(k, "\"MesosAgent\"", 12);
       if(hit && (!agent || seen_host)) {
         if(x.n > 1)

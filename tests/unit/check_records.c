@@ -871,7 +871,50 @@ START_TEST(test_task_pooled_seen)
   snprintf(t, sizeof(t), "%s", first);
   memcpy(strstr(t + a0, "w-3"), "w-4", 3);
   assert_pooled_like_full(pool, t, strlen(t));
+  /* members that hold the record's task id (kept apart in the pool) */
+  m3s_extra_t *keep1 = NULL;
+  static const struct { const char *env, *args, *id; } ids[] = {
+    { "t1", "t1", "t1" },       /* the first of these */
+    { "t2", "t2", "t2" },
+    { "t-22", "t-22", "t-22" },
+    { "", "", "" },
+    { "t2", "t3", "t2" },
+    { "t4", "t4", "t5" },
+    { "a\\\"b", "a\\\"b", "a\\\"b" },
+    { "a\\u00e9", "a\\u00e9", "a\\u00e9" },
+    { "t6\"]}", "t6", "t6" },
+    { "caf\xc3\xa9", "caf\xc3\xa9", "caf\xc3\xa9" },
+    { "t1", "t1", "t1" },
+  };
+  for(size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+    snprintf(t, sizeof(t),
+             "{%s,\"environment\":{\"variables\":[{\"name\":\"SERVICE_NAME\",\"value\":"
+             "\"m3sdev:agent\"},{\"name\":\"MESOS_TASK_ID\",\"value\":\"%s\"}]},"
+             "\"arguments\":[\"/usr/local/bin/k3s\",\"agent\",\"--with-node-id %s\","
+             "\"--kubelet-arg node-labels m3s.aventer.biz/taskid=%s\"],\"TaskID\":\"%s\"}",
+             uris, ids[i].env, ids[i].args, ids[i].args, ids[i].id);
+    assert_pooled_like_full(pool, t, strlen(t));
+    if(i)
+      continue;
+    /* the first, kept in the pool; then one byte changed anywhere */
+    m3s_task_record_t r1;
+    char *h1;
+    ck_assert_int_eq(m3s_task_record_from_json_pooled(t, strlen(t), &r1, pool, &keep1, &h1, e,
+                                                      sizeof(e)), 0);
+    free(h1);
+    m3s_task_record_free(&r1);
+    char u[1024];
+    for(size_t at = 1; at + 1 < strlen(t); at++) {
+      static const char repl[] = { 'x', '"', '}', ',', '\\', '\x01' };
+      for(size_t k = 0; k < sizeof(repl); k++) {
+        snprintf(u, sizeof(u), "%s", t);
+        u[at] = repl[k];
+        assert_pooled_like_full(pool, u, strlen(u));
+      }
+    }
+  }
   m3s_extra_free(keep);
+  m3s_extra_free(keep1);
   free(h);
   m3s_task_record_free(&r);
   m3s_extra_pool_free(pool);
