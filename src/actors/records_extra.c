@@ -38,6 +38,7 @@ typedef struct member {
 struct m3s_extra_pool {
   member_t **slots, **seen, **seen_own;  /* nslots each */
   size_t nslots, n;
+  lean_cache_t *lean;
 };
 
 struct m3s_extra {
@@ -86,6 +87,7 @@ void m3s_extra_pool_free(m3s_extra_pool_t *p)
   free(p->slots);
   free(p->seen);
   free(p->seen_own);
+  m3s__lean_cache_free(p->lean);
   free(p);
 }
 
@@ -271,6 +273,11 @@ m3s_extra_t *m3s_extra_intern(m3s_extra_pool_t *p, const char *text, const char 
     start = i + 1;
   }
   return extra_done(p, x, n);
+}
+
+lean_cache_t **m3s__extra_lean_cache(m3s_extra_pool_t *p)
+{
+  return &p->lean;
 }
 
 /* Whether the own string, replaced by any string of such characters,

@@ -104,6 +104,13 @@ typedef struct ends {
 m3s_extra_t *m3s__extra_intern_ends(m3s_extra_pool_t *p, const char *text, const ends_t *e,
                                     const char *own, const char *host);
 
+/* lean()'s memory of the partly modelled members (port_mappings,
+ * discovery, networkinfo) of the last record, kept in the pool: the same
+ * bytes in the next record are not read again but copied. */
+typedef struct lean_cache lean_cache_t;
+lean_cache_t **m3s__extra_lean_cache(m3s_extra_pool_t *p); /* the pool's slot */
+void m3s__lean_cache_free(lean_cache_t *c);                /* NULL-safe */
+
 /* A member of pool p that lean() checked in an earlier record and that
  * at[0..*len) holds, followed by a comma or a closing brace: the same
  * bytes (but for another record's own string in the same plain places),

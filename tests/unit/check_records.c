@@ -840,7 +840,7 @@ START_TEST(test_task_pooled_seen)
     { ",", ",\"TaskID\":\"S3\"}" },   /* its own id inside the agent */
     { ",", ",\"TaskID\":\"raw\"}" },  /* ... and inside the uris */
   };
-  char first[1024], t[1024];
+  char first[1024], t[2048];
   m3s_extra_pool_t *pool = m3s_extra_pool_new();
   snprintf(first, sizeof(first), "{%s,%s,\"TaskID\":\"t1\"}", uris, agent);
   m3s_task_record_t r;
@@ -871,28 +871,41 @@ START_TEST(test_task_pooled_seen)
   snprintf(t, sizeof(t), "%s", first);
   memcpy(strstr(t + a0, "w-3"), "w-4", 3);
   assert_pooled_like_full(pool, t, strlen(t));
-  /* members that hold the record's task id (kept apart in the pool) */
+  /* members that hold the record's task id (kept apart in the pool), and
+   * the partly modelled ones (remembered from the last record) */
+  static const char arrays[] =
+    "\"port_mappings\":[{\"host_port\":31001,\"container_port\":80,\"protocol\":\"tcp\"}],"
+    "\"discovery\":{\"visibility\":2,\"ports\":{\"ports\":[{\"number\":31001,\"name\":\"h\","
+    "\"protocol\":\"http\"}]}},\"networkinfo\":[{\"ip_addresses\":[{\"protocol\":1,"
+    "\"ip_address\":\"10.0.0.5\"}],\"name\":\"weave\"}]";
   m3s_extra_t *keep1 = NULL;
-  static const struct { const char *env, *args, *id; } ids[] = {
-    { "t1", "t1", "t1" },       /* the first of these */
-    { "t2", "t2", "t2" },
-    { "t-22", "t-22", "t-22" },
-    { "", "", "" },
-    { "t2", "t3", "t2" },
-    { "t4", "t4", "t5" },
-    { "a\\\"b", "a\\\"b", "a\\\"b" },
-    { "a\\u00e9", "a\\u00e9", "a\\u00e9" },
-    { "t6\"]}", "t6", "t6" },
-    { "caf\xc3\xa9", "caf\xc3\xa9", "caf\xc3\xa9" },
-    { "t1", "t1", "t1" },
+  static const struct { const char *env, *args, *id, *arrays; } ids[] = {
+    { "t1", "t1", "t1", NULL }, /* the first of these */
+    { "t7", "t7", "t7", "\"port_mappings\" : [ {\"host_port\":31001,\"container_port\":80,"
+                        "\"protocol\":\"tcp\"} ],\"networkinfo\":[{\"name\":\"weave\"}]" },
+    { "t8", "t8", "t8", "\"port_mappings\":[],\"discovery\":null,\"networkinfo\":[{\"x\":1}]" },
+    { "t9", "t9", "t9", "\"port_mappings\":[{\"host_port\":\"31001\"}]" },
+    { "t7", "t7", "t7", "\"port_mappings\":[{\"host_port\":31001,\"container_port\":80,"
+                        "\"protocol\":\"tcp\"}],\"networkinfo\":[{\"name\":\"weave\"}]" },
+    { "t2", "t2", "t2", NULL },
+    { "t-22", "t-22", "t-22", NULL },
+    { "", "", "", NULL },
+    { "t2", "t3", "t2", NULL },
+    { "t4", "t4", "t5", NULL },
+    { "a\\\"b", "a\\\"b", "a\\\"b", NULL },
+    { "a\\u00e9", "a\\u00e9", "a\\u00e9", NULL },
+    { "t6\"]}", "t6", "t6", NULL },
+    { "caf\xc3\xa9", "caf\xc3\xa9", "caf\xc3\xa9", NULL },
+    { "t1", "t1", "t1", NULL },
   };
   for(size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
     snprintf(t, sizeof(t),
              "{%s,\"environment\":{\"variables\":[{\"name\":\"SERVICE_NAME\",\"value\":"
              "\"m3sdev:agent\"},{\"name\":\"MESOS_TASK_ID\",\"value\":\"%s\"}]},"
              "\"arguments\":[\"/usr/local/bin/k3s\",\"agent\",\"--with-node-id %s\","
-             "\"--kubelet-arg node-labels m3s.aventer.biz/taskid=%s\"],\"TaskID\":\"%s\"}",
-             uris, ids[i].env, ids[i].args, ids[i].args, ids[i].id);
+             "\"--kubelet-arg node-labels m3s.aventer.biz/taskid=%s\"],%s,\"TaskID\":\"%s\"}",
+             uris, ids[i].env, ids[i].args, ids[i].args, ids[i].arrays ? ids[i].arrays : arrays,
+             ids[i].id);
     assert_pooled_like_full(pool, t, strlen(t));
     if(i)
       continue;
@@ -903,7 +916,7 @@ START_TEST(test_task_pooled_seen)
                                                       sizeof(e)), 0);
     free(h1);
     m3s_task_record_free(&r1);
-    char u[1024];
+    char u[2048];
     for(size_t at = 1; at + 1 < strlen(t); at++) {
       static const char repl[] = { 'x', '"', '}', ',', '\\', '\x01' };
       for(size_t k = 0; k < sizeof(repl); k++) {
