@@ -424,19 +424,44 @@ struct member *m3s__extra_seen(m3s_extra_pool_t *p, const unsigned char *at, siz
   return NULL;
 }
 
+/* Whether t[0..n) is member m with each mark replaced by own. */
+static bool same_with_own(const member_t *m, const char *t, size_t n, const char *own,
+                          size_t ownlen)
+{
+  const char *s = m->text, *end = s + m->len, *tend = t + n;
+  for(;;) {
+    const char *mark = memchr(s, OWN_MARK, (size_t)(end - s));
+    size_t seg = (size_t)((mark ? mark : end) - s);
+    if((size_t)(tend - t) < seg || memcmp(s, t, seg))
+      return false;
+    s += seg;
+    t += seg;
+    if(!mark)
+      return t == tend;
+    if((size_t)(tend - t) < ownlen || memcmp(t, own, ownlen))
+      return false;
+    s++;
+    t += ownlen;
+  }
+}
+
 /* As m3s_extra_intern, for a text whose member ends lean() noted. */
 m3s_extra_t *m3s__extra_intern_ends(m3s_extra_pool_t *p, const char *text, const ends_t *e,
                                     const char *own, const char *host)
 {
-  size_t ownlen = own && !strchr(own, OWN_MARK) ? strlen(own) : 0, n = 0, start = 1;
+  bool markable = own && !strchr(own, OWN_MARK);
+  size_t ownlen = markable ? strlen(own) : 0, n = 0, start = 1;
   m3s_extra_t *x = m3s_xmalloc(sizeof(*x) + (e->n ? e->n : 1) * sizeof(x->m[0]));
   for(size_t i = 0; i < e->n; i++) {
     if(e->at[i] > start) {
       member_t *m = e->hit[i];
-      /* a member seen before as it is, taken as it is (even if it holds
-       * this record's own string, which m3s_extra_json gives back the
-       * same); one seen with the mark is stored again with this record's */
-      if(m && !m->own)
+      /* a member seen before is taken as it is when the record's text is
+       * its text with the mark, if any, standing for this record's own
+       * string (m3s_extra_json gives the same text back, even if the
+       * record holds its own string elsewhere in it too); else stored
+       * anew with this record's */
+      if(m && (!m->own ||
+                (markable && same_with_own(m, text + start, e->at[i] - start, own, ownlen))))
         m->refs++;
       else
         m = pool_get_own(p, text + start, e->at[i] - start, own, ownlen);
