@@ -361,13 +361,13 @@ static void seen_add(m3s_extra_pool_t *p, member_t *m, const char *own, size_t o
 }
 
 /* Whether at[0..avail) begins with member m with each mark replaced by
- * the same plain string (up to the quote after the first mark), followed
- * by a comma or a closing brace; *len: the length of that text. */
-static bool same_but_own(const member_t *m, const unsigned char *at, size_t avail, size_t *len)
+ * own[0..ownlen), or (own NULL) by the same plain string, up to the quote
+ * after the first mark; *len: the length of that text. */
+static bool same_but_own(const member_t *m, const unsigned char *at, size_t avail,
+                         const unsigned char *own, size_t ownlen, size_t *len)
 {
   const char *t = m->text, *end = t + m->len;
-  const unsigned char *r = at, *rend = at + avail, *own = NULL;
-  size_t ownlen = 0;
+  const unsigned char *r = at, *rend = at + avail;
   for(;;) {
     const char *mark = memchr(t, OWN_MARK, (size_t)(end - t));
     size_t seg = (size_t)((mark ? mark : end) - t);
@@ -390,8 +390,6 @@ static bool same_but_own(const member_t *m, const unsigned char *at, size_t avai
     }
     r += ownlen;
   }
-  if(r >= rend || (*r != ',' && *r != '}'))
-    return false;
   *len = (size_t)(r - at);
   return true;
 }
@@ -416,7 +414,8 @@ struct member *m3s__extra_seen(m3s_extra_pool_t *p, const unsigned char *at, siz
     if(m->seen_hash != h)
       continue;
     walk++;
-    if(same_but_own(m, at, avail, len)) {
+    if(same_but_own(m, at, avail, NULL, 0, len) && *len < avail &&
+       (at[*len] == ',' || at[*len] == '}')) {
       *host = NULL;
       return m;
     }
@@ -424,33 +423,12 @@ struct member *m3s__extra_seen(m3s_extra_pool_t *p, const unsigned char *at, siz
   return NULL;
 }
 
-/* Whether t[0..n) is member m with each mark replaced by own. */
-static bool same_with_own(const member_t *m, const char *t, size_t n, const char *own,
-                          size_t ownlen)
-{
-  const char *s = m->text, *end = s + m->len, *tend = t + n;
-  for(;;) {
-    const char *mark = memchr(s, OWN_MARK, (size_t)(end - s));
-    size_t seg = (size_t)((mark ? mark : end) - s);
-    if((size_t)(tend - t) < seg || memcmp(s, t, seg))
-      return false;
-    s += seg;
-    t += seg;
-    if(!mark)
-      return t == tend;
-    if((size_t)(tend - t) < ownlen || memcmp(t, own, ownlen))
-      return false;
-    s++;
-    t += ownlen;
-  }
-}
-
 /* As m3s_extra_intern, for a text whose member ends lean() noted. */
 m3s_extra_t *m3s__extra_intern_ends(m3s_extra_pool_t *p, const char *text, const ends_t *e,
                                     const char *own, const char *host)
 {
   bool markable = own && !strchr(own, OWN_MARK);
-  size_t ownlen = markable ? strlen(own) : 0, n = 0, start = 1;
+  size_t ownlen = markable ? strlen(own) : 0, n = 0, start = 1, len;
   m3s_extra_t *x = m3s_xmalloc(sizeof(*x) + (e->n ? e->n : 1) * sizeof(x->m[0]));
   for(size_t i = 0; i < e->n; i++) {
     if(e->at[i] > start) {
@@ -460,11 +438,15 @@ m3s_extra_t *m3s__extra_intern_ends(m3s_extra_pool_t *p, const char *text, const
        * string (m3s_extra_json gives the same text back, even if the
        * record holds its own string elsewhere in it too); else stored
        * anew with this record's */
-      if(m && (!m->own ||
-                (markable && same_with_own(m, text + start, e->at[i] - start, own, ownlen))))
+      const unsigned char *t = (const unsigned char *)text + start;
+      size_t tn = e->at[i] - start;
+      if(m && m->own && !(markable && same_but_own(m, t, tn, (const unsigned char *)own,
+                                                   ownlen, &len) && len == tn))
+        m = NULL;
+      if(m)
         m->refs++;
       else
-        m = pool_get_own(p, text + start, e->at[i] - start, own, ownlen);
+        m = pool_get_own(p, text + start, tn, own, ownlen);
       if(e->raw[i] && !m->seen)
         seen_add(p, m, own, ownlen, (int)i == e->agent ? host : NULL);
       x->m[n++] = m;
