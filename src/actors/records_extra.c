@@ -1,7 +1,9 @@
 /* The interned extra of loaded task records (see m3s/records.h): each
  * top-level member of the unmodelled fields stored once per pool, however
  * many records hold it unchanged. The lean decoder (records_lean.c) feeds
- * it. */
+ * it; the pool also keeps what that decoder remembers between records:
+ * the members it saw (the seen index) and the partly modelled arrays of
+ * the last record. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,7 +40,7 @@ typedef struct member {
 struct m3s_extra_pool {
   member_t **slots, **seen, **seen_own;  /* nslots each */
   size_t nslots, n;
-  lean_cache_t *lean;
+  modelled_seen_t modelled[3]; /* port_mappings, discovery, networkinfo */
 };
 
 struct m3s_extra {
@@ -87,7 +89,11 @@ void m3s_extra_pool_free(m3s_extra_pool_t *p)
   free(p->slots);
   free(p->seen);
   free(p->seen_own);
-  m3s__lean_cache_free(p->lean);
+  for(int i = 0; i < 3; i++) {
+    free(p->modelled[i].raw);
+    free(p->modelled[i].left);
+    m3s_task_record_free(&p->modelled[i].rec);
+  }
   free(p);
 }
 
@@ -273,11 +279,6 @@ m3s_extra_t *m3s_extra_intern(m3s_extra_pool_t *p, const char *text, const char 
     start = i + 1;
   }
   return extra_done(p, x, n);
-}
-
-lean_cache_t **m3s__extra_lean_cache(m3s_extra_pool_t *p)
-{
-  return &p->lean;
 }
 
 /* Whether the own string, replaced by any string of such characters,
@@ -487,4 +488,76 @@ void m3s_extra_free(m3s_extra_t *x)
   for(size_t i = 0; i < x->n; i++)
     pool_put(x->pool, x->m[i]);
   free(x);
+}
+
+/* ---- the partly modelled members of the last record ------------------ */
+
+static int modelled_slot(int arr)
+{
+  return arr == 'p' ? 0 : arr == 'd' ? 1 : 2;
+}
+
+void m3s__copy_modelled(int arr, const m3s_task_record_t *from, m3s_task_record_t *to)
+{
+  if(arr == 'p' && from->n_port_mappings) {
+    to->n_port_mappings = from->n_port_mappings;
+    to->port_mappings = m3s_xcalloc(to->n_port_mappings, sizeof(*to->port_mappings));
+    for(size_t i = 0; i < to->n_port_mappings; i++) {
+      to->port_mappings[i] = from->port_mappings[i];
+      to->port_mappings[i].protocol = m3s_xstrdup(from->port_mappings[i].protocol);
+    }
+  }
+  else if(arr == 'd' && from->n_discovery_ports) {
+    to->n_discovery_ports = from->n_discovery_ports;
+    to->discovery_ports = m3s_xcalloc(to->n_discovery_ports, sizeof(*to->discovery_ports));
+    for(size_t i = 0; i < to->n_discovery_ports; i++) {
+      to->discovery_ports[i].number = from->discovery_ports[i].number;
+      to->discovery_ports[i].name = m3s_xstrdup(from->discovery_ports[i].name);
+      to->discovery_ports[i].protocol = m3s_xstrdup(from->discovery_ports[i].protocol);
+    }
+  }
+  else if(arr == 'n' && from->n_network_infos) {
+    to->n_network_infos = from->n_network_infos;
+    to->network_infos = m3s_xcalloc(to->n_network_infos, sizeof(*to->network_infos));
+    for(size_t i = 0; i < to->n_network_infos; i++) {
+      const m3s_network_info_t *f = &from->network_infos[i];
+      m3s_network_info_t *t = &to->network_infos[i];
+      t->name = m3s_xstrdup(f->name);
+      t->n_ip_addresses = f->n_ip_addresses;
+      if(f->n_ip_addresses)
+        t->ip_addresses = m3s_xcalloc(f->n_ip_addresses, sizeof(*t->ip_addresses));
+      for(size_t j = 0; j < f->n_ip_addresses; j++)
+        t->ip_addresses[j] = m3s_xstrdup(f->ip_addresses[j]);
+    }
+  }
+}
+
+void m3s__extra_modelled_remember(m3s_extra_pool_t *pool, int arr, const unsigned char *raw,
+                                  size_t rawlen, const m3s_task_record_t *rec, const char *left,
+                                  size_t leftlen)
+{
+  modelled_seen_t *ms = &pool->modelled[modelled_slot(arr)];
+  free(ms->raw);
+  free(ms->left);
+  m3s_task_record_free(&ms->rec);
+  ms->raw = m3s_xmalloc(rawlen);
+  memcpy(ms->raw, raw, rawlen);
+  ms->rawlen = rawlen;
+  ms->left = NULL;
+  ms->leftlen = leftlen;
+  if(leftlen) {
+    ms->left = m3s_xmalloc(leftlen);
+    memcpy(ms->left, left, leftlen);
+  }
+  m3s__copy_modelled(arr, rec, &ms->rec);
+}
+
+const modelled_seen_t *m3s__extra_modelled_seen(m3s_extra_pool_t *pool, int arr,
+                                                const unsigned char *at, size_t avail)
+{
+  const modelled_seen_t *ms = &pool->modelled[modelled_slot(arr)];
+  if(!ms->raw || ms->rawlen >= avail || (at[ms->rawlen] != ',' && at[ms->rawlen] != '}') ||
+     memcmp(ms->raw, at, ms->rawlen))
+    return NULL;
+  return ms;
 }

@@ -104,12 +104,29 @@ typedef struct ends {
 m3s_extra_t *m3s__extra_intern_ends(m3s_extra_pool_t *p, const char *text, const ends_t *e,
                                     const char *own, const char *host);
 
-/* lean()'s memory of the partly modelled members (port_mappings,
- * discovery, networkinfo) of the last record, kept in the pool: the same
- * bytes in the next record are not read again but copied. */
-typedef struct lean_cache lean_cache_t;
-lean_cache_t **m3s__extra_lean_cache(m3s_extra_pool_t *p); /* the pool's slot */
-void m3s__lean_cache_free(lean_cache_t *c);                /* NULL-safe */
+/* lean()'s memory of a partly modelled member (port_mappings, discovery,
+ * networkinfo) of the last record, kept in the pool: the same bytes in
+ * the next record are not read again but copied. */
+typedef struct modelled_seen {
+  char *raw;               /* the member's bytes ("name":value), or NULL */
+  size_t rawlen;
+  char *left;              /* its leftovers in the extra text, or NULL */
+  size_t leftlen;
+  m3s_task_record_t rec;   /* only its array set */
+} modelled_seen_t;
+
+/* Remembers the member raw[0..rawlen) of kind arr ('p', 'd' or 'n', the
+ * name's first letter) that lean() read into rec, with left[0..leftlen)
+ * its leftovers (no leading comma). */
+void m3s__extra_modelled_remember(m3s_extra_pool_t *pool, int arr, const unsigned char *raw,
+                                  size_t rawlen, const m3s_task_record_t *rec, const char *left,
+                                  size_t leftlen);
+/* The remembered member of kind arr when at[0..avail) begins with its
+ * bytes, followed by a comma or a closing brace; else NULL. */
+const modelled_seen_t *m3s__extra_modelled_seen(m3s_extra_pool_t *pool, int arr,
+                                                const unsigned char *at, size_t avail);
+/* Copies the array of kind arr of from into to. */
+void m3s__copy_modelled(int arr, const m3s_task_record_t *from, m3s_task_record_t *to);
 
 /* A member of pool p that lean() checked in an earlier record and that
  * at[0..*len) holds, followed by a comma or a closing brace: the same

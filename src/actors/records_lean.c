@@ -25,7 +25,7 @@
  * of a member the pool saw in an earlier record, checked then, is taken
  * as it is without a second check: Go records of one role or agent repeat
  * their uris, parameters and MesosAgent byte for byte. And the partly
- * modelled arrays of the last record are remembered (struct lean_cache):
+ * modelled arrays of the last record are remembered (records_extra.c):
  * the same bytes in the next record give a copy of what they gave, not a
  * second reading.
  */
@@ -692,109 +692,6 @@ fail:
   return false;
 }
 
-/* ---- the partly modelled members of the last record ------------------ */
-
-struct lean_cache {
-  struct modelled_seen {
-    char *raw;               /* the member's bytes ("name":value), or NULL */
-    size_t rawlen;
-    char *left;              /* its leftovers in the extra text, or NULL */
-    size_t leftlen;
-    m3s_task_record_t rec;   /* only its array set */
-  } m[3];                    /* port_mappings, discovery, networkinfo */
-};
-
-void m3s__lean_cache_free(lean_cache_t *c)
-{
-  if(!c)
-    return;
-  for(int i = 0; i < 3; i++) {
-    free(c->m[i].raw);
-    free(c->m[i].left);
-    m3s_task_record_free(&c->m[i].rec);
-  }
-  free(c);
-}
-
-static int modelled_slot(int arr)
-{
-  return arr == 'p' ? 0 : arr == 'd' ? 1 : 2;
-}
-
-/* Copies the array of kind arr ('p', 'd' or 'n') of from into to. */
-static void copy_modelled(int arr, const m3s_task_record_t *from, m3s_task_record_t *to)
-{
-  if(arr == 'p' && from->n_port_mappings) {
-    to->n_port_mappings = from->n_port_mappings;
-    to->port_mappings = m3s_xcalloc(to->n_port_mappings, sizeof(*to->port_mappings));
-    for(size_t i = 0; i < to->n_port_mappings; i++) {
-      to->port_mappings[i] = from->port_mappings[i];
-      to->port_mappings[i].protocol = m3s_xstrdup(from->port_mappings[i].protocol);
-    }
-  }
-  else if(arr == 'd' && from->n_discovery_ports) {
-    to->n_discovery_ports = from->n_discovery_ports;
-    to->discovery_ports = m3s_xcalloc(to->n_discovery_ports, sizeof(*to->discovery_ports));
-    for(size_t i = 0; i < to->n_discovery_ports; i++) {
-      to->discovery_ports[i].number = from->discovery_ports[i].number;
-      to->discovery_ports[i].name = m3s_xstrdup(from->discovery_ports[i].name);
-      to->discovery_ports[i].protocol = m3s_xstrdup(from->discovery_ports[i].protocol);
-    }
-  }
-  else if(arr == 'n' && from->n_network_infos) {
-    to->n_network_infos = from->n_network_infos;
-    to->network_infos = m3s_xcalloc(to->n_network_infos, sizeof(*to->network_infos));
-    for(size_t i = 0; i < to->n_network_infos; i++) {
-      const m3s_network_info_t *f = &from->network_infos[i];
-      m3s_network_info_t *t = &to->network_infos[i];
-      t->name = m3s_xstrdup(f->name);
-      t->n_ip_addresses = f->n_ip_addresses;
-      if(f->n_ip_addresses)
-        t->ip_addresses = m3s_xcalloc(f->n_ip_addresses, sizeof(*t->ip_addresses));
-      for(size_t j = 0; j < f->n_ip_addresses; j++)
-        t->ip_addresses[j] = m3s_xstrdup(f->ip_addresses[j]);
-    }
-  }
-}
-
-/* Remembers the member raw[0..rawlen) of kind arr that fast_*() read into
- * rec, with left[0..leftlen) its leftovers (no leading comma). */
-static void modelled_remember(m3s_extra_pool_t *pool, int arr, const unsigned char *raw,
-                              size_t rawlen, const m3s_task_record_t *rec, const char *left,
-                              size_t leftlen)
-{
-  lean_cache_t **c = m3s__extra_lean_cache(pool);
-  if(!*c)
-    *c = m3s_xcalloc(1, sizeof(**c));
-  struct modelled_seen *ms = &(*c)->m[modelled_slot(arr)];
-  free(ms->raw);
-  free(ms->left);
-  m3s_task_record_free(&ms->rec);
-  ms->raw = m3s_xmalloc(rawlen);
-  memcpy(ms->raw, raw, rawlen);
-  ms->rawlen = rawlen;
-  ms->left = NULL;
-  ms->leftlen = leftlen;
-  if(leftlen) {
-    ms->left = m3s_xmalloc(leftlen);
-    memcpy(ms->left, left, leftlen);
-  }
-  copy_modelled(arr, rec, &ms->rec);
-}
-
-/* The remembered member of kind arr when at[0..avail) begins with its
- * bytes, followed by a comma or a closing brace; else NULL. */
-static const struct modelled_seen *modelled_seen(m3s_extra_pool_t *pool, int arr,
-                                                 const unsigned char *at, size_t avail)
-{
-  lean_cache_t *c = *m3s__extra_lean_cache(pool);
-  const struct modelled_seen *ms = c ? &c->m[modelled_slot(arr)] : NULL;
-  if(!ms || !ms->raw || ms->rawlen >= avail || (at[ms->rawlen] != ',' && at[ms->rawlen] != '}') ||
-     memcmp(ms->raw, at, ms->rawlen))
-    return NULL;
-  return ms;
-}
-
 /* Notes the end of the member just put in the extra text x (raw: the
  * record's own bytes; hit: the pool's member they are). */
 static void note_end(ends_t *ends, const buf_t *x, bool raw, struct member *hit)
@@ -883,11 +780,12 @@ static int lean(const char *text, size_t len, m3s_task_record_t *out, char **ext
         goto next;
       }
     }
-    const struct modelled_seen *ms = pool && arr ? modelled_seen(pool, arr, k, (size_t)(s.end - k))
-                                                 : NULL;
+    const modelled_seen_t *ms = pool && arr ? m3s__extra_modelled_seen(pool, arr, k,
+                                                                   (size_t)(s.end - k))
+                                           : NULL;
     if(ms) {
       /* the same bytes as in the last record: the same arrays */
-      copy_modelled(arr, &ms->rec, &sc);
+      m3s__copy_modelled(arr, &ms->rec, &sc);
       if(ms->leftlen) {
         if(x.n > 1)
           put(&x, ",", 1);
@@ -921,7 +819,8 @@ static int lean(const char *text, size_t len, m3s_task_record_t *out, char **ext
         note_end(ends, &x, false, NULL); /* its leftovers: one member */
       if(ok && pool) {
         size_t from = before + (x.n != before && x.p[before] == ',');
-        modelled_remember(pool, arr, k, (size_t)(s.p - k), &tmp, x.p + from, x.n - from);
+        m3s__extra_modelled_remember(pool, arr, k, (size_t)(s.p - k), &tmp, x.p + from,
+                                     x.n - from);
       }
       if(ok) {
         sc.port_mappings = arr == 'p' ? tmp.port_mappings : sc.port_mappings;
