@@ -24,6 +24,9 @@ MesosAgent object, like records of a real cluster.
 
 Usage: python3 bench/recovery_bench.py [build/m3s] [--tasks N] [--runs R]
 (redis_read_floor is looked for in bench/ next to the binary.)
+With --dump-records FILE, only writes N such records to FILE, one a line
+(agent ids and hostnames shaped like the simulator's), for
+bench/record_decode_bench, and exits.
 """
 import argparse
 import datetime
@@ -162,7 +165,19 @@ def main():
     ap.add_argument("binary", nargs="?", default=os.path.join(HERE, "..", "build", "m3s"))
     ap.add_argument("--tasks", type=int, default=10000)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--dump-records", metavar="FILE")
     args = ap.parse_args()
+    if args.dump_records:
+        with open(TEMPLATE) as f:
+            tmpl = json.load(f)
+        master = "0f3c5e1a-6b2d-4e8f-9a71-3c4d5e6f7a8b"
+        agents = ["%s-S%d" % (master, i) for i in range(max(1, args.tasks // 200))]
+        hosts = {a: "agent-%d.mesos-sim" % i for i, a in enumerate(agents)}
+        with open(args.dump_records, "w") as f:
+            for i in range(args.tasks):
+                tid = "%08x-0000-4000-8000-%012x" % (i, i)
+                f.write(task_record(tmpl, tid, agents[i % len(agents)], hosts, args.tasks) + "\n")
+        return
     test_mesos.M3S = os.path.abspath(args.binary)
     floor_bin = os.path.join(os.path.dirname(test_mesos.M3S), "bench", "redis_read_floor")
     if not os.access(floor_bin, os.X_OK):

@@ -151,7 +151,10 @@ void m3s_extra_free(m3s_extra_t *x);    /* NULL-safe */
  * id, as m3s_extra_intern), without splitting the extra text again: the
  * loads' way. *extra is NULL when there are no unmodelled fields; on error
  * both outputs are NULL. Same results as m3s_task_record_from_json_lean
- * followed by m3s_extra_intern. */
+ * followed by m3s_extra_intern. The pool also remembers what it decoded
+ * of earlier records (members held as they are, the last record's
+ * port_mappings, discovery and networkinfo), so that the same bytes in a
+ * later record are neither checked nor read again. */
 int m3s_task_record_from_json_pooled(const char *text, size_t len, m3s_task_record_t *out,
                                      m3s_extra_pool_t *pool, m3s_extra_t **extra,
                                      char **agent_host, char *err, size_t errlen);

@@ -28,7 +28,9 @@
  *                       unchecked, so a m3s_store_records_t *: the role
  *                       decodes straight from Redis's replies and sets
  *                       aside a record that is not JSON, not UTF-8 or not
- *                       usable).
+ *                       usable). It asks for the next chunk
+ *                       (M3S_STORE_NEXT) before decoding this one, so the
+ *                       store has one ready when it is done.
  *   M3S_STORE_WRITTEN   the outcome of each of its own writes, in order (tag
  *                       = write sequence; flags M3S_STORE_FAILED when
  *                       refused for good); the offers actor's

@@ -82,17 +82,60 @@ static inline const unsigned char *skip_plain(const unsigned char *p, const unsi
   return p;
 }
 
+struct member;
+
 /* Where the members of the extra text end (offsets of the comma or brace
  * after each), so the pool need not split it again; unknown = the text
- * must be split (leftovers that json_dumps wrote). */
+ * must be split (leftovers that json_dumps wrote). For each member, raw:
+ * its text is the record's own bytes, already checked by lean() (not
+ * rewritten), so the pool may recognise it in later records; hit: the
+ * pool's member lean() found at its place instead of checking it; agent:
+ * the index of the MesosAgent member (-1 if none), whose hostname is host. */
 typedef struct ends {
   size_t at[MAX_MEMBERS];
+  struct member *hit[MAX_MEMBERS];
+  bool raw[MAX_MEMBERS];
   size_t n;
+  int agent;
   bool unknown;
 } ends_t;
 
 /* m3s_extra_intern for a text whose member ends lean() noted. */
 m3s_extra_t *m3s__extra_intern_ends(m3s_extra_pool_t *p, const char *text, const ends_t *e,
-                                    const char *own);
+                                    const char *own, const char *host);
+
+/* lean()'s memory of a partly modelled member (port_mappings, discovery,
+ * networkinfo) of the last record, kept in the pool: the same bytes in
+ * the next record are not read again but copied. */
+typedef struct modelled_seen {
+  char *raw;               /* the member's bytes ("name":value), or NULL */
+  size_t rawlen;
+  char *left;              /* its leftovers in the extra text, or NULL */
+  size_t leftlen;
+  m3s_task_record_t rec;   /* only its array set */
+} modelled_seen_t;
+
+/* Remembers the member raw[0..rawlen) of kind arr ('p', 'd' or 'n', the
+ * name's first letter) that lean() read into rec, with left[0..leftlen)
+ * its leftovers (no leading comma). */
+void m3s__extra_modelled_remember(m3s_extra_pool_t *pool, int arr, const unsigned char *raw,
+                                  size_t rawlen, const m3s_task_record_t *rec, const char *left,
+                                  size_t leftlen);
+/* The remembered member of kind arr when at[0..avail) begins with its
+ * bytes, followed by a comma or a closing brace; else NULL. */
+const modelled_seen_t *m3s__extra_modelled_seen(m3s_extra_pool_t *pool, int arr,
+                                                const unsigned char *at, size_t avail);
+/* Copies the array of kind arr of from into to. */
+void m3s__copy_modelled(int arr, const m3s_task_record_t *from, m3s_task_record_t *to);
+
+/* A member of pool p that lean() checked in an earlier record and that
+ * at[0..*len) holds, followed by a comma or a closing brace: the same
+ * bytes (but for another record's own string in the same plain places),
+ * so a member as valid, which need not be checked again. namelen: the
+ * length of its name at at, with the quotes. *host: the hostname lean()
+ * read from it when it is the MesosAgent member (else NULL). NULL when
+ * there is none. */
+struct member *m3s__extra_seen(m3s_extra_pool_t *p, const unsigned char *at, size_t avail,
+                               size_t namelen, size_t *len, const char **host);
 
 #endif

@@ -20,6 +20,14 @@
  * deep nesting, a repeated top-level member, or anything the full decoder
  * refuses (its error is the answer). Results are the same either way; the
  * unit tests compare both.
+ *
+ * With a pool (the loads' way), an unmodelled member whose bytes are those
+ * of a member the pool saw in an earlier record, checked then, is taken
+ * as it is without a second check: Go records of one role or agent repeat
+ * their uris, parameters and MesosAgent byte for byte. And the partly
+ * modelled arrays of the last record are remembered (records_extra.c):
+ * the same bytes in the next record give a copy of what they gave, not a
+ * second reading.
  */
 #include <limits.h>
 #include <stdbool.h>
@@ -684,9 +692,20 @@ fail:
   return false;
 }
 
-/* Returns 0 and fills the outputs, or -1 when the full decoder must run. */
+/* Notes the end of the member just put in the extra text x (raw: the
+ * record's own bytes; hit: the pool's member they are). */
+static void note_end(ends_t *ends, const buf_t *x, bool raw, struct member *hit)
+{
+  ends->hit[ends->n] = hit;
+  ends->raw[ends->n] = raw;
+  ends->at[ends->n++] = x->n;
+}
+
+/* Returns 0 and fills the outputs, or -1 when the full decoder must run.
+ * pool (NULL = none): members it has seen in earlier records are not
+ * checked again (m3s__extra_seen). */
 static int lean(const char *text, size_t len, m3s_task_record_t *out, char **extra,
-                char **agent_host, ends_t *ends)
+                char **agent_host, ends_t *ends, m3s_extra_pool_t *pool)
 {
   scan_t s = { (const unsigned char *)text, (const unsigned char *)text + len, false };
   struct { const unsigned char *k; size_t n; } seen[MAX_MEMBERS];
@@ -738,19 +757,55 @@ static int lean(const char *text, size_t len, m3s_task_record_t *out, char **ext
       goto out;
     ws(&s);
     const unsigned char *v = s.p;
+    int sci = scalar_index(k + 1, kn - 2);
+    int arr = sci < 0 && in_list(modelled, k + 1, kn - 2) ? (int)k[1] : 0;
+    if(pool && sci < 0 && !arr && v == k + kn + 1 && s.p < s.end && (*v == '{' || *v == '[')) {
+      /* Most of a record repeats what earlier ones held (uris,
+       * parameters, the agent): the same bytes need no second check. */
+      size_t mn;
+      const char *seen_host;
+      struct member *hit = m3s__extra_seen(pool, k, (size_t)(s.end - k), kn, &mn, &seen_host);
+      bool agent = kn == 12 && !memcmp(k, "\"MesosAgent\"", 12);
+      if(hit && (!agent || seen_host)) {
+        if(x.n > 1)
+          put(&x, ",", 1);
+        put(&x, (const char *)k, mn);
+        if(agent) {
+          free(host);
+          host = m3s_xstrdup(seen_host);
+          ends->agent = (int)ends->n;
+        }
+        note_end(ends, &x, true, hit);
+        s.p = k + mn;
+        goto next;
+      }
+    }
+    const modelled_seen_t *ms = pool && arr ? m3s__extra_modelled_seen(pool, arr, k,
+                                                                   (size_t)(s.end - k))
+                                           : NULL;
+    if(ms) {
+      /* the same bytes as in the last record: the same arrays */
+      m3s__copy_modelled(arr, &ms->rec, &sc);
+      if(ms->leftlen) {
+        if(x.n > 1)
+          put(&x, ",", 1);
+        put(&x, ms->left, ms->leftlen);
+        note_end(ends, &x, false, NULL);
+      }
+      s.p = k + ms->rawlen;
+      goto next;
+    }
     s.spaced = false;
     if(!value(&s, 1))
       goto out;
     size_t vn = (size_t)(s.p - v);
     bool spaced = s.spaced;
-    int sci = scalar_index(k + 1, kn - 2);
     if(sci >= 0) {
       if(!read_scalar(&scalars[sci], (const char *)v, vn, &sc))
         goto out;
       have[sci] = true;
       goto next;
     }
-    int arr = in_list(modelled, k + 1, kn - 2) ? (int)k[1] : 0;
     if(arr) {
       /* usually read here; else the full decoder reads it */
       slice_t sl = { k, v, kn, vn };
@@ -761,7 +816,12 @@ static int lean(const char *text, size_t len, m3s_task_record_t *out, char **ext
               : arr == 'd' ? fast_discovery(&sl, &tmp, &x)
                            : fast_network_infos(&sl, &tmp, &x);
       if(ok && x.n != before)
-        ends->at[ends->n++] = x.n; /* its leftovers: one member */
+        note_end(ends, &x, false, NULL); /* its leftovers: one member */
+      if(ok && pool) {
+        size_t from = before + (x.n != before && x.p[before] == ',');
+        m3s__extra_modelled_remember(pool, arr, k, (size_t)(s.p - k), &tmp, x.p + from,
+                                     x.n - from);
+      }
       if(ok) {
         sc.port_mappings = arr == 'p' ? tmp.port_mappings : sc.port_mappings;
         sc.n_port_mappings = arr == 'p' ? tmp.n_port_mappings : sc.n_port_mappings;
@@ -785,11 +845,12 @@ static int lean(const char *text, size_t len, m3s_task_record_t *out, char **ext
     else
       put(b, (const char *)v, vn); /* already compact, as Go writes it */
     if(!model)
-      ends->at[ends->n++] = x.n;
+      note_end(ends, &x, !spaced && v == k + kn + 1, NULL);
     if(!model && kn == 12 && !memcmp(k, "\"MesosAgent\"", 12)) {
       free(host);
       if(!(host = member_string((const char *)v, vn, "hostname")))
         goto out;
+      ends->agent = (int)ends->n - 1;
     }
   next:
     ws(&s);
@@ -906,8 +967,8 @@ int m3s_task_record_from_json_lean(const char *text, size_t len, m3s_task_record
   *extra = *agent_host = NULL;
   if(err && errlen)
     err[0] = '\0';
-  ends_t ends = { .n = 0 };
-  if(text && lean(text, len, out, extra, agent_host, &ends) == 0)
+  ends_t ends = { .n = 0, .agent = -1 };
+  if(text && lean(text, len, out, extra, agent_host, &ends, NULL) == 0)
     return 0;
   return full(text, len, out, extra, agent_host, err, errlen);
 }
@@ -917,16 +978,16 @@ int m3s_task_record_from_json_pooled(const char *text, size_t len, m3s_task_reco
                                      char **agent_host, char *err, size_t errlen)
 {
   char *x = NULL;
-  ends_t ends = { .n = 0 };
+  ends_t ends = { .n = 0, .agent = -1 };
   int rc = 0;
   *extra = NULL;
   *agent_host = NULL;
   if(err && errlen)
     err[0] = '\0';
-  if(text && lean(text, len, out, &x, agent_host, &ends) == 0) {
+  if(text && lean(text, len, out, &x, agent_host, &ends, pool) == 0) {
     if(x)
       *extra = ends.unknown ? m3s_extra_intern(pool, x, out->task_id)
-                            : m3s__extra_intern_ends(pool, x, &ends, out->task_id);
+                            : m3s__extra_intern_ends(pool, x, &ends, out->task_id, *agent_host);
   }
   else if((rc = full(text, len, out, &x, agent_host, err, errlen)) == 0) {
     *extra = m3s_extra_intern(pool, x, out->task_id);

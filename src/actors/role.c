@@ -1281,9 +1281,11 @@ static void role_handle(m3s_actor_t *self, m3s_msg_t *msg)
       a->cfg_loaded = true;
     }
     else if(msg->arg == TAG_LOAD_TASKS) {
-      load_tasks(a, msg->payload, !(msg->flags & M3S_STORE_MORE));
+      /* Asked before this chunk is parsed: the store hands over the one it
+       * has read meanwhile and reads the one after while this is parsed. */
       if(msg->flags & M3S_STORE_MORE)
         m3s_send(a->store, m3s_msg_new(M3S_STORE_NEXT, TAG_LOAD_TASKS, NULL, NULL));
+      load_tasks(a, msg->payload, !(msg->flags & M3S_STORE_MORE));
       a->tasks_loaded = !(msg->flags & M3S_STORE_MORE);
     }
     maybe_ready(a);

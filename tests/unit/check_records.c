@@ -610,6 +610,37 @@ static void assert_pooled_same(const char *text, size_t len, const m3s_task_reco
   m3s_extra_pool_free(pool);
 }
 
+/* The pooled decode of text, with a pool that has seen other records,
+ * gives what the full decoder gives: the same error, or the same struct,
+ * extra and MesosAgent hostname. */
+static void assert_pooled_like_full(m3s_extra_pool_t *pool, const char *text, size_t len)
+{
+  m3s_task_record_t a, c;
+  m3s_extra_t *xc = (m3s_extra_t *)1;
+  char ea[256], ec[256], *hc = (char *)1;
+  int ra = m3s_task_record_from_json(text, len, &a, ea, sizeof(ea));
+  int rc = m3s_task_record_from_json_pooled(text, len, &c, pool, &xc, &hc, ec,
+                                            sizeof(ec));
+  ck_assert_msg(ra == rc, "for %.300s: %d vs %d (%s)", text ? text : "NULL", ra, rc, ra ? ea : ec);
+  if(ra) {
+    ck_assert_str_eq(ea, ec);
+    ck_assert_ptr_null(xc);
+    ck_assert_ptr_null(hc);
+    return;
+  }
+  const char *host = json_string_value(
+    json_object_get(json_object_get(a.extra, "MesosAgent"), "hostname"));
+  ck_assert_str_eq(hc, host ? host : "");
+  c.extra = m3s_extra_json(xc, c.task_id);
+  ck_assert_msg(json_equal(a.extra, c.extra) || (!c.extra && !json_object_size(a.extra)),
+                "pooled extra differs for %.300s", text);
+  assert_task_equal(&a, &c);
+  m3s_extra_free(xc);
+  free(hc);
+  m3s_task_record_free(&a);
+  m3s_task_record_free(&c);
+}
+
 /* m3s_task_record_from_json_lean gives what the full decoder gives: the
  * same error, or the same struct, extra and encoding; its extra text is
  * compact (records that share a member share its text). */
@@ -627,13 +658,7 @@ static void assert_lean_same(const char *text, size_t len)
     ck_assert_ptr_null(h);
     ck_assert_ptr_null(b.task_id);
     m3s_extra_pool_t *pool = m3s_extra_pool_new();
-    m3s_extra_t *xc = (m3s_extra_t *)1;
-    char *hc = (char *)1, ec[256];
-    ck_assert_int_eq(m3s_task_record_from_json_pooled(text, len, &b, pool, &xc, &hc, ec,
-                                                      sizeof(ec)), ra);
-    ck_assert_str_eq(ec, ea);
-    ck_assert_ptr_null(xc);
-    ck_assert_ptr_null(hc);
+    assert_pooled_like_full(pool, text, len);
     m3s_extra_pool_free(pool);
     return;
   }
@@ -791,6 +816,121 @@ START_TEST(test_task_lean_same)
   strcat(many, "]}");
   assert_lean_same(many, strlen(many));
   assert_lean_same("{\"TaskID\":\"z\"}garbage", 14);
+}
+END_TEST
+
+/* Members a pool has seen are not checked again in later records: what
+ * follows them, or the slightest change in them, still decides. */
+START_TEST(test_task_pooled_seen)
+{
+  static const char agent[] =
+    "\"MesosAgent\":{\"id\":\"6c2e3f0a-9d1b-4c77-8e21-4b5a6d7c8e9f-S3\",\"hostname\":\"w-3\","
+    "\"port\":5051,\"attributes\":{\"rack\":\"r2\"},\"resources\":{\"disk\":51200,\"mem\":158}}";
+  static const char uris[] =
+    "\"uris\":[{\"value\":\"https://raw.githubusercontent.com/AVENTER-UG/mesos-m3s/master/b.sh\","
+    "\"executable\":true,\"extract\":false,\"cache\":false,\"output_file\":\"bootstrap\"}]";
+  /* records after the first: "{" member sep member end */
+  static const struct { const char *sep, *end; } later[] = {
+    { ",", ",\"TaskID\":\"t2\"}" },
+    { ",", ",\"TaskID\":\"t3\"}garbage" },
+    { ",", "]" },
+    { ",", ",3]}" },
+    { ",", ",\"uris\":[]}" },
+    { " , ", "}" },
+    { ",", ",\"TaskID\":\"S3\"}" },   /* its own id inside the agent */
+    { ",", ",\"TaskID\":\"raw\"}" },  /* ... and inside the uris */
+  };
+  char first[1024], t[2048];
+  m3s_extra_pool_t *pool = m3s_extra_pool_new();
+  snprintf(first, sizeof(first), "{%s,%s,\"TaskID\":\"t1\"}", uris, agent);
+  m3s_task_record_t r;
+  m3s_extra_t *keep;
+  char *h, e[256];
+  ck_assert_int_eq(m3s_task_record_from_json_pooled(first, strlen(first), &r, pool, &keep, &h,
+                                                    e, sizeof(e)), 0);
+  ck_assert_str_eq(h, "w-3");
+  for(size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
+    snprintf(t, sizeof(t), "{%s%s%s%s", uris, later[i].sep, agent, later[i].end);
+    assert_pooled_like_full(pool, t, strlen(t));
+    snprintf(t, sizeof(t), "{%s%s%s%s", agent, later[i].sep, uris, later[i].end);
+    assert_pooled_like_full(pool, t, strlen(t));
+  }
+  /* the seen members, one byte changed or cut anywhere */
+  size_t a0 = strlen("{") + strlen(uris) + 1, n = strlen(first);
+  for(size_t at = 1; at + 1 < n; at++) {
+    static const char repl[] = { 'x', '"', '}', ']', ',', ' ', '\\' };
+    for(size_t k = 0; k < sizeof(repl); k++) {
+      snprintf(t, sizeof(t), "%s", first);
+      t[at] = repl[k];
+      assert_pooled_like_full(pool, t, strlen(t));
+    }
+    snprintf(t, sizeof(t), "%.*s}", (int)at, first);
+    assert_pooled_like_full(pool, t, strlen(t));
+  }
+  /* another hostname for the same agent id */
+  snprintf(t, sizeof(t), "%s", first);
+  memcpy(strstr(t + a0, "w-3"), "w-4", 3);
+  assert_pooled_like_full(pool, t, strlen(t));
+  /* members that hold the record's task id (kept apart in the pool), and
+   * the partly modelled ones (remembered from the last record) */
+  static const char arrays[] =
+    "\"port_mappings\":[{\"host_port\":31001,\"container_port\":80,\"protocol\":\"tcp\"}],"
+    "\"discovery\":{\"visibility\":2,\"ports\":{\"ports\":[{\"number\":31001,\"name\":\"h\","
+    "\"protocol\":\"http\"}]}},\"networkinfo\":[{\"ip_addresses\":[{\"protocol\":1,"
+    "\"ip_address\":\"10.0.0.5\"}],\"name\":\"weave\"}]";
+  m3s_extra_t *keep1 = NULL;
+  static const struct { const char *env, *args, *id, *arrays; } ids[] = {
+    { "t1", "t1", "t1", NULL }, /* the first of these */
+    { "t7", "t7", "t7", "\"port_mappings\" : [ {\"host_port\":31001,\"container_port\":80,"
+                        "\"protocol\":\"tcp\"} ],\"networkinfo\":[{\"name\":\"weave\"}]" },
+    { "t8", "t8", "t8", "\"port_mappings\":[],\"discovery\":null,\"networkinfo\":[{\"x\":1}]" },
+    { "t9", "t9", "t9", "\"port_mappings\":[{\"host_port\":\"31001\"}]" },
+    { "t7", "t7", "t7", "\"port_mappings\":[{\"host_port\":31001,\"container_port\":80,"
+                        "\"protocol\":\"tcp\"}],\"networkinfo\":[{\"name\":\"weave\"}]" },
+    { "t2", "t2", "t2", NULL },
+    { "t-22", "t-22", "t-22", NULL },
+    { "", "", "", NULL },
+    { "t2", "t3", "t2", NULL },
+    { "t4", "t4", "t5", NULL },
+    { "a\\\"b", "a\\\"b", "a\\\"b", NULL },
+    { "a\\u00e9", "a\\u00e9", "a\\u00e9", NULL },
+    { "t6\"]}", "t6", "t6", NULL },
+    { "caf\xc3\xa9", "caf\xc3\xa9", "caf\xc3\xa9", NULL },
+    { "t1", "t1", "t1", NULL },
+  };
+  for(size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+    snprintf(t, sizeof(t),
+             "{%s,\"environment\":{\"variables\":[{\"name\":\"SERVICE_NAME\",\"value\":"
+             "\"m3sdev:agent\"},{\"name\":\"MESOS_TASK_ID\",\"value\":\"%s\"}]},"
+             "\"arguments\":[\"/usr/local/bin/k3s\",\"agent\",\"--with-node-id %s\","
+             "\"--kubelet-arg node-labels m3s.aventer.biz/taskid=%s\"],%s,\"TaskID\":\"%s\"}",
+             uris, ids[i].env, ids[i].args, ids[i].args, ids[i].arrays ? ids[i].arrays : arrays,
+             ids[i].id);
+    assert_pooled_like_full(pool, t, strlen(t));
+    if(i)
+      continue;
+    /* the first, kept in the pool; then one byte changed anywhere */
+    m3s_task_record_t r1;
+    char *h1;
+    ck_assert_int_eq(m3s_task_record_from_json_pooled(t, strlen(t), &r1, pool, &keep1, &h1, e,
+                                                      sizeof(e)), 0);
+    free(h1);
+    m3s_task_record_free(&r1);
+    char u[2048];
+    for(size_t at = 1; at + 1 < strlen(t); at++) {
+      static const char repl[] = { 'x', '"', '}', ',', '\\', '\x01' };
+      for(size_t k = 0; k < sizeof(repl); k++) {
+        snprintf(u, sizeof(u), "%s", t);
+        u[at] = repl[k];
+        assert_pooled_like_full(pool, u, strlen(u));
+      }
+    }
+  }
+  m3s_extra_free(keep);
+  m3s_extra_free(keep1);
+  free(h);
+  m3s_task_record_free(&r);
+  m3s_extra_pool_free(pool);
 }
 END_TEST
 
@@ -1266,6 +1406,7 @@ static Suite *records_suite(void)
                       (int)(sizeof(bad_tasks) / sizeof(bad_tasks[0])));
   tcase_add_test(tc, test_task_error_buffer);
   tcase_add_test(tc, test_task_lean_same);
+  tcase_add_test(tc, test_task_pooled_seen);
   tcase_add_test(tc, test_extra_pool);
   tcase_add_test(tc, test_times);
   tcase_add_test(tc, test_roles);
