@@ -353,6 +353,16 @@ class OrchestraTest(test_mesos.MesosCase):
         t = self.status()["roles"][role]["tasks"].get(task_id)
         return t and t.get("node_unready_since")
 
+    def node_down(self, sim, role, task_id):
+        """Turns the task's node NotReady and waits for its role to count
+        it so; returns the node's name and when it was turned."""
+        node = self.node_of(task_id)
+        t0 = time.monotonic()
+        sim.set_k3s_node_ready(node=node, ready=False)
+        self.wait("the %s role to count %s NotReady" % (role, node),
+                  lambda: self.unready_since(role, task_id))
+        return node, t0
+
     def node_cluster(self, timeout, **env):
         sim, d = self.cluster(agents=4, K3S_AGENT_COUNT="2", K3S_NODE_TIMEOUT="%gs" % timeout,
                               CLEANUP_WAIT="1s", **env)
@@ -369,11 +379,7 @@ class OrchestraTest(test_mesos.MesosCase):
         sim, d = self.node_cluster(timeout)
         agents = [t[0] for t in self.active(sim, "agent")]
         victim, other = agents
-        node = self.node_of(victim)
-        t0 = time.monotonic()
-        sim.set_k3s_node_ready(node=node, ready=False)
-        self.wait("the role to count the node NotReady",
-                  lambda: self.unready_since("agent", victim))
+        node, t0 = self.node_down(sim, "agent", victim)
         self.wait("the victim killed",
                   lambda: victim not in {t[0] for t in self.active(sim)}, LONG)
         self.assertGreaterEqual(time.monotonic() - t0, timeout, "killed before K3S_NODE_TIMEOUT")
@@ -394,16 +400,12 @@ class OrchestraTest(test_mesos.MesosCase):
     def test_node_not_ready_briefly_kills_nothing(self):
         """NotReady for less than K3S_NODE_TIMEOUT, then Ready: the clock
         resets and nothing is killed, however long one waits after."""
-        timeout = 8.0
+        timeout = 8.0 * (3 if SLOW else 1)
         sim, d = self.node_cluster(timeout)
         before = {t[0] for t in self.active(sim)}
         n_launched = len(self.launched(sim))
         victim = self.active(sim, "agent")[0][0]
-        node = self.node_of(victim)
-        t0 = time.monotonic()
-        sim.set_k3s_node_ready(node=node, ready=False)
-        self.wait("the role to count the node NotReady",
-                  lambda: self.unready_since("agent", victim))
+        node, t0 = self.node_down(sim, "agent", victim)
         self.assertLess(time.monotonic() - t0, timeout - 1,
                         "the machine is too slow for this test's NotReady to be brief")
         sim.set_k3s_node_ready(node=node, ready=True)
@@ -420,15 +422,11 @@ class OrchestraTest(test_mesos.MesosCase):
         """An agent node seen NotReady, then the K3s API unreachable for
         longer than K3S_NODE_TIMEOUT: nothing is killed (no evidence); the
         API back with the node Ready: still nothing."""
-        timeout = 6.0
+        timeout = 6.0 * (3 if SLOW else 1)
         sim, d = self.node_cluster(timeout)
         before = {t[0] for t in self.active(sim)}
         victim = self.active(sim, "agent")[0][0]
-        node = self.node_of(victim)
-        t0 = time.monotonic()
-        sim.set_k3s_node_ready(node=node, ready=False)
-        self.wait("the role to count the node NotReady",
-                  lambda: self.unready_since("agent", victim))
+        node, t0 = self.node_down(sim, "agent", victim)
         self.assertTrue(sim.set_k3s_api_up(False))
         self.wait("the daemon to lose the K3s API",
                   lambda: not self.status()["kubernetes"]["connected"])
@@ -456,7 +454,7 @@ class OrchestraTest(test_mesos.MesosCase):
         sim, d = self.node_cluster(3.0)
         agents = {t[0] for t in self.active(sim, "agent")}
         server = self.active(sim, "server")[0][0]
-        sim.set_k3s_node_ready(node=self.node_of(server), ready=False)
+        self.node_down(sim, "server", server)
         self.wait("the server killed",
                   lambda: server not in {t[0] for t in self.active(sim)}, LONG)
         self.wait("a new server", lambda: self.converged(sim, 1, 1, 2, gone=[server]))
