@@ -109,8 +109,9 @@
  *                       "tasks":{id:{"state","agent","hostname","since",
  *                       "healthy","phase","agent_hostname","node",
  *                       "node_ready","outdated","node_unready_since"}},
- *                       "kube_live", "replaced_node_not_ready" (tasks
- *                       killed by the node clock since start),
+ *                       and for server and agent "kube_live",
+ *                       "replaced_node_not_ready" (tasks killed by the
+ *                       node clock since start),
  *                       "ended":{id:"<state> <reason>"}} (the last 8
  *                       tasks that ended unasked, how: a lost host is
  *                       TASK_UNREACHABLE/LOST REASON_AGENT_REMOVED); a task is

@@ -1326,16 +1326,20 @@ static json_t *status_json(role_actor_t *a)
     if(a->ended[i].task_id[0])
       json_object_set_new(ended, a->ended[i].task_id, json_string(a->ended[i].how));
   int64_t wait = a->backoff_until > now ? a->backoff_until - now : 0;
-  return json_pack("{s:s, s:i, s:i, s:b, s:b, s:I, s:i, s:{s:f, s:f, s:f, s:f, s:f, s:f},"
-                   " s:s, s:i, s:i, s:o, s:o, s:b, s:I}",
+  json_t *out = json_pack("{s:s, s:i, s:i, s:b, s:b, s:I, s:i, s:{s:f, s:f, s:f, s:f, s:f, s:f},"
+                   " s:s, s:i, s:i, s:o, s:o}",
                    "role", m3s_role_name(a->role), "desired", a->desired, "restore", a->restore,
                    "upstream_healthy", a->upstream, "healthy", a->healthy, "backoff_ms",
                    (json_int_t)wait, "failures", a->failures, "resources", "cpus", a->res.cpu,
                    "cpus_limit", a->res.cpu_limit, "mem", a->res.mem, "mem_limit",
                    a->res.mem_limit, "disk", a->res.disk, "disk_limit", a->res.disk_limit,
                    "spec_digest", digest, "outdated", outdated, "spec_unknown", unknown,
-                   "tasks", tasks, "ended", ended, "kube_live", a->kube_live,
-                   "replaced_node_not_ready", (json_int_t)a->replaced_node);
+                   "tasks", tasks, "ended", ended);
+  if(a->role != M3S_ROLE_DATASTORE) { /* the node clock's */
+    json_object_set_new(out, "kube_live", json_boolean(a->kube_live));
+    json_object_set_new(out, "replaced_node_not_ready", json_integer((json_int_t)a->replaced_node));
+  }
+  return out;
 }
 
 /* ---- actor --------------------------------------------------------------------------------- */
