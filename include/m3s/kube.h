@@ -126,8 +126,9 @@
  *                     K3SDisableScheduling (agents) or is uncordoned
  *                     (a server node). Unknown task: nothing happens.
  * Messages it sends: M3S_STORE_LOAD / _WRITE / _WATCH to "store",
- * M3S_OFFERS_STATUS (request) to "offers", M3S_ROLE_STATUS (request) and
- * M3S_ROLE_NODE to "server" and "agent". Its requests carry reply slots
+ * M3S_OFFERS_STATUS (request) to "offers", M3S_ROLE_STATUS (request),
+ * M3S_ROLE_NODE and M3S_ROLE_KUBE_LIVE (arg "connected", at each change: the
+ * roles' node clocks run only on a live view) to "server" and "agent". Its requests carry reply slots
  * that it polls without blocking; a request unanswered after
  * ASK_TIMEOUT_MS is abandoned (the slot's reference counting makes a late
  * answer harmless).

@@ -80,6 +80,22 @@
  *                       passed and its node is Ready: never while its node
  *                       is unknown or NotReady (m3s-behaviour.md §7.2). A
  *                       datastore task: RUNNING and its health check.
+ *                       Also feeds the node clock (below).
+ *   M3S_ROLE_KUBE_LIVE  arg 1/0, from the Kubernetes actor whenever it
+ *                       changes (no payload): 1 once a node list or a
+ *                       resumed watch has answered since it (re)connected,
+ *                       0 while it has no kubeconfig or cannot reach the
+ *                       K3s API. A role starts at 0.
+ * Node clock (server and agent only; K3S_NODE_TIMEOUT, CLEANUP_WAIT): a
+ * task that is RUNNING and whose node is NotReady or missing is killed once
+ * that has lasted K3S_NODE_TIMEOUT and the task has run CLEANUP_WAIT
+ * (m3s_role_node_deadline), and replaced as a failed task is (a new id,
+ * after the restart backoff). The clock starts at the latest of: the task
+ * turning RUNNING, its node last seen Ready, the K3s API view turning live;
+ * it stands still while the view is not live. K3S_NODE_TIMEOUT 0: never.
+ * A rollout's replacement is no exception: the rollout waits for it to be
+ * Ready without a timeout of its own, so one that is killed so fails its
+ * step ("ended before it was ready", how: "TASK_KILLED node not Ready").
  *   M3S_ROLE_SET_SPEC   payload m3s_role_spec_t * (taken), from the offers
  *                       actor after a run-time configuration change: the
  *                       role's copy of the configuration is replaced (tasks
@@ -92,7 +108,10 @@
  *                       "spec_digest","outdated","spec_unknown",
  *                       "tasks":{id:{"state","agent","hostname","since",
  *                       "healthy","phase","agent_hostname","node",
- *                       "node_ready","outdated"}},
+ *                       "node_ready","outdated","node_unready_since"}},
+ *                       and for server and agent "kube_live",
+ *                       "replaced_node_not_ready" (tasks killed by the
+ *                       node clock since start),
  *                       "ended":{id:"<state> <reason>"}} (the last 8
  *                       tasks that ended unasked, how: a lost host is
  *                       TASK_UNREACHABLE/LOST REASON_AGENT_REMOVED); a task is
@@ -145,6 +164,7 @@ enum {
   M3S_ROLE_SET_SPEC,
   M3S_ROLE_REPLACE,
   M3S_ROLE_REPLACED,
+  M3S_ROLE_KUBE_LIVE,
 };
 
 /* flags of M3S_ROLE_SCALE requests and answers */
@@ -172,6 +192,21 @@ typedef struct m3s_role_node {
   char node[256];        /* Kubernetes node name */
   int ready;             /* 1 Ready, 0 not Ready (or Unknown), -1 node gone */
 } m3s_role_node_t;
+
+/* The times (monotonic ms, 0 = never) the node clock of a task starts
+ * from: the first TASK_RUNNING, the last time its node was seen Ready, and
+ * the K3s API view turning live (0 while it is not live). */
+typedef struct m3s_role_node_clock {
+  int64_t running_ms, last_ready_ms, live_ms;
+} m3s_role_node_clock_t;
+/* Since when the task's node counts as not Ready: the latest of the three,
+ * or 0 (no clock) when the task is not running or the view not live. Only
+ * meaningful while the node is not Ready. */
+int64_t m3s_role_node_since(const m3s_role_node_clock_t *c);
+/* When such a task is to be killed: since + timeout_ms, but not before
+ * running_ms + cleanup_ms; INT64_MAX when never (no clock, timeout 0). */
+int64_t m3s_role_node_deadline(const m3s_role_node_clock_t *c, int64_t timeout_ms,
+                               int64_t cleanup_ms);
 
 typedef enum m3s_role_resource_kind {
   M3S_RES_CPU, M3S_RES_CPU_LIMIT, M3S_RES_MEM, M3S_RES_MEM_LIMIT,

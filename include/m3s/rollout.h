@@ -21,7 +21,10 @@
  * run one at a time. A new task that ends before it is ready fails its step
  * and the plan (FAILED, with the reason, and how the task ended when the
  * role's status says: a lost host reads TASK_UNREACHABLE
- * REASON_AGENT_REMOVED); nothing further is touched.
+ * REASON_AGENT_REMOVED); nothing further is touched. "ready" has no time
+ * limit of its own: a server or agent task whose node stays NotReady is
+ * killed by its role after K3S_NODE_TIMEOUT (m3s/role.h), which fails the
+ * step as "TASK_KILLED node not Ready".
  * Steps under way beside a failed one are left where they are; a step that
  * failed in its drain releases the node (M3S_KUBE_RELEASE: uncordoned).
  * Pause: no step starts, those under way finish; resume; abort: as pause,

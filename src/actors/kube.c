@@ -53,6 +53,14 @@ bool kube_safe_name(const char *s)
 
 /* ---- state, logged once per change --------------------------------------- */
 
+/* The roles' node clocks run only while this is true (m3s/role.h). */
+static void tell_live(kube_t *k)
+{
+  for(int r = M3S_ROLE_SERVER; r <= M3S_ROLE_AGENT; r++)
+    if(k->roles[r])
+      m3s_send(k->roles[r], m3s_msg_new(M3S_ROLE_KUBE_LIVE, k->connected, NULL, NULL));
+}
+
 /* cat "ok": connected; other categories say why not. A category logged
  * before is not logged again, however often the attempt fails. */
 void kube_set_state(kube_t *k, bool connected, const char *cat, bool failure, const char *fmt,
@@ -62,7 +70,10 @@ void kube_set_state(kube_t *k, bool connected, const char *cat, bool failure, co
   va_start(ap, fmt);
   vsnprintf(k->error, sizeof(k->error), fmt, ap);
   va_end(ap);
+  bool was = k->connected;
   k->connected = connected;
+  if(was != connected)
+    tell_live(k);
   if(connected)
     k->error[0] = '\0';
   if(!strcmp(k->err_cat, cat))

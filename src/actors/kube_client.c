@@ -647,7 +647,7 @@ void kube_rebuild(kube_t *k)
   free(k->resource_version);
   k->resource_version = NULL;
   k->backoff_ms = KUBE_BACKOFF_MIN_MS;
-  k->connected = false;
+  /* Every way on below sets the state: not connected (the roles told). */
   if(!k->kc_text) {
     kube_set_state(k, false, "no-kubeconfig", false, "waiting for the kubeconfig in Redis (%s:"
               "kubernetes_config), published by m3s-controller in the K3s server", k->base.cfg->fw);

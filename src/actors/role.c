@@ -22,6 +22,7 @@
 enum {
   T_BACKOFF = M3S_MSG_USER + 1,
   T_ASK_MORE = M3S_MSG_USER + 2,
+  T_NODE_CHECK = M3S_MSG_USER + 3,
   TAG_LOAD_CONFIG = 1,
   TAG_LOAD_TASKS = 2,
 };
@@ -32,6 +33,9 @@ enum {
 #define RECONCILE_CHUNK 125
 #define RECONCILE_AHEAD 250
 #define ASK_MORE_MS 2000      /* answers overdue: ask on anyway */
+/* The node clock is looked at every K3S_NODE_TIMEOUT / 8, within these. */
+#define NODE_CHECK_MIN_MS 100
+#define NODE_CHECK_MAX_MS 5000
 
 typedef enum phase {
   PH_PERSIST,   /* record being written; not yet offered */
@@ -58,6 +62,9 @@ typedef struct rtask {
   char *agent_host;        /* hostname of the Mesos agent, "" unknown */
   char *node;              /* Kubernetes node name, NULL until seen */
   int node_ready;          /* -1 no node seen, 0 not Ready, 1 Ready */
+  int64_t last_ready_ms;   /* monotonic: its node last seen Ready, 0 = never */
+  char *gone_node;         /* the name of its node that went, for the log */
+  bool node_kill;          /* killed by the node clock: ends as a failure */
   m3s_extra_t *extra;      /* the record's unmodelled fields (NULL = none),
                               interned in the actor's pool: a parsed tree
                               per task would cost ten times the memory */
@@ -130,6 +137,9 @@ typedef struct role_actor {
    * the rollout tell a lost host from a task that failed. A ring. */
   struct ended { char task_id[M3S_TASK_ID_LEN]; char how[64]; } ended[8];
   unsigned n_ended;
+  bool kube_live;          /* M3S_ROLE_KUBE_LIVE */
+  int64_t live_ms;         /* monotonic: when it turned live, 0 = not live */
+  uint64_t replaced_node;  /* tasks killed by the node clock */
 } role_actor_t;
 
 static void now_rfc3339(char *buf, size_t len)
@@ -274,6 +284,7 @@ static void task_free(rtask_t *t)
   m3s_task_record_free(&t->rec);
   free(t->agent_host);
   free(t->node);
+  free(t->gone_node);
   m3s_extra_free(t->extra);
   free(t);
 }
@@ -993,7 +1004,8 @@ static void on_update(role_actor_t *a, m3s_mesos_update_t *u)
   t->agent_unknown = false;
   bool changed = strcmp(t->rec.state, state) != 0;
   if(state_terminal(state)) {
-    bool wanted = t->phase == PH_KILLING;
+    /* A task the node clock killed failed as far as the role goes. */
+    bool wanted = t->phase == PH_KILLING && !t->node_kill;
     /* TASK_UNKNOWN for a task that may never have reached Mesos is not a
      * failure of the container. */
     bool never_ran = !strcmp(state, "TASK_UNKNOWN") || !strcmp(state, "TASK_DROPPED");
@@ -1008,6 +1020,8 @@ static void on_update(role_actor_t *a, m3s_mesos_update_t *u)
     if(!wanted) {
       struct ended *e = &a->ended[a->n_ended++ % (sizeof(a->ended) / sizeof(a->ended[0]))];
       snprintf(e->task_id, sizeof(e->task_id), "%s", id);
+      if(t->node_kill)
+        reason = "node not Ready";
       snprintf(e->how, sizeof(e->how), "%s%s%s", state, reason ? " " : "", reason ? reason : "");
     }
     int64_t tag = write_task(a, t, true);
@@ -1229,6 +1243,58 @@ static void on_replace(role_actor_t *a, m3s_role_replace_t *r)
   converge(a);
 }
 
+/* ---- the node clock (m3s/role.h) ------------------------------------------------------- */
+
+/* Since when t's node counts as not Ready (monotonic), 0 when it does not
+ * or no clock runs. */
+static int64_t node_unready_since(const role_actor_t *a, const rtask_t *t)
+{
+  if(a->role == M3S_ROLE_DATASTORE || !task_running(t) || t->node_ready == 1)
+    return 0;
+  m3s_role_node_clock_t c = { t->running_ms, t->last_ready_ms, a->live_ms };
+  return m3s_role_node_since(&c);
+}
+
+/* A monotonic time as RFC 3339 wall-clock text. */
+static json_t *wall_text(int64_t now, int64_t mono)
+{
+  struct timespec ts;
+  char buf[40];
+  clock_gettime(CLOCK_REALTIME, &ts);
+  int64_t ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - (now - mono);
+  ts.tv_sec = (time_t)(ms / 1000);
+  ts.tv_nsec = (long)(ms % 1000) * 1000000;
+  m3s_record_format_time(&ts, buf, sizeof(buf));
+  return json_string(buf);
+}
+
+/* Kills every running task whose node has been NotReady or missing past
+ * K3S_NODE_TIMEOUT (and that ran CLEANUP_WAIT); it ends as a failure, so
+ * the role replaces it after the restart backoff. */
+static void node_check(role_actor_t *a)
+{
+  const m3s_config_t *cfg = &a->spec;
+  int64_t now = m3s_now_ms();
+  for(size_t i = 0; i < a->n; i++) {
+    rtask_t *t = a->tasks[i];
+    int64_t since = node_unready_since(a, t);
+    m3s_role_node_clock_t c = { t->running_ms, t->last_ready_ms, a->live_ms };
+    if(!since || now < m3s_role_node_deadline(&c, cfg->k3s_node_timeout_ms, cfg->cleanup_wait_ms))
+      continue;
+    json_t *when = wall_text(now, since);
+    const char *node = t->node ? t->node : t->gone_node;
+    m3s_warn("%s task %s: its Kubernetes node %s has been %s since %s (%lld s; "
+             "K3S_NODE_TIMEOUT %lld s): killing it, a new task replaces it",
+             m3s_role_name(a->role), t->rec.task_id, node ? node : "(never seen)",
+             t->node_ready == 0 ? "NotReady" : "missing", json_string_value(when),
+             (long long)((now - since) / 1000), (long long)(cfg->k3s_node_timeout_ms / 1000));
+    json_decref(when);
+    t->node_kill = true;
+    a->replaced_node++;
+    kill_task(a, t, "node not Ready");
+  }
+}
+
 static json_t *status_json(role_actor_t *a)
 {
   json_t *tasks = json_object();
@@ -1247,6 +1313,8 @@ static json_t *status_json(role_actor_t *a)
     json_object_set_new(o, "node_ready", t->node_ready < 0 ? json_null()
                                                             : json_boolean(t->node_ready));
     json_object_set_new(o, "healthy", t->healthy < 0 ? json_null() : json_boolean(t->healthy));
+    int64_t since = node_unready_since(a, t);
+    json_object_set_new(o, "node_unready_since", since ? wall_text(now, since) : json_null());
     int cur = task_current(t, digest);
     outdated += cur == 0;
     unknown += cur == -1;
@@ -1258,7 +1326,7 @@ static json_t *status_json(role_actor_t *a)
     if(a->ended[i].task_id[0])
       json_object_set_new(ended, a->ended[i].task_id, json_string(a->ended[i].how));
   int64_t wait = a->backoff_until > now ? a->backoff_until - now : 0;
-  return json_pack("{s:s, s:i, s:i, s:b, s:b, s:I, s:i, s:{s:f, s:f, s:f, s:f, s:f, s:f},"
+  json_t *out = json_pack("{s:s, s:i, s:i, s:b, s:b, s:I, s:i, s:{s:f, s:f, s:f, s:f, s:f, s:f},"
                    " s:s, s:i, s:i, s:o, s:o}",
                    "role", m3s_role_name(a->role), "desired", a->desired, "restore", a->restore,
                    "upstream_healthy", a->upstream, "healthy", a->healthy, "backoff_ms",
@@ -1267,6 +1335,11 @@ static json_t *status_json(role_actor_t *a)
                    a->res.mem_limit, "disk", a->res.disk, "disk_limit", a->res.disk_limit,
                    "spec_digest", digest, "outdated", outdated, "spec_unknown", unknown,
                    "tasks", tasks, "ended", ended);
+  if(a->role != M3S_ROLE_DATASTORE) { /* the node clock's */
+    json_object_set_new(out, "kube_live", json_boolean(a->kube_live));
+    json_object_set_new(out, "replaced_node_not_ready", json_integer((json_int_t)a->replaced_node));
+  }
+  return out;
 }
 
 /* ---- actor --------------------------------------------------------------------------------- */
@@ -1335,8 +1408,11 @@ static void role_handle(m3s_actor_t *self, m3s_msg_t *msg)
     if(!t)
       break;
     account(a, t, -1);
+    if(t->node_ready == 1 || nd->ready == 1)
+      t->last_ready_ms = m3s_now_ms(); /* seen Ready until now */
     if(nd->ready < 0) {
-      free(t->node);
+      free(t->gone_node);
+      t->gone_node = t->node;
       t->node = NULL;
       t->node_ready = -1;
     }
@@ -1349,6 +1425,16 @@ static void role_handle(m3s_actor_t *self, m3s_msg_t *msg)
     converge(a);
     break;
   }
+  case M3S_ROLE_KUBE_LIVE:
+    if(a->kube_live != (msg->arg != 0))
+      m3s_info("%s role: the K3s API view is %s", m3s_role_name(a->role),
+               msg->arg ? "live: node clocks run from now" : "not live: node clocks stand still");
+    a->kube_live = msg->arg != 0;
+    a->live_ms = a->kube_live ? m3s_now_ms() : 0;
+    break;
+  case T_NODE_CHECK:
+    node_check(a);
+    break;
   case M3S_ROLE_SET_SPEC:
     if(msg->payload)
       on_set_spec(a, msg->payload);
@@ -1384,6 +1470,12 @@ static int role_start(m3s_actor_t *self, m3s_role_t role)
   a->config_key = m3s_key_framework_config(self->cfg->fw);
   m3s_config_copy(&a->spec, self->cfg);
   m3s_store_watch(a->store, self);
+  if(role != M3S_ROLE_DATASTORE) {
+    int64_t every = self->cfg->k3s_node_timeout_ms / 8;
+    every = every < NODE_CHECK_MIN_MS ? NODE_CHECK_MIN_MS
+            : every > NODE_CHECK_MAX_MS ? NODE_CHECK_MAX_MS : every;
+    m3s_timer_start(self, T_NODE_CHECK, every, every);
+  }
   char match[32];
   snprintf(match, sizeof(match), "%s:*", m3s_role_name(role));
   m3s_send(a->store, m3s_msg_new(M3S_STORE_LOAD, 0,

@@ -289,6 +289,20 @@ static void write_roles(FILE *out, json_t *const roles[3])
            "Launched tasks whose record has no spec digest (launched by an older version).",
            1);
 
+  /* Tasks the role replaced, by why (only the node clock counts so far). */
+  bool anyr = false;
+  double v;
+  for(int r = 0; r < 3; r++) {
+    if(!num(roles[r], "replaced_node_not_ready", &v))
+      continue;
+    if(!anyr)
+      family(out, "m3s_tasks_replaced_total", "counter",
+             "Tasks the role killed and replaced, by reason (node_not_ready: "
+             "K3S_NODE_TIMEOUT).");
+    anyr = true;
+    sample2(out, "m3s_tasks_replaced_total", "role", role_names[r], "reason", "node_not_ready", v);
+  }
+
   /* Tasks by role and state (a count per distinct state). */
   bool any = false;
   for(int r = 0; r < 3; r++) {

@@ -120,6 +120,8 @@ static json_t *role_summary(const json_t *r)
                                                          : json_null());
     const char *node = json_string_value(json_object_get(t, "node"));
     json_object_set_new(o, "node", node ? json_string(node) : json_null());
+    const char *unready = json_string_value(json_object_get(t, "node_unready_since"));
+    json_object_set_new(o, "node_unready_since", unready ? json_string(unready) : json_null());
     const json_t *od = json_object_get(t, "outdated");
     json_object_set_new(o, "outdated", json_is_boolean(od) ? json_boolean(json_is_true(od))
                                                            : json_null());
@@ -127,13 +129,14 @@ static json_t *role_summary(const json_t *r)
   }
   /* outdated, spec_unknown: launched tasks whose spec differs from what the
    * configuration gives now, or is not known (m3s/taskspec.h). */
-  return json_pack("{s:I, s:I, s:i, s:i, s:i, s:b, s:b, s:I, s:I, s:I, s:o}", "desired",
+  return json_pack("{s:I, s:I, s:i, s:i, s:i, s:b, s:b, s:I, s:I, s:I, s:I, s:o}", "desired",
                    int_of(r, "desired"), "restore", int_of(r, "restore"), "live",
                    (int)json_object_size(tasks), "running", running, "healthy_tasks", healthy,
                    "healthy", json_is_true(json_object_get(r, "healthy")), "upstream_healthy",
                    json_is_true(json_object_get(r, "upstream_healthy")), "backoff_ms",
                    int_of(r, "backoff_ms"), "outdated", int_of(r, "outdated"), "spec_unknown",
-                   int_of(r, "spec_unknown"), "tasks", tasks);
+                   int_of(r, "spec_unknown"), "replaced_node_not_ready",
+                   int_of(r, "replaced_node_not_ready"), "tasks", tasks);
 }
 
 static void problem(json_t *list, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -131,15 +131,19 @@ const struct var m3s_config_vars[] = {
     .help = "Period of the task reconciliation with the master." },
   { .name = "CLEANUP_WAIT", .type = T_DURATION, .group = G_TIMERS,
     .off = O_MS(cleanup_wait_ms), .def = "5m",
-    .help = "In the original, the minimum age of a task before it is removed "
-            "because its node is not ready. Accepted, not used by m3s yet "
-            "(see K3S_NODE_TIMEOUT)." },
+    .help = "A server or agent task is never killed for its node (see "
+            "K3S_NODE_TIMEOUT) before it has run this long; binds only when "
+            "longer than K3S_NODE_TIMEOUT. The original counted from the "
+            "task's creation." },
   { .name = "K3S_NODE_TIMEOUT", .type = T_DURATION, .group = G_TIMERS,
     .off = O_MS(k3s_node_timeout_ms), .def = "10m",
-    .help = "In the original, the age after which a task whose Kubernetes node "
-            "is missing or NotReady counts as failed and is killed. Accepted, "
-            "not used by m3s yet: such a task is shown unhealthy (a NotReady "
-            "server holds the agents back) but not replaced." },
+    .help = "A running server or agent task whose Kubernetes node has been "
+            "NotReady or missing this long, without a break and while the "
+            "K3s API is reachable, is killed and replaced (a new id, after "
+            "the restart backoff). The clock starts when the node was last "
+            "seen Ready, else when the task turned RUNNING, and restarts when "
+            "the K3s API comes back. 0: never. The original counted from the "
+            "task's creation." },
   { .name = "REVIVE_WAIT", .type = T_DURATION, .group = G_TIMERS,
     .flags = F_UNUSED, .off = O_MS(revive_wait_ms), .def = "1m",
     .help = "Revive period." UNUSED_NOTE },

@@ -334,6 +334,139 @@ class OrchestraTest(test_mesos.MesosCase):
         self.wait_converged(sim, 1, 1, 3)
         self.assert_clean(sim, d)
 
+    # -- the node clock (K3S_NODE_TIMEOUT, CLEANUP_WAIT; m3s/role.h) --------
+
+    def status(self):
+        code, body = self.api("status")
+        self.assertEqual(code, 200, body)
+        return json.loads(body)
+
+    def node_of(self, task_id, ready=None):
+        """The name of the task's node as the daemon sees it (and with that
+        readiness, when `ready` is given), else None."""
+        for name, n in (self.status().get("kubernetes") or {}).get("nodes", {}).items():
+            if n["task_id"] == task_id and (ready is None or n["ready"] == ready):
+                return name
+        return None
+
+    def unready_since(self, role, task_id):
+        t = self.status()["roles"][role]["tasks"].get(task_id)
+        return t and t.get("node_unready_since")
+
+    def node_down(self, sim, role, task_id):
+        """Turns the task's node NotReady and waits for its role to count
+        it so; returns the node's name and when it was turned."""
+        node = self.node_of(task_id)
+        t0 = time.monotonic()
+        sim.set_k3s_node_ready(node=node, ready=False)
+        self.wait("the %s role to count %s NotReady" % (role, node),
+                  lambda: self.unready_since(role, task_id))
+        return node, t0
+
+    def node_cluster(self, timeout, **env):
+        sim, d = self.cluster(agents=4, K3S_AGENT_COUNT="2", K3S_NODE_TIMEOUT="%gs" % timeout,
+                              CLEANUP_WAIT="1s", **env)
+        self.wait_converged(sim, 1, 1, 2)
+        for t in self.active(sim, "agent") + self.active(sim, "server"):
+            self.wait("the node of %s Ready" % t[0], lambda: self.node_of(t[0], ready=True))
+        return sim, d
+
+    def test_node_not_ready_agent_is_replaced(self):
+        """An agent whose node stays NotReady for K3S_NODE_TIMEOUT is killed
+        (not before) and replaced by a task with a new id whose node turns
+        Ready; the other agent is left alone."""
+        timeout = 3.0
+        sim, d = self.node_cluster(timeout)
+        agents = [t[0] for t in self.active(sim, "agent")]
+        victim, other = agents
+        node, t0 = self.node_down(sim, "agent", victim)
+        self.wait("the victim killed",
+                  lambda: victim not in {t[0] for t in self.active(sim)}, LONG)
+        self.assertGreaterEqual(time.monotonic() - t0, timeout, "killed before K3S_NODE_TIMEOUT")
+        self.wait("a replacement agent", lambda: self.converged(sim, 1, 1, 2, gone=[victim]))
+        new = [t[0] for t in self.active(sim, "agent") if t[0] != other]
+        self.assertEqual(len(new), 1)
+        self.assertNotIn(new[0], agents)
+        self.wait("the replacement's node Ready", lambda: self.node_of(new[0], ready=True))
+        self.assertIn(other, [t[0] for t in self.active(sim, "agent")])
+        self.assertRegex(d.text(), r"agent task %s: its Kubernetes node %s has been NotReady since "
+                         r"\S+ \(\d+ s; K3S_NODE_TIMEOUT 3 s\): killing it" % (victim, node))
+        self.assertEqual(self.metric(
+            'm3s_tasks_replaced_total{role="agent",reason="node_not_ready"}'), 1)
+        self.assertEqual(self.metric(
+            'm3s_tasks_replaced_total{role="server",reason="node_not_ready"}'), 0)
+        self.assert_clean(sim, d)
+
+    def test_node_not_ready_briefly_kills_nothing(self):
+        """NotReady for less than K3S_NODE_TIMEOUT, then Ready: the clock
+        resets and nothing is killed, however long one waits after."""
+        timeout = 8.0 * (3 if SLOW else 1)
+        sim, d = self.node_cluster(timeout)
+        before = {t[0] for t in self.active(sim)}
+        n_launched = len(self.launched(sim))
+        victim = self.active(sim, "agent")[0][0]
+        node, t0 = self.node_down(sim, "agent", victim)
+        self.assertLess(time.monotonic() - t0, timeout - 1,
+                        "the machine is too slow for this test's NotReady to be brief")
+        sim.set_k3s_node_ready(node=node, ready=True)
+        self.wait("the role to see the node Ready again",
+                  lambda: self.node_of(victim, ready=True) and
+                  not self.unready_since("agent", victim))
+        time.sleep(timeout + 2)
+        self.assertEqual({t[0] for t in self.active(sim)}, before)
+        self.assertEqual(len(self.launched(sim)), n_launched)
+        self.assertNotIn("killing it, a new task replaces it", d.text())
+        self.assert_clean(sim, d)
+
+    def test_node_clock_stands_still_while_the_k3s_api_is_away(self):
+        """An agent node seen NotReady, then the K3s API unreachable for
+        longer than K3S_NODE_TIMEOUT: nothing is killed (no evidence); the
+        API back with the node Ready: still nothing."""
+        timeout = 6.0 * (3 if SLOW else 1)
+        sim, d = self.node_cluster(timeout)
+        before = {t[0] for t in self.active(sim)}
+        victim = self.active(sim, "agent")[0][0]
+        node, t0 = self.node_down(sim, "agent", victim)
+        self.assertTrue(sim.set_k3s_api_up(False))
+        self.wait("the daemon to lose the K3s API",
+                  lambda: not self.status()["kubernetes"]["connected"])
+        self.assertLess(time.monotonic() - t0, timeout - 1,
+                        "the machine is too slow: the API went away after the node timeout")
+        self.wait("the agent role to stop the clocks",
+                  lambda: "agent role: the K3s API view is not live" in d.text())
+        self.wait("the status to show no clock for it",
+                  lambda: self.unready_since("agent", victim) is None)
+        time.sleep(timeout + 3)
+        self.assertEqual({t[0] for t in self.active(sim)}, before)
+        sim.set_k3s_node_ready(node=node, ready=True)
+        self.assertTrue(sim.set_k3s_api_up(True))
+        self.wait("the daemon back on the K3s API with the node Ready",
+                  lambda: self.status()["kubernetes"]["connected"] and
+                  self.node_of(victim, ready=True) and
+                  not self.unready_since("agent", victim), LONG)
+        self.assertEqual({t[0] for t in self.active(sim)}, before)
+        self.assertNotIn("killing it, a new task replaces it", d.text())
+        self.assert_clean(sim, d)
+
+    def test_node_not_ready_server_is_replaced(self):
+        """The server's node NotReady past K3S_NODE_TIMEOUT: the server task
+        is replaced; the agents keep running through it."""
+        sim, d = self.node_cluster(3.0)
+        agents = {t[0] for t in self.active(sim, "agent")}
+        server = self.active(sim, "server")[0][0]
+        self.node_down(sim, "server", server)
+        self.wait("the server killed",
+                  lambda: server not in {t[0] for t in self.active(sim)}, LONG)
+        self.wait("a new server", lambda: self.converged(sim, 1, 1, 2, gone=[server]))
+        new = self.active(sim, "server")[0][0]
+        self.wait("the new server's node Ready", lambda: self.node_of(new, ready=True), LONG)
+        self.assertEqual({t[0] for t in self.active(sim, "agent")}, agents)
+        self.assertEqual(len([x for x in self.launched(sim) if x[3]["name"].endswith(":agent")]),
+                         2, "an agent was replaced")
+        self.assertEqual(self.metric(
+            'm3s_tasks_replaced_total{role="server",reason="node_not_ready"}'), 1)
+        self.assert_clean(sim, d)
+
     def test_failures_are_replaced_with_new_ids(self):
         sim, d = self.cluster(agents=5, K3S_AGENT_COUNT="2")
         self.wait_converged(sim, 1, 1, 2)

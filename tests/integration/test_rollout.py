@@ -633,6 +633,34 @@ class RolloutTest(test_update.UpdateTest):
             self.assertEqual(len(kills.get(tid, [])), 1, tid)
         self.assert_clean(sim, d)
 
+    def test_new_agent_never_ready_hits_the_node_timeout(self):
+        """The rollout waits for a new agent's node to be Ready without a
+        limit of its own; one that stays NotReady is killed by the agent
+        role after K3S_NODE_TIMEOUT (m3s/role.h), which fails the step with
+        that reason, and the role replaces it (new id, new spec)."""
+        sim, d = self.agents_cluster(1, K3S_NODE_TIMEOUT="3s", CLEANUP_WAIT="1s")
+        # Two refused evictions hold agent-1's drain for seconds (the
+        # drain's backoff), so the test sees the step under way before
+        # the new agent exists.
+        self.fake(sim).add_pdb("default", {"app": "web"}, refuse_count=2)
+        code, body = self.update({"KUBERNETES_VERSION": "v1.32.0", "rollout": True})
+        self.assertEqual(code, 200, body)
+        # Once the agent step runs, its new node stays NotReady.
+        self.wait("agent-1 under way", lambda: (self.step_of(self.plan(), "agent-1") or {})
+                  .get("status") == "IN_PROGRESS", LONG * 2)
+        sim._k3s.ready_delay = None
+        self.wait_plan("FAILED")
+        first = self.step_of(self.plan(), "agent-1")
+        new = first["new_task"]
+        self.assertEqual(first["reason"], "new task %s ended before it was ready "
+                         "(TASK_KILLED node not Ready)" % new)
+        self.assertIn("agent task %s: its Kubernetes node" % new, d.text())
+        sim._k3s.ready_delay = 1.0
+        self.wait("a replacement agent on the new spec",
+                  lambda: self.converged(sim, 1, 1, 1, gone={first["old_task"], new}) and
+                  not self.outdated()["Agent"], LONG)
+        self.assert_clean(sim, d)
+
     def test_redis_outage_holds_the_plan(self):
         """While Redis is down the plan does not advance: no old agent is
         killed; once it is back the plan completes."""

@@ -28,7 +28,7 @@ Deployment's (default/web-<8 hex>-1 and -2, label app=web), so drains
 have something to evict and something to leave alone.
 
 Controls (also on the simulator's control API, POST /sim/k3s-*): put_pod,
-delete_pod, add_pdb, clear_pdbs, evict_grace; state() lists the pods by
+delete_pod, add_pdb, clear_pdbs, evict_grace, api (set_api_up); state() lists the pods by
 node, the PodDisruptionBudgets and every eviction with the cordon state
 of its node at that time.
 
@@ -139,6 +139,7 @@ class _Cluster:
         self.certs = fake_k3s.Certs(sans=sans)
         self.api = fake_k3s.FakeK3s(self.certs)
         self.listeners = {}        # server task id -> listener
+        self.paused = {}           # server task id -> (host, port) while set_api_up(False)
         self.kubeconfig = fake_k3s.kubeconfig(self.certs)
 
 
@@ -346,8 +347,38 @@ class K3sSim:
                 return node
         raise KeyError("no node %s" % (node or "for task %s" % task_id))
 
-    def _api(self, prefix=None):
-        """The fake API of a framework prefix (None: the only one)."""
+    def set_api_up(self, up=True, prefix=None):
+        """up=False: the K3s API of a cluster stops listening (open
+        watches end, connections are refused) while its server task and
+        nodes stay as they are, as when the daemon cannot reach a K3s server;
+        up=True: it listens again on the same addresses (those of server
+        tasks still running). Returns the addresses it stopped or started."""
+        c = self._cluster_of(prefix)
+        out = []
+        if not up:
+            with self.lock:
+                items = list(c.listeners.items())
+            for task_id, srv in items:
+                addr = srv.server_address[:2]
+                c.api.unlisten(srv)
+                with self.lock:
+                    c.paused[task_id] = addr
+                out.append("%s:%d" % addr)
+            return out
+        with self.lock:
+            paused, c.paused = c.paused, {}
+        for task_id, (host, port) in paused.items():
+            with self.lock:
+                if task_id not in self.tasks:
+                    continue
+            srv = c.api.listen(host, port)
+            with self.lock:
+                c.listeners[task_id] = srv
+            out.append("%s:%d" % (host, port))
+        return out
+
+    def _cluster_of(self, prefix=None):
+        """The _Cluster of a framework prefix (None: the only one)."""
         with self.lock:
             if prefix is not None:
                 c = self.clusters.get(prefix)
@@ -358,7 +389,11 @@ class K3sSim:
         if c is None:
             raise KeyError("no K3s cluster %s" % (prefix if prefix is not None else
                                                  "yet (or several: name the prefix)"))
-        return c.api
+        return c
+
+    def _api(self, prefix=None):
+        """The fake API of a framework prefix (None: the only one)."""
+        return self._cluster_of(prefix).api
 
     def put_pod(self, namespace, name, node, daemonset=False, mirror=False, labels=None,
                 prefix=None):

@@ -4834,6 +4834,7 @@ class MesosSim:
         "k3s-pdb": "k3s_add_pdb",
         "k3s-clear-pdbs": "k3s_clear_pdbs",
         "k3s-evict-grace": "k3s_evict_grace",
+        "k3s-api": "set_k3s_api_up",
     }
 
     def _k3s_or_fail(self):
@@ -4869,6 +4870,11 @@ class MesosSim:
         if self._k3s is None:
             raise ValueError("the simulator runs without --k3s")
         return self._k3s.set_ready(node, task_id, ready)
+
+    def set_k3s_api_up(self, up=True, prefix=None):
+        """(k3s) The K3s API stops listening (up false) or listens again,
+        the server task and its nodes unchanged; see K3sSim.set_api_up."""
+        return self._k3s_or_fail().set_api_up(bool(up), prefix)
 
     def k3s_state(self):
         """(k3s) Clusters, their nodes and listeners, tasks and errors."""

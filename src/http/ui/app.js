@@ -73,6 +73,8 @@ function drawRole(name, r, now) {
   if (r.backoff_ms > 0) notes.push("restart backoff " + Math.ceil(r.backoff_ms / 1000) + "s");
   if (r.outdated > 0) notes.push(r.outdated + " outdated (launched with an older configuration)");
   if (r.spec_unknown > 0) notes.push(r.spec_unknown + " with an unknown spec");
+  if (r.replaced_node_not_ready > 0)
+    notes.push(r.replaced_node_not_ready + " replaced after their node stayed NotReady (K3S_NODE_TIMEOUT)");
   if (notes.length) box.append(el("div", { class: "dim small" }, notes.join("; ")));
   const ids = Object.keys(r.tasks || {});
   if (!ids.length) {
@@ -90,7 +92,9 @@ function drawRole(name, r, now) {
       el("td", { class: "host" }, t.host || "-"),
       el("td", { class: "age" }, age(now - parseTime(t.since))),
       el("td", {}, t.phase || ""),
-      el("td", {}, t.healthy === null || t.healthy === undefined ? "-" : t.healthy ? "yes" : "no"),
+      el("td", t.node_unready_since ? { title: "node " + (t.node || "missing") + " not Ready since " + t.node_unready_since } : {},
+         (t.healthy === null || t.healthy === undefined ? "-" : t.healthy ? "yes" : "no") +
+         (t.node_unready_since ? " (node not Ready " + age(now - parseTime(t.node_unready_since)) + ")" : "")),
       el("td", { class: t.outdated ? "outdated" : "" },
          t.outdated === null || t.outdated === undefined ? "-" : t.outdated ? "outdated" : "current")));
   }
