@@ -59,10 +59,10 @@ def free_port():
         return s.getsockname()[1]
 
 
-def port_open(port):
+def port_open(port, host="127.0.0.1"):
     with socket.socket() as s:
         s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        return s.connect_ex((host, port)) == 0
 
 
 def get(url, cred=None, timeout=10):
@@ -270,7 +270,8 @@ class QuickstartTest(unittest.TestCase):
     def check_kubernetes(self, b, cred):
         """status/k8s says ok; the printed kubeconfig and kubectl commands,
         pasted into a shell, list the server's and the agent's nodes, Ready.
-        Returns the K3s API's port."""
+        Returns the K3s API's (host, port): the host of the agent the server
+        task landed on, one of the simulator's 127.0.<i>.1."""
         deadline = time.monotonic() + CLUSTER_TIMEOUT
         while get(b["REST API"] + "status/k8s", cred)[2] != "ok":
             self.assertLess(time.monotonic(), deadline, "status/k8s never said ok")
@@ -282,14 +283,16 @@ class QuickstartTest(unittest.TestCase):
                                  capture_output=True, text=True, timeout=60, cwd=d)
             self.assertEqual(out.returncode, 0, out.stderr)
             with open(os.path.join(d, "kubeconfig")) as f:
-                server = re.search(r"^    server: https://127\.0\.0\.1:(\d+)$", f.read(), re.M)
-        self.assertTrue(server, "the kubeconfig names no https://127.0.0.1:<port> server")
+                server = re.search(r"^    server: https://(127\.0\.\d+\.1):(\d+)$", f.read(),
+                                   re.M)
+        self.assertTrue(server, "the kubeconfig names no https://127.0.<i>.1:<port> server "
+                        "(an agent of the simulator)")
         rows = [line.split() for line in out.stdout.splitlines()[1:]]
         self.assertEqual(out.stdout.split()[:2], ["NAME", "STATUS"], out.stdout)
         self.assertEqual(sorted((r[0].split("-")[0], r[1]) for r in rows),
                          [("m3sagent.local", "Ready"), ("m3sserver.local", "Ready")],
                          out.stdout)
-        return int(server.group(1))
+        return server.group(1), int(server.group(2))
 
     def check_stopped(self, s, b, rc, ports):
         self.assertEqual(rc, 0, s.text()[-3000:])
@@ -300,7 +303,8 @@ class QuickstartTest(unittest.TestCase):
         left = group_members(s.pgid)
         self.assertEqual(left, [], "left running: %s" % [cmdline(p) for p in left])
         for p in ports:
-            self.assertFalse(port_open(p), "port %d still open" % p)
+            host, port = p if isinstance(p, tuple) else ("127.0.0.1", p)
+            self.assertFalse(port_open(port, host), "%s:%d still open" % (host, port))
         self.assertEqual(os.listdir(s.tmp), [], "the script's scratch directory was left")
 
     def local(self, to_group):
@@ -323,10 +327,10 @@ class QuickstartTest(unittest.TestCase):
         # The log is followed after the banner.
         s.wait_for(r"agent role is healthy", 10)
         self.assertIn("with a simulated Kubernetes", s.text())
-        k3s_port = self.check_kubernetes(b, cred)
+        k3s_api = self.check_kubernetes(b, cred)
         print("cluster up: %s" % json.dumps(st), file=sys.stderr)
         rc = s.stop(signal.SIGINT, to_group)
-        self.check_stopped(s, b, rc, [api_port, redis_port, master_port, k3s_port])
+        self.check_stopped(s, b, rc, [api_port, redis_port, master_port, k3s_api])
         self.assertEqual(self.healthcheck(api_port), 1)
 
     @staticmethod
@@ -379,7 +383,7 @@ class QuickstartTest(unittest.TestCase):
         cred = "m3s:" + b["password"]
         self.check_urls(b, cred)
         self.cluster_running(b["REST API"], cred)
-        self.assertEqual(self.check_kubernetes(b, cred), k3s_port)
+        self.assertEqual(self.check_kubernetes(b, cred)[1], k3s_port)
         rc = s.stop(signal.SIGINT, to_group=True)
         self.check_stopped(s, b, rc, [api_port])
         # What the test started is still there.
