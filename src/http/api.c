@@ -28,12 +28,16 @@
  * never held while another is taken or while waiting for an actor.
  */
 #include <errno.h>
+#include <netdb.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "m3s/log.h"
 #include "m3s/xalloc.h"
@@ -368,11 +372,67 @@ static void api_handle(m3s_actor_t *self, m3s_msg_t *m)
   m3s_debug("ignoring message type %u", m->type);
 }
 
+/* civetweb 1.15's listening thread looks at its stop flag only between
+ * polls of its sockets, each up to 2 s (SOCKET_TIMEOUT_QUANTUM), so mg_stop
+ * alone takes up to 2 s. While it runs, a short-lived thread connects to
+ * the port every KNOCK_MS: the poll returns, the thread sees the flag and
+ * leaves, accepting nothing more. A knock that comes before the flag is
+ * set is an empty connection, which a worker closes. */
+#define KNOCK_MS 20
+
+typedef struct knock {
+  atomic_bool done;
+  struct addrinfo *to;
+} knock_t;
+
+static void *knocker(void *p)
+{
+  knock_t *k = p;
+  const struct timespec pause = { 0, KNOCK_MS * 1000000L };
+  while(!atomic_load(&k->done)) {
+    nanosleep(&pause, NULL);
+    int fd = socket(k->to->ai_family, k->to->ai_socktype | SOCK_CLOEXEC, k->to->ai_protocol);
+    if(fd < 0)
+      continue;
+    (void)connect(fd, k->to->ai_addr, k->to->ai_addrlen);
+    close(fd);
+  }
+  return NULL;
+}
+
+static void stop_civetweb(api_t *a)
+{
+  char port[16];
+  snprintf(port, sizeof(port), "%d", atomic_load_explicit(&a->port, memory_order_acquire));
+  struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+  knock_t k = { .to = NULL };
+  atomic_init(&k.done, false);
+  pthread_t t;
+  /* An unspecified bind address ("0.0.0.0", "::") is reached through it on
+   * Linux; no bind address means every interface, loopback among them. An
+   * IPv6 address may come in brackets, as civetweb takes it. */
+  char host[sizeof(a->bind_host)];
+  snprintf(host, sizeof(host), "%s", a->bind_host[0] ? a->bind_host : "127.0.0.1");
+  if(host[0] == '[') {
+    memmove(host, host + 1, strlen(host));
+    host[strcspn(host, "]")] = '\0';
+  }
+  bool knocking = getaddrinfo(host, port, &hints, &k.to) == 0 &&
+    pthread_create(&t, NULL, knocker, &k) == 0;
+  mg_stop(a->mg); /* joins the workers: no request is running after it */
+  if(knocking) {
+    atomic_store(&k.done, true);
+    pthread_join(t, NULL);
+  }
+  if(k.to)
+    freeaddrinfo(k.to);
+}
+
 static void api_stop(m3s_actor_t *self)
 {
   api_t *a = (api_t *)self;
   if(a->mg)
-    mg_stop(a->mg); /* joins the workers: no request is running after it */
+    stop_civetweb(a);
   a->mg = NULL;
   SSL_CTX_free(a->ssl);
   a->ssl = NULL;
