@@ -56,7 +56,13 @@
  *                       was placed and its ACCEPT sent.
  *   M3S_MESOS_UPDATE    payload m3s_mesos_update_t * (taken), routed by the
  *                       offers actor; acknowledged once the new state is in
- *                       Redis. Updates of a task the role does not know:
+ *                       Redis. An update that writes the record hands its
+ *                       ACKNOWLEDGE to the store with that write
+ *                       (m3s_store_batch_then): the store sends it to the
+ *                       mesos actor once that write is stored, and drops it
+ *                       if the write is refused for good. One that writes
+ *                       nothing waits for the record's latest write here.
+ *                       Updates of a task the role does not know:
  *                       killed if not terminal, acknowledged.
  *   M3S_ROLE_SCALE      request (m3s_call or plain send), arg = new desired
  *                       count (0 .. M3S_ROLE_MAX_COUNT; -EAGAIN while
@@ -138,9 +144,10 @@
  *                       (nothing done: old_task not there), -EAGAIN (store
  *                       backlogged, nothing done) or -EINVAL.
  * Messages it sends: M3S_OFFERS_PENDING / _CANCEL / _FORGET / _ROLE_STATE
- * to "offers"; M3S_MESOS_CALL (KILL, RECONCILE, ACKNOWLEDGE) to "mesos";
- * M3S_STORE_WRITE / _LOAD / _WATCH to "store"; M3S_ROLE_UPSTREAM to the next
- * role.
+ * to "offers"; M3S_MESOS_CALL (KILL, RECONCILE, ACKNOWLEDGE) to "mesos",
+ * directly or, for an ACKNOWLEDGE riding a write, inside that
+ * M3S_STORE_WRITE's batch; M3S_STORE_WRITE / _LOAD / _WATCH to "store";
+ * M3S_ROLE_UPSTREAM to the next role.
  */
 #ifndef M3S_ROLE_H
 #define M3S_ROLE_H

@@ -19,7 +19,10 @@
  *                    TRYAGAIN, too few replicas), the batch and every one
  *                    behind it wait in order and are written again after a
  *                    backoff; nothing is dropped and nothing is confirmed
- *                    before it is written.
+ *                    before it is written. A batch may carry a message
+ *                    (m3s_store_batch_then) that the store sends on once
+ *                    that batch itself is stored, before its WRITTEN; it is
+ *                    dropped unsent if the batch is refused for good.
  *   M3S_STORE_LOAD   payload m3s_store_load_t * (taken): SCANs every key
  *                    matching <fw>:<match> and sends M3S_STORE_LOADED to
  *                    load->notify with a json_t * object {key: value} (values
@@ -57,7 +60,8 @@
  *                    ...} and, while writes are refused, "refusing": WORD,
  *                    "refusal": the reply with its key, "refusing_ms";
  *                    "backlogged": bool and, while it is, "backlogged_ms".
- * Messages it sends: M3S_STORE_WRITTEN, M3S_STORE_LOADED (above), and
+ * Messages it sends: M3S_STORE_WRITTEN, M3S_STORE_LOADED (above), a
+ *   batch's `then` message (any type, to the actor the batch names), and
  *   M3S_STORE_PRESSURE to each watcher, arg 1 when the write batches waiting
  *                    reach M3S_STORE_HIGH_WATER (backlogged), arg 0 when
  *                    they are down to M3S_STORE_LOW_WATER again. While
@@ -126,6 +130,8 @@ typedef struct m3s_store_batch {
   size_t n, cap;
   m3s_actor_t *notify; /* may be NULL */
   int64_t tag;
+  m3s_actor_t *then_to; /* receives `then` once this batch is stored */
+  m3s_msg_t *then;      /* owned by the batch until sent; NULL = none */
 } m3s_store_batch_t;
 
 typedef struct m3s_store_load {
@@ -162,6 +168,11 @@ void m3s_store_records_free(void *r);  /* drop hook; NULL-safe */
 m3s_store_batch_t *m3s_store_batch_new(m3s_actor_t *notify, int64_t tag);
 void m3s_store_batch_set(m3s_store_batch_t *b, const char *key, const char *value);
 void m3s_store_batch_del(m3s_store_batch_t *b, const char *key);
+/* m (taken) goes to `to` once this batch is stored (after WAIT too), by
+ * the store: one hop fewer than through the notify actor (the role's
+ * ACKNOWLEDGE of the update the batch records). Never sent when the batch
+ * is refused for good, nor on the outcome of any other batch. */
+void m3s_store_batch_then(m3s_store_batch_t *b, m3s_actor_t *to, m3s_msg_t *m);
 void m3s_store_batch_free(void *b);   /* drop hook of M3S_STORE_WRITE */
 
 typedef struct m3s_store_watch {

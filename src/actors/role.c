@@ -74,7 +74,8 @@ typedef struct rtask {
 
 typedef struct pending_ack {   /* things that wait for a write */
   int64_t tag;
-  json_t *ack;             /* ACKNOWLEDGE to send, or NULL */
+  json_t *ack;             /* ACKNOWLEDGE to send, or NULL (none, or it
+                              rides the write: the store sends it) */
   bool forget;             /* then tell the offers actor the task is gone:
                               until then it routes re-sent updates here */
   char *uuid;              /* for dropping a duplicate of a queued update */
@@ -187,7 +188,11 @@ static bool state_terminal(const char *s)
 
 /* ---- persistence ------------------------------------------------------------ */
 
-static int64_t write_task(role_actor_t *a, rtask_t *t, bool del)
+/* Sends the task's record (or its delete) to the store; returns the
+ * write's tag. ack (may be NULL): an ACKNOWLEDGE waiting for this very
+ * write, taken (*ack = NULL): the store sends it to the mesos actor once
+ * this write is stored, one hop fewer than through on_written. */
+static int64_t write_task(role_actor_t *a, rtask_t *t, bool del, json_t **ack)
 {
   char *key = m3s_key_task(a->base.cfg->fw, a->role, t->rec.task_id);
   m3s_store_batch_t *b = m3s_store_batch_new(&a->base, ++a->wseq);
@@ -206,6 +211,10 @@ static int64_t write_task(role_actor_t *a, rtask_t *t, bool del)
     free(text);
   }
   free(key);
+  if(ack && *ack) {
+    m3s_store_batch_then(b, a->mesos, m3s_msg_new(M3S_MESOS_CALL, 0, *ack, m3s_json_drop));
+    *ack = NULL;
+  }
   m3s_send(a->store, m3s_msg_new(M3S_STORE_WRITE, 0, b, m3s_store_batch_free));
   t->wtag = a->wseq;
   t->wfailed = false;
@@ -359,7 +368,7 @@ static void create_task(role_actor_t *a, const char *want_id)
   task_add(a, t);
   /* Offered only once Redis has the record: a task Mesos runs is always
    * one a restarted daemon finds. */
-  int64_t tag = write_task(a, t, false);
+  int64_t tag = write_task(a, t, false, NULL);
   if(a->nwait == a->capwait) {
     a->capwait = a->capwait ? a->capwait * 2 : 16;
     a->waiting = m3s_xrealloc(a->waiting, a->capwait * sizeof(*a->waiting));
@@ -379,7 +388,7 @@ static void kill_task(role_actor_t *a, rtask_t *t, const char *why)
     m3s_info("%s task %s withdrawn before launch (%s)", m3s_role_name(a->role), t->rec.task_id,
              why);
     m3s_send(a->offers, m3s_msg_new(M3S_OFFERS_CANCEL, 0, m3s_xstrdup(t->rec.task_id), NULL));
-    write_task(a, t, true);
+    write_task(a, t, true, NULL);
     task_remove(a, t);
     return;
   default:
@@ -660,7 +669,7 @@ static void load_tasks(role_actor_t *a, const m3s_store_records_t *records, bool
     }
     else if(state_terminal(t->rec.state)) {
       /* The previous daemon died between the update and the delete. */
-      write_task(a, t, true);
+      write_task(a, t, true, NULL);
       task_free(t);
       continue;
     }
@@ -817,7 +826,22 @@ static void on_launched(role_actor_t *a, m3s_role_launch_t *l)
   set_str(&t->agent_host, l->hostname);
   set_str(&r->spec_digest, l->spec_digest);
   t->phase = PH_LAUNCHED;
-  write_task(a, t, false);
+  write_task(a, t, false, NULL);
+}
+
+static void queue_pending(role_actor_t *a, json_t *ack, const char *task_id, const char *uuid,
+                          int64_t tag, bool forget)
+{
+  if(a->nacks == a->capacks) {
+    a->capacks = a->capacks ? a->capacks * 2 : 16;
+    a->acks = m3s_xrealloc(a->acks, a->capacks * sizeof(*a->acks));
+  }
+  pending_ack_t *p = &a->acks[a->nacks++];
+  p->tag = tag;
+  p->ack = ack;
+  p->forget = forget;
+  p->uuid = m3s_xstrdup(uuid ? uuid : "");
+  snprintf(p->task_id, sizeof(p->task_id), "%s", task_id);
 }
 
 static void queue_after(role_actor_t *a, m3s_mesos_update_t *u, const char *task_id,
@@ -825,18 +849,18 @@ static void queue_after(role_actor_t *a, m3s_mesos_update_t *u, const char *task
 {
   if(!(u && u->ack) && !forget)
     return;
-  if(a->nacks == a->capacks) {
-    a->capacks = a->capacks ? a->capacks * 2 : 16;
-    a->acks = m3s_xrealloc(a->acks, a->capacks * sizeof(*a->acks));
-  }
-  pending_ack_t *p = &a->acks[a->nacks++];
-  p->tag = tag;
-  p->ack = u ? u->ack : NULL;
+  json_t *ack = u ? u->ack : NULL;
   if(u)
     u->ack = NULL;
-  p->forget = forget;
-  p->uuid = m3s_xstrdup(uuid ? uuid : "");
-  snprintf(p->task_id, sizeof(p->task_id), "%s", task_id);
+  queue_pending(a, ack, task_id, uuid, tag, forget);
+}
+
+/* An update whose ACKNOWLEDGE rides its own write (write_task): noted
+ * until that write's outcome, so that a re-send of it meanwhile is not
+ * acknowledged twice and a refusal is logged. */
+static void queue_sent(role_actor_t *a, const char *task_id, const char *uuid, int64_t tag)
+{
+  queue_pending(a, NULL, task_id, uuid, tag, false);
 }
 
 static void queue_ack(role_actor_t *a, m3s_mesos_update_t *u, const char *task_id,
@@ -1024,7 +1048,7 @@ static void on_update(role_actor_t *a, m3s_mesos_update_t *u)
         reason = "node not Ready";
       snprintf(e->how, sizeof(e->how), "%s%s%s", state, reason ? " " : "", reason ? reason : "");
     }
-    int64_t tag = write_task(a, t, true);
+    int64_t tag = write_task(a, t, true, &u->ack);
     queue_after(a, u, id, uuid, tag, true);
     task_remove(a, t);
     converge(a);
@@ -1054,7 +1078,13 @@ static void on_update(role_actor_t *a, m3s_mesos_update_t *u)
    * the record's latest write is in (written again if it was refused). */
   if(t->wfailed)
     changed = true;
-  int64_t tag = changed ? write_task(a, t, false) : t->wtag;
+  int64_t tag = t->wtag;
+  if(changed) {
+    bool acked = u->ack != NULL;
+    tag = write_task(a, t, false, &u->ack);
+    if(acked)
+      queue_sent(a, id, uuid, tag);
+  }
   if(u->ack) {
     if(tag <= a->written) {
       call(a, u->ack);

@@ -158,11 +158,19 @@ void m3s_store_batch_del(m3s_store_batch_t *b, const char *key)
   op->value = NULL;
 }
 
+void m3s_store_batch_then(m3s_store_batch_t *b, m3s_actor_t *to, m3s_msg_t *m)
+{
+  m3s_msg_free(b->then);
+  b->then_to = to;
+  b->then = m;
+}
+
 void m3s_store_batch_free(void *p)
 {
   m3s_store_batch_t *b = p;
   if(!b)
     return;
+  m3s_msg_free(b->then);
   for(size_t i = 0; i < b->n; i++) {
     free(b->ops[i].key);
     free(b->ops[i].value);
@@ -741,6 +749,11 @@ static void batch_done(store_t *s, const char *err)
 {
   item_t it = queue_pop(&s->queue);
   s->batches--;
+  if(!err && it.batch->then) {
+    /* This batch's own reply said stored: its follow-up goes out first. */
+    m3s_send(it.batch->then_to, it.batch->then);
+    it.batch->then = NULL;
+  }
   if(it.batch->notify) {
     m3s_msg_t *m = m3s_msg_new(M3S_STORE_WRITTEN, it.batch->tag,
                                err ? m3s_xstrdup(err) : NULL, NULL);

@@ -109,7 +109,12 @@ typedef struct record {
   _Atomic int chunks[MAX_LOADS];  /* messages per load, the last included */
   _Atomic int unexpected;
   _Atomic int bad_records;        /* unchecked loads: see the probe */
+  _Atomic size_t nthen;           /* PROBE_THEN messages (batches' follow-ups) */
+  int64_t then[MAX_WRITTEN];      /* their args */
+  size_t then_before[MAX_WRITTEN]; /* follow-ups seen before WRITTEN i */
 } record_t;
+
+#define PROBE_THEN (M3S_MSG_USER + 900)
 
 typedef struct probe {
   m3s_actor_t base;
@@ -130,6 +135,7 @@ static void probe_handle(m3s_actor_t *self, m3s_msg_t *m)
     }
     else if(n < MAX_WRITTEN && !m->payload && !m->flags) {
       rec->written[n] = m->arg;
+      rec->then_before[n] = atomic_load_explicit(&rec->nthen, memory_order_relaxed);
       atomic_store_explicit(&rec->nwritten, n + 1, memory_order_release);
     }
     else {
@@ -178,6 +184,14 @@ static void probe_handle(m3s_actor_t *self, m3s_msg_t *m)
       atomic_fetch_add(&rec->unexpected, 1);
     }
     break;
+  case PROBE_THEN: {
+    size_t n = atomic_load_explicit(&rec->nthen, memory_order_relaxed);
+    if(n < MAX_WRITTEN) {
+      rec->then[n] = m->arg;
+      atomic_store_explicit(&rec->nthen, n + 1, memory_order_release);
+    }
+    break;
+  }
   default:
     atomic_fetch_add(&rec->unexpected, 1);
     break;
@@ -1033,12 +1047,22 @@ START_TEST(permanent_refusal_reported)
   harness_t h;
   redisContext *c = up(&r, &h);
   admin_cmd(c, "ACL SETUSER %s %s", "default", "-del");
+  /* Each batch carries a follow-up (as a role's ACKNOWLEDGE rides its
+   * write): only the stored one's goes out, before its WRITTEN; the
+   * refused one's is dropped although a later batch was stored. */
   m3s_store_batch_t *b = m3s_store_batch_new(h.probe, 1);
   m3s_store_batch_del(b, FW ":agent:x");
+  m3s_store_batch_then(b, h.probe, m3s_msg_new(PROBE_THEN, 1, NULL, NULL));
   send_batch(&h, b);
-  set1(&h, 2, FW ":agent:y", "{}");
+  b = m3s_store_batch_new(h.probe, 2);
+  m3s_store_batch_set(b, FW ":agent:y", "{}");
+  m3s_store_batch_then(b, h.probe, m3s_msg_new(PROBE_THEN, 2, NULL, NULL));
+  send_batch(&h, b);
   wait_written(&h, 1);
   ck_assert_int_eq(h.rec->written[0], 2);
+  ck_assert_int_eq(atomic_load_explicit(&h.rec->nthen, memory_order_acquire), 1);
+  ck_assert_int_eq(h.rec->then[0], 2);
+  ck_assert_int_eq(h.rec->then_before[0], 1);
   ck_assert_int_eq(atomic_load_explicit(&h.rec->nfailed, memory_order_acquire), 1);
   ck_assert_int_eq(h.rec->failed[0], 1);
   ck_assert_int_eq(status_int(&h, "failed"), 1);
