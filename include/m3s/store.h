@@ -31,8 +31,8 @@
  *                    receiver asks for the next one with M3S_STORE_NEXT
  *                    (arg = the tag); until then the store serves nothing
  *                    else (start-up only: writes queue behind) but reading
-                    the next chunk. A match without a glob character is
-                    one GET, no SCAN. A load cut
+ *                    the next chunk, each one MGET. A match without a
+ *                    glob character is read without a SCAN. A load cut
  *                    short by a lost connection runs again from the start,
  *                    so a chunk may repeat keys already delivered. Records
  *                    under a JSON key that do
