@@ -80,6 +80,10 @@ if [ -z "${MESOS_MASTER:-}" ]; then
   started+=("$! redis-server")
   # The K3s API's host port (K3S_SERVER_PORT) is a free one every agent offers.
   export K3S_SERVER_PORT=${K3S_SERVER_PORT:-$(free_port)}
+  # Created here, not by the background job's redirection, which may come
+  # after the first look below: sed on a missing file fails, and with
+  # pipefail and set -e the script would exit 2 without a word.
+  : >"$rundir/mesos.log"
   python3 -u tests/mesos_sim/mesos_sim.py --port 0 --agents 3 --k3s \
     --agent-hostname '127.0.{i}.1' --ports "31000-32000,$K3S_SERVER_PORT-$K3S_SERVER_PORT" \
     >"$rundir/mesos.log" 2>&1 &
