@@ -125,7 +125,8 @@ typedef struct mesos {
   bool retry_armed;
 
   /* counters (for the status request and, later, metrics) */
-  uint64_t subscriptions, reconnects, events, calls_ok, calls_failed, offers_declined;
+  uint64_t subscriptions, reconnects, events, calls_ok, calls_failed, offers_declined,
+    stream_pauses;
 
   unsigned rng;
 } mesos_t;
@@ -597,6 +598,7 @@ static size_t stream_write_cb(char *data, size_t size, size_t nmemb, void *ud)
   size_t len = size * nmemb;
   if(m->stream_status == 200 && paced_depth(m) >= PACE_DEPTH) {
     m->stream_paused = true; /* curl keeps the data; mesos_wait resumes */
+    m->stream_pauses++;
     return CURL_WRITEFUNC_PAUSE;
   }
   if(m->stream_status != 200) {
@@ -989,7 +991,7 @@ static void watchdog(mesos_t *m)
 
 static json_t *status_json(const mesos_t *m)
 {
-  return json_pack("{s:s, s:s?, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+  return json_pack("{s:s, s:s?, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
                    "state", state_names[m->state], "framework_id", m->framework_id,
                    "master", m->master, "stream_id", m->stream_id,
                    "subscriptions", (json_int_t)m->subscriptions,
@@ -997,7 +999,8 @@ static json_t *status_json(const mesos_t *m)
                    "calls_ok", (json_int_t)m->calls_ok,
                    "calls_failed", (json_int_t)m->calls_failed,
                    "calls_queued", (json_int_t)m->queue.n,
-                   "offers_declined", (json_int_t)m->offers_declined);
+                   "offers_declined", (json_int_t)m->offers_declined,
+                   "stream_pauses", (json_int_t)m->stream_pauses);
 }
 
 static void mesos_handle(m3s_actor_t *self, m3s_msg_t *msg)
