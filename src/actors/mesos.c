@@ -69,7 +69,7 @@ static const char *const state_names[] = { "loading", "waiting", "connecting", "
  * messages queued, and goes on once it is down to half: a burst of 10,000
  * updates otherwise waits parsed in their mailboxes (a few MiB, and the peak
  * RSS with it, the more so the busier the machine). */
-#define PACE_DEPTH 128
+#define PACE_DEPTH 256
 #define PACE_MAX 5
 
 typedef struct call_queue {
