@@ -52,7 +52,7 @@
  *                                    reconcile.
  * Without an offers sink the actor declines every offer itself (nothing is
  * hoarded); without an update sink it acknowledges each update at once.
- Pacing: it stops reading the event stream while the sinks or a role
+ * Pacing: it stops reading the event stream while the sinks or a role
  * actor ("agent", "datastore", "server") has PACE_DEPTH messages queued, and
  * reads on once that is down to half; of those actors it reads nothing but
  * the mailbox depth.
