@@ -7,7 +7,8 @@
  * touches a curl handle. Two kinds of transfer run on it:
  *  - the subscription: a SUBSCRIBE POST whose 200 response body is the
  *    RecordIO event stream; it has no overall timeout, a watchdog timer drops
- *    it when no event arrived for five heartbeat intervals;
+ *    it when no event arrived for five heartbeat intervals of reading (not
+ *    while pacing has paused it: then the silence is ours);
  *  - calls: one at a time, in the order they were queued, on connections
  *    the multi handle keeps alive, each with MESOS_CALL_TIMEOUT.
  * Every way the subscription can end (stream closed, transport error,
@@ -967,6 +968,7 @@ static void mesos_wait(m3s_actor_t *self, int wake_fd, int timeout_ms)
   curl_multi_poll(m->multi, &extra, 1, timeout_ms, NULL);
   if(m->stream_paused && paced_depth(m) <= PACE_DEPTH / 2) {
     m->stream_paused = false;
+    m->last_event_ms = m3s_now_ms(); /* the watchdog's clock starts again */
     curl_easy_pause(m->stream, CURLPAUSE_CONT); /* may call stream_write_cb at once */
   }
   curl_multi_perform(m->multi, &running);
@@ -981,7 +983,9 @@ static void watchdog(mesos_t *m)
   int64_t silent = m3s_now_ms() - m->last_event_ms;
   double hb = m->heartbeat_s > 0 ? m->heartbeat_s : DEFAULT_HEARTBEAT_S;
   int64_t limit = (int64_t)(hb * 1000.0 * HEARTBEAT_MISSES);
-  if(m->state == SUB_WAITING || m->state == SUB_LOADING || silent <= limit)
+  /* While the stream is paused we are the ones not reading: the master's
+   * heartbeats wait in the socket, however long the receivers take. */
+  if(m->state == SUB_WAITING || m->state == SUB_LOADING || m->stream_paused || silent <= limit)
     return;
   snprintf(m->drop_reason, sizeof(m->drop_reason),
            "no event from the master for %.1fs (%d heartbeat intervals)", (double)silent / 1000.0,
