@@ -66,12 +66,13 @@ static const char *const state_names[] = { "loading", "waiting", "connecting", "
 /* Tags of our M3S_STORE_WRITE batches: the framework record's write
  * sequence; only the latest write's outcome counts. */
 #define STOP_DRAIN_MS 1000  /* longest wait for a call on the wire at stop */
-/* Reading the stream pauses while an actor the events go to has this many
- * messages queued, and goes on once it is down to half: a burst of 10,000
- * updates otherwise waits parsed in their mailboxes (a few MiB, and the peak
- * RSS with it, the more so the busier the machine). */
+/* Reading the stream pauses while an actor the events go to, or the store
+ * that persists what they change, has this many messages queued, and goes
+ * on once it is down to half: a burst of 10,000 updates otherwise waits
+ * parsed in their mailboxes, or as write batches in the store's (a few MiB,
+ * and the peak RSS with it, the more so the busier the machine). */
 #define PACE_DEPTH 256
-#define PACE_MAX 5
+#define PACE_MAX 6
 
 typedef struct call_queue {
   json_t **items;
@@ -81,7 +82,7 @@ typedef struct call_queue {
 typedef struct mesos {
   m3s_actor_t base;
   m3s_actor_t *offers_sink, *update_sink;
-  m3s_actor_t *paced[PACE_MAX]; /* the sinks and the roles, read by depth only */
+  m3s_actor_t *paced[PACE_MAX]; /* sinks, roles, store: read by depth only */
   size_t npaced;
   bool stream_paused;         /* the write callback paused the stream (pacing) */
   m3s_actor_t *store;         /* NULL: nothing is persisted (unit setups) */
@@ -1104,6 +1105,8 @@ static int mesos_start(m3s_actor_t *self)
     if(a)
       m->paced[m->npaced++] = a;
   }
+  if(m->store)
+    m->paced[m->npaced++] = m->store; /* every update becomes a write */
   if(m->store) {
     m->state = SUB_LOADING;
     m3s_send(m->store, m3s_msg_new(M3S_STORE_LOAD, 0,

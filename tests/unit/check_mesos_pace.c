@@ -1,6 +1,7 @@
 /* The Mesos actor's pacing of the event stream (src/actors/mesos.c), in
- * process: the real actor against a fake master on 127.0.0.1 and an update
- * sink that the test holds busy.
+ * process: the real actor against a fake master on 127.0.0.1, an update
+ * sink and, in the second test, a store without Redis; the test holds one
+ * of them busy.
  *
  * The fake master answers the first SUBSCRIBE with a chunked RecordIO stream
  * (one record per chunk, like a real master): SUBSCRIBED with a heartbeat
@@ -8,11 +9,15 @@
  * HEARTBEAT every second on the open connection. Every other call gets 202;
  * it checks that the ACKNOWLEDGEs come in the updates' order.
  *
- * The sink blocks on its first message until the test releases it. While it
- * is held, the actor must stop reading the stream (stream_pauses >= 1, the
- * sink's mailbox no deeper than PACE_DEPTH plus what one curl write holds)
- * and must keep its subscription although no heartbeat is read for longer
- * than the watchdog's limit. Once released, every update must reach the
+ * The sink, like a role, has each update stored with its ACKNOWLEDGE as the
+ * batch's message on (the store sends it to the actor once stored), or
+ * sends the ACKNOWLEDGE itself when there is no store. The held actor (the
+ * sink, or the store on its first batch with an ACKNOWLEDGE) blocks until
+ * the test releases it. Meanwhile the actor must stop reading the stream
+ * (stream_pauses >= 1, the held mailbox no deeper than PACE_DEPTH, twice
+ * that behind the sink, plus what one curl write holds) and must keep its
+ * subscription although no heartbeat is read for longer than the
+ * watchdog's limit. Once released, every update must reach the
  * sink once and in order, and every ACKNOWLEDGE the master. Last, the master
  * goes silent: the watchdog, back at work, drops the stream and subscribes
  * again.
@@ -40,6 +45,7 @@
 #include "m3s/actor.h"
 #include "m3s/config.h"
 #include "m3s/mesos.h"
+#include "m3s/store.h"
 #include "check_main.h"
 
 #define N_UPDATES 3000
@@ -299,12 +305,24 @@ static void fake_stop(fake_t *f)
   close(f->lfd);
 }
 
-/* ---- the update sink ----------------------------------------------------- */
+/* ---- the update sink and the store ------------------------------------- */
 
+/* What the actors saw, shared with the test's thread. */
 typedef struct seen {
-  sem_t release;
-  atomic_int subscribed, updates, out_of_order, without_ack, unexpected;
+  sem_t release;     /* posted once: the held actor goes on */
+  bool hold_store;   /* set before start: hold the store, not the sink */
+  atomic_int subscribed, updates, out_of_order, without_ack, unexpected, stored;
 } seen_t;
+
+/* Held until released, once. */
+static void hold(seen_t *seen, bool *released)
+{
+  if(*released)
+    return;
+  while(sem_wait(&seen->release) != 0)
+    ; /* EINTR */
+  *released = true;
+}
 
 typedef struct sink {
   m3s_actor_t base;
@@ -312,14 +330,13 @@ typedef struct sink {
   bool released;
 } sink_t;
 
+/* Like a role: checks the update, then has it stored with its ACKNOWLEDGE
+ * sent on by the store (when there is one), or sends that itself. */
 static void sink_handle(m3s_actor_t *self, m3s_msg_t *msg)
 {
   sink_t *s = (sink_t *)self;
-  if(!s->released) {
-    while(sem_wait(&s->seen->release) != 0)
-      ; /* EINTR */
-    s->released = true;
-  }
+  if(!s->seen->hold_store)
+    hold(s->seen, &s->released);
   if(msg->type == M3S_MESOS_SUBSCRIBED) {
     atomic_fetch_add(&s->seen->subscribed, 1);
     return;
@@ -340,16 +357,64 @@ static void sink_handle(m3s_actor_t *self, m3s_msg_t *msg)
     atomic_fetch_add(&s->seen->without_ack, 1);
     return;
   }
-  /* As a role does once the new state is stored. */
-  m3s_send(m3s_system_find(self->sys, "mesos"),
-           m3s_msg_new(M3S_MESOS_CALL, 0, u->ack, m3s_json_drop));
+  m3s_actor_t *mesos = m3s_system_find(self->sys, "mesos");
+  m3s_actor_t *store = m3s_system_find(self->sys, "store");
+  m3s_msg_t *ack = m3s_msg_new(M3S_MESOS_CALL, 0, u->ack, m3s_json_drop);
   u->ack = NULL;
+  if(!store) {
+    m3s_send(mesos, ack);
+    return;
+  }
+  char key[64];
+  snprintf(key, sizeof(key), "%s:agent:%s", self->cfg->fw, want);
+  m3s_store_batch_t *b = m3s_store_batch_new(NULL, 0);
+  m3s_store_batch_set(b, key, "{}");
+  m3s_store_batch_then(b, mesos, ack);
+  m3s_send(store, m3s_msg_new(M3S_STORE_WRITE, 0, b, m3s_store_batch_free));
 }
 
 static const m3s_actor_ops_t sink_ops = {
   .name = "sink",
   .size = sizeof(sink_t),
   .handle = sink_handle,
+};
+
+/* The store's protocol without Redis: an empty load, every batch stored at
+ * once, but for the hold on the first one that carries a message. */
+typedef struct fake_store {
+  m3s_actor_t base;
+  seen_t *seen;     /* set before start */
+  bool released;
+} fake_store_t;
+
+static void store_handle(m3s_actor_t *self, m3s_msg_t *msg)
+{
+  fake_store_t *st = (fake_store_t *)self;
+  if(msg->type == M3S_STORE_LOAD) {
+    m3s_store_load_t *l = msg->payload;
+    m3s_send(l->notify, m3s_msg_new(M3S_STORE_LOADED, l->tag, json_object(), m3s_json_drop));
+    return;
+  }
+  if(msg->type != M3S_STORE_WRITE) {
+    atomic_fetch_add(&st->seen->unexpected, 1);
+    return;
+  }
+  m3s_store_batch_t *b = msg->payload;
+  if(b->then && st->seen->hold_store)
+    hold(st->seen, &st->released);
+  if(b->then) {
+    atomic_fetch_add(&st->seen->stored, 1);
+    m3s_send(b->then_to, b->then);
+    b->then = NULL;
+  }
+  if(b->notify)
+    m3s_send(b->notify, m3s_msg_new(M3S_STORE_WRITTEN, b->tag, NULL, NULL));
+}
+
+static const m3s_actor_ops_t store_ops = {
+  .name = "store",
+  .size = sizeof(fake_store_t),
+  .handle = store_handle,
 };
 
 /* ---- harness ------------------------------------------------------------- */
@@ -374,17 +439,18 @@ static json_int_t status_int(m3s_actor_t *mesos, const char *key)
   return v;
 }
 
-START_TEST(test_paced_burst_keeps_subscription)
+/* The burst with the sink held, or (hold_store) the store behind it. f and
+ * seen are static in the caller: a failed check leaves the fake's threads
+ * and the held actor behind, and they must not point into a dead stack
+ * frame. */
+static void burst(fake_t *f, seen_t *seen, bool hold_store)
 {
-  /* Static: a failed check leaves the fake's threads and the held sink
-   * behind, and they must not point into a dead stack frame. */
-  static fake_t f;
-  static seen_t seen;
-  ck_assert_int_eq(sem_init(&seen.release, 0, 0), 0);
-  fake_start(&f);
+  seen->hold_store = hold_store;
+  ck_assert_int_eq(sem_init(&seen->release, 0, 0), 0);
+  fake_start(f);
 
   char master[32];
-  snprintf(master, sizeof(master), "127.0.0.1:%d", f.port);
+  snprintf(master, sizeof(master), "127.0.0.1:%d", f->port);
   const char *kv[] = { "FRAMEWORK_HOSTNAME", "localhost", "FRAMEWORK_NAME", "test",
                        "MESOS_MASTER", master, NULL, NULL };
   m3s_config_t cfg;
@@ -392,30 +458,40 @@ START_TEST(test_paced_burst_keeps_subscription)
   ck_assert_msg(m3s_config_load(&cfg, m3s_check_getenv, (void *)kv, err, sizeof(err)) == 0, "%s",
                 err);
   m3s_system_t *sys = m3s_system_new(&cfg);
+  m3s_actor_t *store = NULL;
+  if(hold_store) {
+    store = m3s_system_add(sys, &store_ops);
+    ((fake_store_t *)store)->seen = seen;
+  }
   m3s_actor_t *sink = m3s_system_add(sys, &sink_ops);
-  ((sink_t *)sink)->seen = &seen;
+  ((sink_t *)sink)->seen = seen;
   m3s_actor_t *mesos = m3s_system_add(sys, &m3s_mesos_ops);
-  /* No store and no offers sink: it subscribes as soon as it starts. */
+  /* No offers sink: it subscribes as soon as it has the framework record,
+   * at once when there is no store. */
   m3s_mesos_set_sinks(mesos, NULL, sink);
   ck_assert_int_eq(m3s_system_start(sys), 0);
+  m3s_actor_t *held = hold_store ? store : sink;
+  const char *name = hold_store ? "store" : "sink";
 
   /* One curl write hands the actor at most CURL_MAX_WRITE_SIZE bytes, all
-   * decoded before it looks at the depth again. */
-  size_t bound = PACE_DEPTH + CURL_MAX_WRITE_SIZE / min_update_len() + 1;
+   * decoded before it looks at the depths again. Behind a free sink, what
+   * the sink holds at the pause (less than PACE_DEPTH) reaches the store
+   * too. */
+  size_t bound = PACE_DEPTH * (hold_store ? 2 : 1) + CURL_MAX_WRITE_SIZE / min_update_len() + 1;
   size_t deepest = 0;
 
-  /* Held: the stream must pause before the sink's mailbox passes the bound
+  /* Held: the stream must pause before the held mailbox passes the bound
    * (without pacing it would take in nearly all N_UPDATES). */
   int64_t until = m3s_now_ms() + LONG_WAIT_MS, last_status = 0;
   json_int_t pauses = 0;
   while(pauses < 1) {
-    size_t d = m3s_actor_depth(sink);
+    size_t d = m3s_actor_depth(held);
     deepest = d > deepest ? d : deepest;
     ck_assert_msg(deepest <= bound,
-                  "the sink holds %zu messages (bound %zu): the stream was not paced", deepest,
-                  bound);
-    ck_assert_msg(m3s_now_ms() < until, "no pause after %d ms (sink depth %zu, %d updates sent)",
-                  LONG_WAIT_MS, d, atomic_load(&f.updates_written));
+                  "the %s holds %zu messages (bound %zu): the stream was not paced", name,
+                  deepest, bound);
+    ck_assert_msg(m3s_now_ms() < until, "no pause after %d ms (%s depth %zu, %d updates sent)",
+                  LONG_WAIT_MS, name, d, atomic_load(&f->updates_written));
     if(m3s_now_ms() - last_status >= 20) {
       pauses = status_int(mesos, "stream_pauses");
       last_status = m3s_now_ms();
@@ -429,9 +505,9 @@ START_TEST(test_paced_burst_keeps_subscription)
    * meanwhile, yet the subscription stays. */
   int64_t hold_until = m3s_now_ms() + WATCHDOG_LIMIT_MS + 3000;
   while(m3s_now_ms() < hold_until) {
-    size_t d = m3s_actor_depth(sink);
+    size_t d = m3s_actor_depth(held);
     deepest = d > deepest ? d : deepest;
-    ck_assert_msg(deepest <= bound, "the sink holds %zu messages while paused (bound %zu)",
+    ck_assert_msg(deepest <= bound, "the %s holds %zu messages while paused (bound %zu)", name,
                   deepest, bound);
     m3s_check_sleep_ms(10);
   }
@@ -440,39 +516,42 @@ START_TEST(test_paced_burst_keeps_subscription)
   ck_assert_int_eq(json_integer_value(json_object_get(st, "subscriptions")), 1);
   ck_assert_int_eq(json_integer_value(json_object_get(st, "reconnects")), 0);
   json_decref(st);
-  ck_assert_int_eq(atomic_load(&f.subscribes), 1);
-  ck_assert_int_eq(atomic_load(&f.streams_ended), 0);
-  ck_assert_int_eq(atomic_load(&seen.updates), 0);
+  ck_assert_int_eq(atomic_load(&f->subscribes), 1);
+  ck_assert_int_eq(atomic_load(&f->streams_ended), 0);
+  ck_assert_int_eq(atomic_load(&f->acks), 0);
+  ck_assert_int_eq(atomic_load(&seen->stored), 0);
 
   /* Released: every update once and in order, every ACKNOWLEDGE back. */
-  ck_assert_int_eq(sem_post(&seen.release), 0);
+  ck_assert_int_eq(sem_post(&seen->release), 0);
   until = m3s_now_ms() + LONG_WAIT_MS;
-  while(atomic_load(&seen.updates) < N_UPDATES || atomic_load(&f.acks) < N_UPDATES) {
+  while(atomic_load(&seen->updates) < N_UPDATES || atomic_load(&f->acks) < N_UPDATES) {
     ck_assert_msg(m3s_now_ms() < until, "after %d ms: %d updates at the sink, %d ACKNOWLEDGEs",
-                  LONG_WAIT_MS, atomic_load(&seen.updates), atomic_load(&f.acks));
+                  LONG_WAIT_MS, atomic_load(&seen->updates), atomic_load(&f->acks));
     m3s_check_sleep_ms(10);
   }
-  ck_assert_int_eq(atomic_load(&seen.subscribed), 1);
-  ck_assert_int_eq(atomic_load(&seen.updates), N_UPDATES);
-  ck_assert_int_eq(atomic_load(&seen.out_of_order), 0);
-  ck_assert_int_eq(atomic_load(&seen.without_ack), 0);
-  ck_assert_int_eq(atomic_load(&seen.unexpected), 0);
-  ck_assert_int_eq(atomic_load(&f.acks), N_UPDATES);
-  ck_assert_int_eq(atomic_load(&f.ack_errors), 0);
-  ck_assert_int_eq(atomic_load(&f.other_calls), 0);
+  ck_assert_int_eq(atomic_load(&seen->subscribed), 1);
+  ck_assert_int_eq(atomic_load(&seen->updates), N_UPDATES);
+  ck_assert_int_eq(atomic_load(&seen->out_of_order), 0);
+  ck_assert_int_eq(atomic_load(&seen->without_ack), 0);
+  ck_assert_int_eq(atomic_load(&seen->unexpected), 0);
+  ck_assert_int_eq(atomic_load(&seen->stored), hold_store ? N_UPDATES : 0);
+  ck_assert_int_eq(atomic_load(&f->acks), N_UPDATES);
+  ck_assert_int_eq(atomic_load(&f->ack_errors), 0);
+  ck_assert_int_eq(atomic_load(&f->other_calls), 0);
   st = mesos_status(mesos);
   ck_assert_int_eq(json_integer_value(json_object_get(st, "subscriptions")), 1);
   ck_assert_int_eq(json_integer_value(json_object_get(st, "reconnects")), 0);
   ck_assert_int_ge(json_integer_value(json_object_get(st, "stream_pauses")), 1);
-  fprintf(stderr, "check_mesos_pace: %lld pauses, the sink at most %zu deep (bound %zu)\n",
-          (long long)json_integer_value(json_object_get(st, "stream_pauses")), deepest, bound);
+  fprintf(stderr, "check_mesos_pace: %lld pauses, the %s at most %zu deep (bound %zu)\n",
+          (long long)json_integer_value(json_object_get(st, "stream_pauses")), name, deepest,
+          bound);
   json_decref(st);
 
   /* Reading again, the watchdog is back at work: a master gone silent is
    * dropped and subscribed to again. */
-  atomic_store(&f.silent, true);
+  atomic_store(&f->silent, true);
   until = m3s_now_ms() + LONG_WAIT_MS;
-  while(atomic_load(&f.subscribes) < 2) {
+  while(atomic_load(&f->subscribes) < 2) {
     ck_assert_msg(m3s_now_ms() < until, "a silent master was not dropped after %d ms",
                   LONG_WAIT_MS);
     m3s_check_sleep_ms(10);
@@ -486,19 +565,36 @@ START_TEST(test_paced_burst_keeps_subscription)
 
   m3s_system_stop(sys);
   m3s_system_free(sys);
-  fake_stop(&f);
-  ck_assert_int_eq(atomic_load(&f.subscribes), 2);
+  fake_stop(f);
+  ck_assert_int_eq(atomic_load(&f->subscribes), 2);
   m3s_config_free(&cfg);
-  sem_destroy(&seen.release);
+  sem_destroy(&seen->release);
+}
+
+START_TEST(test_held_sink)
+{
+  static fake_t f;
+  static seen_t seen;
+  burst(&f, &seen, false);
 }
 END_TEST
+
+START_TEST(test_held_store)
+{
+  static fake_t f;
+  static seen_t seen;
+  burst(&f, &seen, true);
+}
+END_TEST
+
 
 int main(void)
 {
   Suite *s = suite_create("mesos_pace");
   TCase *tc = tcase_create("pace");
   tcase_set_timeout(tc, 0);
-  tcase_add_test(tc, test_paced_burst_keeps_subscription);
+  tcase_add_test(tc, test_held_sink);
+  tcase_add_test(tc, test_held_store);
   suite_add_tcase(s, tc);
   return m3s_check_run(s);
 }
