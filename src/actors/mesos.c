@@ -582,8 +582,8 @@ static int on_record(void *ctx, const char *rec, size_t len)
   return 0; /* calls queued here start after curl_multi_perform returns */
 }
 
-/* The deepest mailbox among the actors the events go to (a metric: their
- * depth is the only thing read of them). */
+/* The deepest mailbox among the actors the events go to and the store (a
+ * metric: their depth is the only thing read of them). */
 static size_t paced_depth(const mesos_t *m)
 {
   size_t most = 0;
@@ -1105,9 +1105,8 @@ static int mesos_start(m3s_actor_t *self)
     if(a)
       m->paced[m->npaced++] = a;
   }
-  if(m->store)
-    m->paced[m->npaced++] = m->store; /* every update becomes a write */
   if(m->store) {
+    m->paced[m->npaced++] = m->store; /* every update becomes a write */
     m->state = SUB_LOADING;
     m3s_send(m->store, m3s_msg_new(M3S_STORE_LOAD, 0,
                                    m3s_store_load_new("framework", self, 0), m3s_store_load_free));
