@@ -237,12 +237,12 @@ static void fake_handle(m3s_actor_t *self, m3s_msg_t *m)
     if(idx != F_MESOS)
       break;
     answer(m, 0, 0,
-           json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "state",
+           json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "state",
                      "subscribed", "framework_id", "fw-1", "master", "127.0.0.1:5050",
                      "stream_id", "s", "subscriptions", (json_int_t)2, "reconnects",
                      (json_int_t)1, "events", (json_int_t)40, "calls_ok", (json_int_t)12,
                      "calls_failed", (json_int_t)1, "calls_queued", (json_int_t)0,
-                     "offers_declined", (json_int_t)0));
+                     "offers_declined", (json_int_t)0, "stream_pauses", (json_int_t)5));
     return;
   case M3S_KUBE_STATUS:
     if(idx != F_KUBE)
@@ -1231,6 +1231,7 @@ START_TEST(metrics_parse_as_prometheus_text)
     "m3s_mesos_subscribed",
     "m3s_mesos_state{state=\"subscribed\"}",
     "m3s_mesos_reconnects_total",
+    "m3s_mesos_stream_pauses_total",
     "m3s_mesos_calls_total{result=\"failed\"}",
     "m3s_redis_connected",
     "m3s_redis_errors_total",
@@ -1256,6 +1257,7 @@ START_TEST(metrics_parse_as_prometheus_text)
   ck_assert_ptr_nonnull(strstr(r.body, "m3s_role_desired{role=\"agent\"} 3\n"));
   ck_assert_ptr_nonnull(strstr(r.body, "m3s_tasks{role=\"agent\",state=\"TASK_STAGING\"} 2\n"));
   ck_assert_ptr_nonnull(strstr(r.body, "m3s_offers_received_total 7\n"));
+  ck_assert_ptr_nonnull(strstr(r.body, "m3s_mesos_stream_pauses_total 5\n"));
   /* the parser itself refuses what it should */
   static const char *const broken[] = {
     "x_total 1\n# TYPE x_total counter\n",
