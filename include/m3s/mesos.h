@@ -52,6 +52,12 @@
  *                                    reconcile.
  * Without an offers sink the actor declines every offer itself (nothing is
  * hoarded); without an update sink it acknowledges each update at once.
+ * Pacing: it stops reading the event stream while the sinks, a role
+ * actor ("agent", "datastore", "server") or the store has PACE_DEPTH
+ * messages queued, and reads on once that is down to half; of those actors
+ * it reads nothing but the mailbox depth. While paused, the heartbeat
+ * watchdog does not count the master as silent; its clock starts again
+ * when reading resumes.
  * It sends the store (the actor named "store", when there is one) a
  * M3S_STORE_LOAD at start and a M3S_STORE_WRITE of <fw>:framework whenever
  * the framework id changes.

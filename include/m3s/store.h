@@ -76,7 +76,8 @@
  * Pushback: writes are never refused or dropped here; the store is the
  * one that sees the queue, so it tells the writers (role actors, offers,
  * kube) and they hold back. The mesos actor does not watch: it writes
- * one record per new framework id.
+ * one record per new framework id, and reads the store's mailbox depth to
+ * pace the event stream (mesos.h).
  *
  * Start-up: the actor connects (REDIS_SERVER, or the master named by
  * REDIS_SENTINELS; REDIS_PASSWORD, REDIS_DB). A

@@ -7,7 +7,8 @@
  * touches a curl handle. Two kinds of transfer run on it:
  *  - the subscription: a SUBSCRIBE POST whose 200 response body is the
  *    RecordIO event stream; it has no overall timeout, a watchdog timer drops
- *    it when no event arrived for five heartbeat intervals;
+ *    it when no event arrived for five heartbeat intervals of reading (not
+ *    while pacing has paused it: then the silence is ours);
  *  - calls: one at a time, in the order they were queued, on connections
  *    the multi handle keeps alive, each with MESOS_CALL_TIMEOUT.
  * Every way the subscription can end (stream closed, transport error,
@@ -65,6 +66,13 @@ static const char *const state_names[] = { "loading", "waiting", "connecting", "
 /* Tags of our M3S_STORE_WRITE batches: the framework record's write
  * sequence; only the latest write's outcome counts. */
 #define STOP_DRAIN_MS 1000  /* longest wait for a call on the wire at stop */
+/* Reading the stream pauses while an actor the events go to, or the store
+ * that persists what they change, has this many messages queued, and goes
+ * on once it is down to half: a burst of 10,000 updates otherwise waits
+ * parsed in their mailboxes, or as write batches in the store's (a few MiB,
+ * and the peak RSS with it, the more so the busier the machine). */
+#define PACE_DEPTH 256
+#define PACE_MAX 6
 
 typedef struct call_queue {
   json_t **items;
@@ -74,6 +82,9 @@ typedef struct call_queue {
 typedef struct mesos {
   m3s_actor_t base;
   m3s_actor_t *offers_sink, *update_sink;
+  m3s_actor_t *paced[PACE_MAX]; /* sinks, roles, store: read by depth only */
+  size_t npaced;
+  bool stream_paused;         /* the write callback paused the stream (pacing) */
   m3s_actor_t *store;         /* NULL: nothing is persisted (unit setups) */
   bool fw_persisted;          /* the framework id in use is in Redis */
   int64_t fw_wseq;            /* tag of the framework record's latest write */
@@ -116,7 +127,8 @@ typedef struct mesos {
   bool retry_armed;
 
   /* counters (for the status request and, later, metrics) */
-  uint64_t subscriptions, reconnects, events, calls_ok, calls_failed, offers_declined;
+  uint64_t subscriptions, reconnects, events, calls_ok, calls_failed, offers_declined,
+    stream_pauses;
 
   unsigned rng;
 } mesos_t;
@@ -570,10 +582,27 @@ static int on_record(void *ctx, const char *rec, size_t len)
   return 0; /* calls queued here start after curl_multi_perform returns */
 }
 
+/* The deepest mailbox among the actors the events go to and the store (a
+ * metric: their depth is the only thing read of them). */
+static size_t paced_depth(const mesos_t *m)
+{
+  size_t most = 0;
+  for(size_t i = 0; i < m->npaced; i++) {
+    size_t d = m3s_actor_depth(m->paced[i]);
+    most = d > most ? d : most;
+  }
+  return most;
+}
+
 static size_t stream_write_cb(char *data, size_t size, size_t nmemb, void *ud)
 {
   mesos_t *m = ud;
   size_t len = size * nmemb;
+  if(m->stream_status == 200 && paced_depth(m) >= PACE_DEPTH) {
+    m->stream_paused = true; /* curl keeps the data; mesos_wait resumes */
+    m->stream_pauses++;
+    return CURL_WRITEFUNC_PAUSE;
+  }
   if(m->stream_status != 200) {
     size_t room = sizeof(m->errbody) - 1 - m->errlen;
     size_t n = len < room ? len : room;
@@ -593,6 +622,7 @@ static size_t stream_write_cb(char *data, size_t size, size_t nmemb, void *ud)
 
 static void stream_cleanup(mesos_t *m)
 {
+  m->stream_paused = false;
   if(m->stream) {
     curl_multi_remove_handle(m->multi, m->stream);
     curl_easy_cleanup(m->stream);
@@ -934,7 +964,14 @@ static void mesos_wait(m3s_actor_t *self, int wake_fd, int timeout_ms)
     timeout_ms = (int)curl_ms;
   if(timeout_ms < 0)
     timeout_ms = WATCHDOG_PERIOD_MS;
+  if(m->stream_paused && timeout_ms > 1)
+    timeout_ms = 1; /* nothing wakes us when the receivers catch up: look again soon */
   curl_multi_poll(m->multi, &extra, 1, timeout_ms, NULL);
+  if(m->stream_paused && paced_depth(m) <= PACE_DEPTH / 2) {
+    m->stream_paused = false;
+    m->last_event_ms = m3s_now_ms(); /* the watchdog's clock starts again */
+    curl_easy_pause(m->stream, CURLPAUSE_CONT); /* may call stream_write_cb at once */
+  }
   curl_multi_perform(m->multi, &running);
   process_done(m);
   /* Events handled inside curl's callbacks may have queued calls, and curl
@@ -947,7 +984,9 @@ static void watchdog(mesos_t *m)
   int64_t silent = m3s_now_ms() - m->last_event_ms;
   double hb = m->heartbeat_s > 0 ? m->heartbeat_s : DEFAULT_HEARTBEAT_S;
   int64_t limit = (int64_t)(hb * 1000.0 * HEARTBEAT_MISSES);
-  if(m->state == SUB_WAITING || m->state == SUB_LOADING || silent <= limit)
+  /* While the stream is paused we are the ones not reading: the master's
+   * heartbeats wait in the socket, however long the receivers take. */
+  if(m->state == SUB_WAITING || m->state == SUB_LOADING || m->stream_paused || silent <= limit)
     return;
   snprintf(m->drop_reason, sizeof(m->drop_reason),
            "no event from the master for %.1fs (%d heartbeat intervals)", (double)silent / 1000.0,
@@ -957,7 +996,7 @@ static void watchdog(mesos_t *m)
 
 static json_t *status_json(const mesos_t *m)
 {
-  return json_pack("{s:s, s:s?, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+  return json_pack("{s:s, s:s?, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
                    "state", state_names[m->state], "framework_id", m->framework_id,
                    "master", m->master, "stream_id", m->stream_id,
                    "subscriptions", (json_int_t)m->subscriptions,
@@ -965,7 +1004,8 @@ static json_t *status_json(const mesos_t *m)
                    "calls_ok", (json_int_t)m->calls_ok,
                    "calls_failed", (json_int_t)m->calls_failed,
                    "calls_queued", (json_int_t)m->queue.n,
-                   "offers_declined", (json_int_t)m->offers_declined);
+                   "offers_declined", (json_int_t)m->offers_declined,
+                   "stream_pauses", (json_int_t)m->stream_pauses);
 }
 
 static void mesos_handle(m3s_actor_t *self, m3s_msg_t *msg)
@@ -1055,7 +1095,18 @@ static int mesos_start(m3s_actor_t *self)
    * without it would register a second framework and orphan the tasks. */
   m->ready = !m->offers_sink;
   m->store = m3s_system_find(self->sys, "store");
+  const char *roles[] = { "agent", "datastore", "server" };
+  m3s_actor_t *sinks[] = { m->update_sink, m->offers_sink };
+  for(size_t i = 0; i < 2; i++)
+    if(sinks[i] && (i == 0 || sinks[1] != sinks[0]))
+      m->paced[m->npaced++] = sinks[i];
+  for(size_t i = 0; i < 3; i++) {
+    m3s_actor_t *a = m3s_system_find(self->sys, roles[i]);
+    if(a)
+      m->paced[m->npaced++] = a;
+  }
   if(m->store) {
+    m->paced[m->npaced++] = m->store; /* every update becomes a write */
     m->state = SUB_LOADING;
     m3s_send(m->store, m3s_msg_new(M3S_STORE_LOAD, 0,
                                    m3s_store_load_new("framework", self, 0), m3s_store_load_free));

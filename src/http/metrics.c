@@ -148,6 +148,8 @@ static void write_mesos(FILE *out, const json_t *m)
          "Scheduler calls waiting to be sent.");
   scalar(out, m, "offers_declined", "m3s_mesos_offers_declined_total", "counter",
          "Offers the Mesos actor declined itself (no offer actor).");
+  scalar(out, m, "stream_pauses", "m3s_mesos_stream_pauses_total", "counter",
+         "Times reading the event stream paused while the roles or the store caught up.");
 }
 
 static void write_store(FILE *out, const json_t *s)

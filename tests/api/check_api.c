@@ -57,12 +57,6 @@ static int64_t now_ms(void)
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int ms)
-{
-  struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-  nanosleep(&ts, NULL);
-}
-
 /* ---- fake actors ----------------------------------------------------------- */
 
 enum { F_DATASTORE, F_SERVER, F_AGENT, F_OFFERS, F_MESOS, F_STORE, F_KUBE, NFAKES };
@@ -151,7 +145,7 @@ static void fake_handle(m3s_actor_t *self, m3s_msg_t *m)
   if(mode == MODE_IGNORE)
     return; /* retired unanswered: the caller learns at once */
   if(mode == MODE_SLOW)
-    sleep_ms(atomic_load(&slow_ms));
+    m3s_check_sleep_ms(atomic_load(&slow_ms));
   bool role = idx <= F_AGENT;
   bool status = m->type == M3S_ROLE_STATUS || m->type == M3S_OFFERS_STATUS ||
                 m->type == M3S_MESOS_STATUS || m->type == M3S_STORE_STATUS ||
@@ -237,12 +231,12 @@ static void fake_handle(m3s_actor_t *self, m3s_msg_t *m)
     if(idx != F_MESOS)
       break;
     answer(m, 0, 0,
-           json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "state",
+           json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "state",
                      "subscribed", "framework_id", "fw-1", "master", "127.0.0.1:5050",
                      "stream_id", "s", "subscriptions", (json_int_t)2, "reconnects",
                      (json_int_t)1, "events", (json_int_t)40, "calls_ok", (json_int_t)12,
                      "calls_failed", (json_int_t)1, "calls_queued", (json_int_t)0,
-                     "offers_declined", (json_int_t)0));
+                     "offers_declined", (json_int_t)0, "stream_pauses", (json_int_t)5));
     return;
   case M3S_KUBE_STATUS:
     if(idx != F_KUBE)
@@ -296,15 +290,6 @@ static void fakes_reset(void)
 
 /* ---- harness ----------------------------------------------------------------- */
 
-static const char *fake_getenv(const char *name, void *ctx)
-{
-  const char *const *kv = ctx;
-  for(; kv[0]; kv += 2)
-    if(strcmp(kv[0], name) == 0)
-      return kv[1];
-  return NULL;
-}
-
 typedef struct harness {
   m3s_config_t cfg;
   m3s_system_t *sys;
@@ -331,7 +316,7 @@ static void harness_start_env(harness_t *h, const char *const *env, unsigned fak
   kv[n] = NULL;
   char err[512];
   memset(h, 0, sizeof(*h));
-  ck_assert_msg(m3s_config_load(&h->cfg, fake_getenv, (void *)kv, err, sizeof(err)) == 0, "%s",
+  ck_assert_msg(m3s_config_load(&h->cfg, m3s_check_getenv, (void *)kv, err, sizeof(err)) == 0, "%s",
                 err);
   fakes_reset();
   h->sys = m3s_system_new(&h->cfg);
@@ -1026,7 +1011,7 @@ START_TEST(degraded_and_status_page)
   ck_assert_int_eq(r.status, 200);
   ck_assert_ptr_nonnull(strstr(r.body, "\"agent\":null"));
   ck_assert_ptr_nonnull(strstr(r.body, "the agent role did not answer"));
-  sleep_ms(1500);
+  m3s_check_sleep_ms(1500);
   atomic_store(&fake_mode[F_AGENT], MODE_NORMAL);
 
   /* The page and its files: embedded, typed, locked down. */
@@ -1092,7 +1077,7 @@ START_TEST(failed_logins_are_throttled)
   ck_assert_int_eq(r.status, 200);
   /* after the window the client may try again */
   while(now_ms() - locked_at < 2100)
-    sleep_ms(50);
+    m3s_check_sleep_ms(50);
   ck_assert_int_eq(http_x(&h, "GET", "/api/m3s/v0/agent/scale", &good2, &r), CURLE_OK);
   ck_assert_int_eq(r.status, 200);
   /* and a success resets its count */
@@ -1231,6 +1216,7 @@ START_TEST(metrics_parse_as_prometheus_text)
     "m3s_mesos_subscribed",
     "m3s_mesos_state{state=\"subscribed\"}",
     "m3s_mesos_reconnects_total",
+    "m3s_mesos_stream_pauses_total",
     "m3s_mesos_calls_total{result=\"failed\"}",
     "m3s_redis_connected",
     "m3s_redis_errors_total",
@@ -1256,6 +1242,7 @@ START_TEST(metrics_parse_as_prometheus_text)
   ck_assert_ptr_nonnull(strstr(r.body, "m3s_role_desired{role=\"agent\"} 3\n"));
   ck_assert_ptr_nonnull(strstr(r.body, "m3s_tasks{role=\"agent\",state=\"TASK_STAGING\"} 2\n"));
   ck_assert_ptr_nonnull(strstr(r.body, "m3s_offers_received_total 7\n"));
+  ck_assert_ptr_nonnull(strstr(r.body, "m3s_mesos_stream_pauses_total 5\n"));
   /* the parser itself refuses what it should */
   static const char *const broken[] = {
     "x_total 1\n# TYPE x_total counter\n",
@@ -1409,7 +1396,7 @@ START_TEST(bad_certificates_stop_the_start)
     const char *kv[] = { "FRAMEWORK_HOSTNAME", "localhost", NULL, NULL };
     char err[256];
     memset(&h, 0, sizeof(h));
-    ck_assert_int_eq(m3s_config_load(&h.cfg, fake_getenv, (void *)kv, err, sizeof(err)), 0);
+    ck_assert_int_eq(m3s_config_load(&h.cfg, m3s_check_getenv, (void *)kv, err, sizeof(err)), 0);
     FILE *f;
     char *pem[2];
     const char *files[2] = { a.crt, i == 2 ? b.key : a.key };
@@ -1475,7 +1462,7 @@ static void *drip(void *p)
       atomic_store(&d->done, 1);
       break;
     }
-    sleep_ms(200);
+    m3s_check_sleep_ms(200);
   }
   return NULL;
 }
@@ -1506,7 +1493,7 @@ START_TEST(slow_clients_do_not_exhaust_workers)
   ck_assert_msg(waited < 12000, "a normal request waited %lld ms", (long long)waited);
   int64_t deadline = now_ms() + 30000;
   while(now_ms() < deadline && !atomic_load(&d.done))
-    sleep_ms(100);
+    m3s_check_sleep_ms(100);
   atomic_store(&d.stop, 1);
   pthread_join(t, NULL);
   int cut = 0;
@@ -1581,7 +1568,7 @@ START_TEST(status_requests_share_answers)
     ck_assert_str_eq(r.body, "ok");
     ck_assert_int_eq(atomic_load(&status_calls[F_AGENT]), asked);
   }
-  sleep_ms(450);
+  m3s_check_sleep_ms(450);
   expect(&h, "GET", "/api/m3s/v0/status/k8s", 200, NULL, "nok");
   ck_assert_int_eq(atomic_load(&status_calls[F_AGENT]), asked + 1);
   /* a change through the API is seen at once */
@@ -1595,7 +1582,7 @@ START_TEST(status_requests_share_answers)
   http(&h, "GET", "/api/m3s/v0/status/m3s", USER ":" PASS, &r);
   ck_assert_ptr_nonnull(strstr(r.body, "\"agent-task-4\""));
   /* a failed answer is not reused */
-  sleep_ms(450);
+  m3s_check_sleep_ms(450);
   atomic_store(&fake_mode[F_AGENT], MODE_IGNORE);
   expect(&h, "GET", "/api/m3s/v0/status/k8s", 503, NULL, NULL);
   atomic_store(&fake_mode[F_AGENT], MODE_NORMAL);
@@ -1749,7 +1736,7 @@ static void agent_asked(int before)
   int64_t deadline = now_ms() + 30000;
   while(atomic_load(&status_calls[F_AGENT]) <= before) {
     ck_assert_msg(now_ms() < deadline, "the agent role was never asked");
-    sleep_ms(2);
+    m3s_check_sleep_ms(2);
   }
 }
 

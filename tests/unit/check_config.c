@@ -26,23 +26,13 @@
 
 /* ---- fake environment ---- */
 
-static const char *fake_getenv(const char *name, void *ctx)
-{
-  const char *const *kv = ctx;
-
-  for(; kv[0]; kv += 2)
-    if(strcmp(kv[0], name) == 0)
-      return kv[1];
-  return NULL;
-}
-
 static char err[512];
 
 static int load_kv(m3s_config_t *cfg, const char *const *kv)
 {
   memset(err, 'X', sizeof(err) - 1);  /* garbage, to see that load writes it */
   err[sizeof(err) - 1] = '\0';
-  return m3s_config_load(cfg, fake_getenv, (void *)kv, err, sizeof(err));
+  return m3s_config_load(cfg, m3s_check_getenv, (void *)kv, err, sizeof(err));
 }
 
 /* LOAD(&cfg, "NAME", "value", ...); LOAD(&cfg, NULL) for an empty env. */
@@ -985,10 +975,10 @@ START_TEST(test_error_buffer)
   const char *const kv[] = { "DS_COUNT", "abc", NULL, NULL };
 
   memset(small, 'X', sizeof(small));
-  ck_assert_int_eq(m3s_config_load(&cfg, fake_getenv, (void *)kv, small, sizeof(small)), -EINVAL);
+  ck_assert_int_eq(m3s_config_load(&cfg, m3s_check_getenv, (void *)kv, small, sizeof(small)), -EINVAL);
   ck_assert_uint_eq(strlen(small), sizeof(small) - 1);
   ck_assert(strncmp(small, "DS_COUNT=\"abc\"", 14) == 0);
-  ck_assert_int_eq(m3s_config_load(&cfg, fake_getenv, (void *)kv, NULL, 0), -EINVAL);
+  ck_assert_int_eq(m3s_config_load(&cfg, m3s_check_getenv, (void *)kv, NULL, 0), -EINVAL);
   ck_assert(cfg_is_zero(&cfg));
 
   /* Control characters in a bad value do not break the line. */

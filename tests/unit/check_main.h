@@ -7,7 +7,9 @@
 #include <check.h>
 #include <netinet/in.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static inline int m3s_check_run(Suite *s)
@@ -30,6 +32,23 @@ static inline int m3s_free_port(void)
   ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
   close(fd);
   return ntohs(a.sin_port);
+}
+
+/* A getenv for m3s_config_load over ctx, a NULL-terminated array of name,
+ * value pairs. */
+static inline const char *m3s_check_getenv(const char *name, void *ctx)
+{
+  const char *const *kv = ctx;
+  for(; kv[0]; kv += 2)
+    if(strcmp(kv[0], name) == 0)
+      return kv[1];
+  return NULL;
+}
+
+static inline void m3s_check_sleep_ms(int ms)
+{
+  struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+  nanosleep(&ts, NULL);
 }
 
 #endif

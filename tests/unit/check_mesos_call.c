@@ -20,6 +20,7 @@
 #include "m3s/config.h"
 #include "m3s/mesos-call.h"
 #include "check_data.h"
+#include "check_main.h"
 
 
 #define FWID "82317765-6c51-4b5d-9b5d-eb9f972e545e-0000"
@@ -28,20 +29,10 @@
 
 /* ---- helpers ---- */
 
-static const char *fake_getenv(const char *name, void *ctx)
-{
-  const char *const *kv = ctx;
-
-  for(; kv[0]; kv += 2)
-    if(strcmp(kv[0], name) == 0)
-      return kv[1];
-  return NULL;
-}
-
 static void load_cfg(m3s_config_t *cfg, const char *const *kv)
 {
   char err[512];
-  int rc = m3s_config_load(cfg, fake_getenv, (void *)kv, err, sizeof(err));
+  int rc = m3s_config_load(cfg, m3s_check_getenv, (void *)kv, err, sizeof(err));
 
   ck_assert_msg(rc == 0, "config: %s", err);
 }

@@ -18,6 +18,7 @@
 #include "m3s/config.h"
 #include "m3s/records.h"
 #include "m3s/xalloc.h"
+#include "check_main.h"
 
 /* ---- helpers ---- */
 
@@ -1226,15 +1227,6 @@ START_TEST(test_fw_bad_inputs)
 }
 END_TEST
 
-static const char *fake_getenv(const char *name, void *ctx)
-{
-  const char *const *kv = ctx;
-  for(; kv[0]; kv += 2)
-    if(strcmp(kv[0], name) == 0)
-      return kv[1];
-  return NULL;
-}
-
 START_TEST(test_fw_defaults)
 {
   static const char *const env[] = {
@@ -1247,7 +1239,7 @@ START_TEST(test_fw_defaults)
   m3s_config_t cfg;
   m3s_fw_config_record_t r;
 
-  ck_assert_msg(m3s_config_load(&cfg, fake_getenv, (void *)env, err,
+  ck_assert_msg(m3s_config_load(&cfg, m3s_check_getenv, (void *)env, err,
                                 sizeof(err)) == 0, "%s", err);
   m3s_fw_config_record_defaults(&cfg, &r);
   ck_assert_int_eq(r.ds_max, 1);

@@ -171,12 +171,6 @@ static int64_t call_arg(m3s_actor_t *a, uint32_t type, int64_t arg)
   return v;
 }
 
-static void sleep_ms(int ms)
-{
-  struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-  nanosleep(&ts, NULL);
-}
-
 /* ---- request / reply ---------------------------------------------------- */
 
 START_TEST(call_gets_answer)
@@ -233,7 +227,7 @@ START_TEST(call_refused_over_soft_limit)
   ck_assert_int_eq(write(gate[1], "x", 1), 1);
   /* Once the actor has worked through its queue, calls are accepted again. */
   for(int waited = 0; m3s_actor_depth(&t->base) >= 4 && waited < LONG_WAIT_MS; waited += 5)
-    sleep_ms(5);
+    m3s_check_sleep_ms(5);
   ck_assert_int_eq(call_arg(&t->base, T_PING, 1), 2);
   ck_assert_int_eq(atomic_load(&drops), 5); /* handled notes retired too */
   done(sys);
@@ -249,7 +243,7 @@ static int wait_ticks(m3s_actor_t *a, int want)
     got = call_arg(a, T_COUNT, 0);
     if(got >= want)
       break;
-    sleep_ms(5);
+    m3s_check_sleep_ms(5);
   }
   return (int)got;
 }
@@ -260,7 +254,7 @@ START_TEST(oneshot_timer_fires_once)
   test_actor_t *t = one_actor(&sys);
   call_arg(&t->base, T_ARM_ONESHOT, 20);
   ck_assert_int_eq(wait_ticks(&t->base, 1), 1);
-  sleep_ms(100);
+  m3s_check_sleep_ms(100);
   ck_assert_int_eq(call_arg(&t->base, T_COUNT, 0), 1);
   done(sys);
 }
@@ -273,7 +267,7 @@ START_TEST(periodic_timer_repeats_until_cancelled)
   call_arg(&t->base, T_ARM_PERIODIC, 5);
   /* The handler cancels it on the third tick: the count stops at 3. */
   ck_assert_int_eq(wait_ticks(&t->base, 3), 3);
-  sleep_ms(100);
+  m3s_check_sleep_ms(100);
   ck_assert_int_eq(call_arg(&t->base, T_COUNT, 0), 3);
   done(sys);
 }
@@ -374,7 +368,7 @@ START_TEST(ping_mesh_conserves_messages)
   for(int c = 0; c < CHAINS; c++)
     m3s_send(&mesh[c % ACTORS]->base, m3s_msg_new(T_HOP, TTL, NULL, NULL));
   for(int waited = 0; atomic_load(&mesh_done) < CHAINS && waited < 10 * LONG_WAIT_MS; waited += 10)
-    sleep_ms(10);
+    m3s_check_sleep_ms(10);
   ck_assert_int_eq(atomic_load(&mesh_done), CHAINS);
   m3s_system_stop(sys);
   m3s_system_free(sys);

@@ -45,12 +45,6 @@ static int64_t now_ms(void)
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int ms)
-{
-  struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-  nanosleep(&ts, NULL);
-}
-
 /* The test's own connection, authenticated and on the right DB. */
 static redisContext *admin(const redis_fixture_t *r, int db)
 {
@@ -214,15 +208,6 @@ static const m3s_actor_ops_t probe_ops = {
 
 /* ---- harness ------------------------------------------------------------- */
 
-static const char *fake_getenv(const char *name, void *ctx)
-{
-  const char *const *kv = ctx;
-  for(; kv[0]; kv += 2)
-    if(strcmp(kv[0], name) == 0)
-      return kv[1];
-  return NULL;
-}
-
 typedef struct harness {
   m3s_config_t cfg;
   m3s_system_t *sys;
@@ -252,7 +237,7 @@ static void harness_start_with(harness_t *h, const redis_fixture_t *r, const cha
                        "REDIS_PASSWORD", password ? password : r->password, NULL, NULL };
   char err[512];
   memset(h, 0, sizeof(*h));
-  ck_assert_msg(m3s_config_load(&h->cfg, fake_getenv, (void *)kv, err, sizeof(err)) == 0, "%s",
+  ck_assert_msg(m3s_config_load(&h->cfg, m3s_check_getenv, (void *)kv, err, sizeof(err)) == 0, "%s",
                 err);
   ck_assert_str_eq(h->cfg.fw, FW);
   h->rec = calloc(1, sizeof(*h->rec));
@@ -313,7 +298,7 @@ static void wait_written(harness_t *h, size_t n)
   int64_t deadline = now_ms() + LONG_WAIT_MS;
   while(nwritten(h) < n) {
     ck_assert_msg(now_ms() < deadline, "only %zu of %zu writes confirmed", nwritten(h), n);
-    sleep_ms(2);
+    m3s_check_sleep_ms(2);
   }
 }
 
@@ -324,7 +309,7 @@ static json_t *wait_loaded(harness_t *h, int tag)
   json_t *j;
   while(!(j = atomic_load_explicit(&h->rec->loaded[tag], memory_order_acquire))) {
     ck_assert_msg(now_ms() < deadline, "load %d not answered", tag);
-    sleep_ms(2);
+    m3s_check_sleep_ms(2);
   }
   return j;
 }
@@ -337,7 +322,7 @@ static json_t *status(harness_t *h)
   /* -EAGAIN: the mailbox is over its soft limit (a burst of writes). */
   while((rc = m3s_call(h->store, m3s_msg_new(M3S_STORE_STATUS, 0, NULL, NULL), 5000, &ans)) ==
           -EAGAIN && now_ms() < deadline)
-    sleep_ms(10);
+    m3s_check_sleep_ms(10);
   ck_assert_int_eq(rc, 0);
   json_t *j = json_incref(ans->payload);
   m3s_msg_free(ans);
@@ -499,7 +484,7 @@ START_TEST(outage)
     }
   }
   send_load(&h, "*", 0);
-  sleep_ms(400);
+  m3s_check_sleep_ms(400);
   ck_assert_int_eq(nwritten(&h), BEFORE);
   ck_assert_ptr_null(atomic_load(&h.rec->loaded[0]));
   json_t *st = status(&h);
@@ -691,7 +676,7 @@ START_TEST(unreachable_at_start)
   ck_assert_int_eq(h.start_rc, 0);
   set1(&h, 1, FW ":agent:early", "{\"e\":1}");
   send_load(&h, "*", 0);
-  sleep_ms(300);
+  m3s_check_sleep_ms(300);
   ck_assert_int_eq(nwritten(&h), 0);
   ck_assert_ptr_null(atomic_load(&h.rec->loaded[0]));
   json_t *st = status(&h);
@@ -854,16 +839,16 @@ START_TEST(full_queue_pushes_back)
   while(!atomic_load(&st.held)) {
     ck_assert_msg(now_ms() < deadline, "the writer was never held back (%ld sent)",
                   atomic_load(&st.sent));
-    sleep_ms(10);
+    m3s_check_sleep_ms(10);
   }
   int64_t t_held = now_ms();
   /* The writes it sent before the news reached it land in the queue; then
    * nothing more comes. Two samples IO_TIMEOUT_MS-scale apart, after the
    * store had time to take in its mailbox, are the same. */
-  sleep_ms(3000);
+  m3s_check_sleep_ms(3000);
   long sent1 = atomic_load(&st.sent);
   json_int_t q1 = status_int(&h, "queued_batches");
-  sleep_ms(3000);
+  m3s_check_sleep_ms(3000);
   long sent2 = atomic_load(&st.sent);
   json_t *s2 = status(&h);
   json_int_t q2 = json_integer_value(json_object_get(s2, "queued_batches"));
@@ -889,7 +874,7 @@ START_TEST(full_queue_pushes_back)
   while(atomic_load(&st.written) + atomic_load(&st.failed) < PUSH_TOTAL) {
     ck_assert_msg(now_ms() < deadline, "only %ld of %d writes confirmed (%ld sent)",
                   atomic_load(&st.written), PUSH_TOTAL, atomic_load(&st.sent));
-    sleep_ms(20);
+    m3s_check_sleep_ms(20);
   }
   ck_assert_int_eq(atomic_load(&st.failed), 0);
   ck_assert_int_eq(atomic_load(&st.sent_while_held), 0);
@@ -966,7 +951,7 @@ START_TEST(oom_refusal_waits)
   int64_t deadline = now_ms() + LONG_WAIT_MS;
   while(status_int(&h, "refused") < 3) { /* retried with backoff */
     ck_assert_msg(now_ms() < deadline, "the refused writes were not retried");
-    sleep_ms(5);
+    m3s_check_sleep_ms(5);
   }
   json_t *w = status_get(&h, "refusing", NULL);
   ck_assert_str_eq(json_string_value(w), "OOM");
@@ -1015,14 +1000,14 @@ START_TEST(misconf_refusal_waits)
     if(failed && !busy)
       break;
     ck_assert_msg(now_ms() < deadline, "BGSAVE did not fail");
-    sleep_ms(10);
+    m3s_check_sleep_ms(10);
   }
   set1(&h, 1, FW ":agent:a", "{}");
   while(status_int(&h, "refused") < 1) {
     ck_assert_msg(now_ms() < deadline, "the MISCONF refusal was not counted");
-    sleep_ms(5);
+    m3s_check_sleep_ms(5);
   }
-  sleep_ms(300);
+  m3s_check_sleep_ms(300);
   ck_assert_int_eq(nwritten(&h), 0);
   json_t *w = status_get(&h, "refusing", NULL);
   ck_assert_str_eq(json_string_value(w), "MISCONF");

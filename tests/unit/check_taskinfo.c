@@ -20,16 +20,6 @@
 #include "m3s/taskspec.h"
 #include "check_main.h"
 
-static const char *fake_getenv(const char *name, void *ctx)
-{
-  const char *const *kv = ctx;
-
-  for(; kv[0]; kv += 2)
-    if(strcmp(kv[0], name) == 0)
-      return kv[1];
-  return NULL;
-}
-
 static m3s_config_t cfg;
 static char err[512];
 
@@ -37,7 +27,7 @@ static void load_kv(const char *const *kv)
 {
   m3s_config_free(&cfg);
   memset(&cfg, 0, sizeof(cfg));
-  int rc = m3s_config_load(&cfg, fake_getenv, (void *)kv, err, sizeof(err));
+  int rc = m3s_config_load(&cfg, m3s_check_getenv, (void *)kv, err, sizeof(err));
   ck_assert_msg(rc == 0, "config load: %s", err);
 }
 
