@@ -360,11 +360,15 @@ static void on_offers(offers_t *o, json_t *offers, int64_t subscription)
 
     /* One ACCEPT per agent: group the assignments by agent id. */
     bool *done = m3s_xcalloc((size_t)placed + 1, sizeof(*done));
+    /* The M3S_ROLE_LAUNCHED of one agent's tasks, sent after its ACCEPT. */
+    struct told { m3s_actor_t *role; m3s_msg_t *m; } *told =
+      m3s_xcalloc((size_t)placed + 1, sizeof(*told));
     for(int i = 0; i < placed; i++) {
       if(done[i])
         continue;
       const char *agent = out[i].agent_id;
       json_t *infos = json_array();
+      size_t ntold = 0;
       for(int j = i; j < placed; j++) {
         if(done[j] || strcmp(out[j].agent_id, agent) != 0)
           continue;
@@ -401,8 +405,8 @@ static void on_offers(offers_t *o, json_t *offers, int64_t subscription)
         route_add(o, p->task_id, p->role, a->agent_id, a->hostname);
         if(p->role == M3S_ROLE_SERVER)
           launch_server_address(o, a->hostname);
-        m3s_send(o->roles[p->role],
-                 m3s_msg_new(M3S_ROLE_LAUNCHED, 0, l, m3s_role_launch_free));
+        told[ntold++] = (struct told){
+          o->roles[p->role], m3s_msg_new(M3S_ROLE_LAUNCHED, 0, l, m3s_role_launch_free) };
         free(p);
         o->pending[a->pending_index] = NULL;
         o->launched++;
@@ -417,7 +421,14 @@ static void on_offers(offers_t *o, json_t *offers, int64_t subscription)
         json_decref(infos);
       /* An ACCEPT without operations declines the offers, as DECLINE does. */
       call_for(o, m3s_call_accept(ids, ops, cfg->refuse_offers), subscription);
+      /* The roles hear of their launches only now: a role that withdrew a
+       * task meanwhile sends its KILL at once, and the Mesos actor must
+       * have the ACCEPT first, or the KILL passes it (the master then
+       * kills a task it does not know, and launches it after). */
+      for(size_t k = 0; k < ntold; k++)
+        m3s_send(told[k].role, told[k].m);
     }
+    free(told);
     free(done);
     free(pend);
     free(out);
