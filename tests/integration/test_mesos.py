@@ -210,6 +210,7 @@ class MesosCase(unittest.TestCase):
 
     def wait(self, what, predicate, timeout=BOUND):
         deadline = time.monotonic() + timeout
+        self.why = None  # a predicate may say why it is false (converged)
         while True:
             value = predicate()
             if value:
@@ -220,8 +221,9 @@ class MesosCase(unittest.TestCase):
                 # they could not listen on, a kubeconfig not published).
                 k3s = [e for s in self.sims if getattr(s, "k3s_port", None)
                        for e in s.k3s_state().get("errors", [])]
-                self.fail("timed out after %.0fs waiting for %s\n--- daemon log tail ---\n%s%s"
-                          % (timeout, what, logs,
+                self.fail("timed out after %.0fs waiting for %s%s\n--- daemon log tail ---\n%s%s"
+                          % (timeout, what, "\n--- last reason ---\n" + self.why if self.why
+                             else "", logs,
                              "\n--- simulated K3s errors ---\n" + "\n".join(k3s) if k3s else ""))
             time.sleep(0.02)
 

@@ -137,6 +137,8 @@ class OrchestraTest(test_mesos.MesosCase):
         simulator, since two snapshots can straddle a kill."""
         want = {"datastore": ds, "server": sv, "agent": ag}
         act = self.active(sim)
+        # Why not (yet): a failed wait shows the last reason (self.why).
+        self.why = "the simulator's live tasks: %s" % sorted((t[1], t[0], t[3]) for t in act)
         if set(gone) & {t[0] for t in act}:
             return False
         for r in ROLES:
@@ -144,9 +146,13 @@ class OrchestraTest(test_mesos.MesosCase):
             if len(running) != want[r] or len([t for t in act if t[1] == r]) != want[r]:
                 return False
         recs = self.records()
+        self.why += "; records: %s" % sorted((k, v.get("State")) for k, v in recs.items())
         if set(recs) != {t[0] for t in act}:
             return False
-        return all(recs[t[0]]["State"] == "TASK_RUNNING" for t in act)
+        if not all(recs[t[0]]["State"] == "TASK_RUNNING" for t in act):
+            return False
+        self.why = "converged"
+        return True
 
     def wait_converged(self, sim, ds, sv, ag, timeout=None):
         self.wait("the cluster at %d/%d/%d" % (ds, sv, ag),
