@@ -301,8 +301,7 @@ class RolloutTest(test_update.UpdateTest):
         self.assertEqual(seen["max"], 2, "agents unavailable at once")
         kills = self.kill_times(sim)
         self.check_drained_before_kill(sim, nodes, kills)
-        self.wait("4 current agents", lambda: self.converged(sim, 1, 1, 4) and
-                  not self.outdated()["Agent"])
+        self.wait("4 current agents", lambda: self.current(sim, 4))
         self.assert_clean(sim, d)
 
     def test_pause_resume_abort(self):
@@ -411,8 +410,7 @@ class RolloutTest(test_update.UpdateTest):
                 self.assertEqual(len(kills.get(st["old_task"], [])), 1, st)
                 self.assertEqual(self.version_of(launched[st["new_task"]]), "v1.32.0")
         self.check_drained_before_kill(sim, nodes, kills)
-        self.wait("3 current agents", lambda: self.converged(sim, 1, 1, 3) and
-                  not self.outdated()["Agent"])
+        self.wait("3 current agents", lambda: self.current(sim, 3))
         self.assert_clean(sim, d2)
 
     def test_kill9_between_kill_and_end(self):
@@ -442,8 +440,7 @@ class RolloutTest(test_update.UpdateTest):
         plan = self.plan()
         self.assertEqual(self.step_of(plan, "agent-1")["new_task"], step["new_task"])
         self.assertNotIn(step["new_task"], self.kill_times(sim), "the replacement was killed")
-        self.wait("2 current agents", lambda: self.converged(sim, 1, 1, 2) and
-                  not self.outdated()["Agent"])
+        self.wait("2 current agents", lambda: self.current(sim, 2))
         self.assert_clean(sim, d2)
 
     def test_master_restart_mid_plan(self):
@@ -469,12 +466,20 @@ class RolloutTest(test_update.UpdateTest):
             self.assertGreaterEqual(len(kills.get(st["old_task"], [])), 1, st)
             self.assertNotIn(st["new_task"], kills, st)
         self.check_drained_before_kill(sim, nodes, kills)
-        self.wait("3 current agents", lambda: self.converged(sim, 1, 1, 3) and
-                  not self.outdated()["Agent"])
+        self.wait("3 current agents", lambda: self.current(sim, 3))
         # A task being killed when the master went away is killed again at
         # the re-subscription, possibly before its agent re-registered: the
         # master does not know it yet (a warning, answered by reconciliation).
         self.assert_clean(sim, d, expected=("kill_unknown_task",))
+
+    def current(self, sim, agents):
+        """1 datastore, 1 server and `agents` agents running and recorded,
+        no agent outdated; a failed wait says which part was missing."""
+        if not self.converged(sim, 1, 1, agents):
+            return False
+        left = self.outdated()["Agent"]
+        self.why = "converged, but agents still outdated: %s" % sorted(left)
+        return not left
 
     def lose_host_of(self, sim, task_id):
         """Loses the Mesos agent running task_id at once (its tasks end
