@@ -975,6 +975,16 @@ static void on_update(role_actor_t *a, m3s_mesos_update_t *u)
     return;
   if(ack_queued(a, id, uuid))
     return; /* a re-sent update whose acknowledgement waits for Redis */
+  /* A task the role does not keep (never had, or gone: ended, unknown to
+   * the master, unreachable) that runs is killed, also while its end is
+   * not yet in Redis: after a master failover a KILL answered
+   * TASK_UNKNOWN is followed by TASK_RUNNING once its agent re-registers,
+   * and nothing else would kill it before the next reconciliation. */
+  if(!t && m3s_task_state_live(state)) {
+    m3s_warn("%s task %s (%s) is not one we keep: killing it", m3s_role_name(a->role), id,
+             state);
+    call(a, m3s_call_kill(id, agent));
+  }
   int64_t gone_tag = t ? 0 : task_ack_pending(a, id);
   if(gone_tag) {
     /* Gone, its end not yet in Redis: a later update of it is
@@ -997,11 +1007,6 @@ static void on_update(role_actor_t *a, m3s_mesos_update_t *u)
                m3s_role_name(a->role), a->n, (long long)(m3s_now_ms() - a->reconcile_ms));
   }
   if(!t) {
-    if(m3s_task_state_live(state)) {
-      m3s_warn("%s task %s (%s) is not one we keep: killing it", m3s_role_name(a->role), id,
-               state);
-      call(a, m3s_call_kill(id, agent));
-    }
     if(u->ack) {
       call(a, u->ack);
       u->ack = NULL;

@@ -629,6 +629,41 @@ class OrchestraTest(test_mesos.MesosCase):
         self.assertNotIn(victim, self.records())
         self.assert_clean(sim, d)
 
+    def test_redis_outage_a_given_up_task_running_again_is_killed(self):
+        """A task the role has given up (here TASK_UNREACHABLE) that is
+        reported running again while its end is not yet in Redis is killed
+        at once. After a master failover this is a KILL answered
+        TASK_UNKNOWN, then TASK_RUNNING when its agent re-registers; with
+        no periodic reconciliation (10 min) nothing else would kill it."""
+        sim, d = self.cluster(agents=5, K3S_AGENT_COUNT="2", RECONCILE_WAIT="10m",
+                              DS_MEM="9000", K3S_SERVER_MEM="9000", K3S_AGENT_MEM="9000")
+        self.wait_converged(sim, 1, 1, 2)
+        victim, _, host, _ = self.active(sim, "agent")[0]
+        self.assertEqual([t[0] for t in self.active(sim) if t[2] == host], [victim])
+
+        def kept():
+            code, body = self.api("status/m3s")
+            self.assertEqual(code, 200, body)
+            return victim in json.loads(body)["Agent"]
+
+        def killed():
+            return [c for c in sim.calls(type="KILL") if isinstance(c["body"], dict) and
+                    c["body"]["kill"]["task_id"]["value"] == victim]
+
+        self.redis().kill()
+        sim.lose_agent(host, delay=0)
+        self.wait("the role to give the unreachable task up", lambda: not kept())
+        self.assertEqual(killed(), [])
+        sim.restore_agent(host)
+        sim.set_task_health(victim, True)
+        self.wait("the task running again killed while Redis is away", killed)
+        self.redis().start()
+        self.wait("the cluster at 1/1/2 without it",
+                  lambda: self.converged(sim, 1, 1, 2, gone=(victim,)), LONG)
+        self.assertEqual(len(killed()), 1)
+        self.assertNotIn(victim, self.records())
+        self.assert_clean(sim, d)
+
     # -- Redis refusing writes (issue 13) ------------------------------------
 
     def refuse_writes(self, kind):
