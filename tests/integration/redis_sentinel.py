@@ -17,10 +17,14 @@ class Sentinel:
             self.port = s.getsockname()[1]
         conf = os.path.join(self.dir, "sentinel.conf")
         with open(conf, "w") as f:
-            f.write("port %d\nbind 127.0.0.1\ndir %s\n"
+            # Its log says when it switched masters (switches()).
+            f.write("port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\n"
                     "sentinel monitor m3s 127.0.0.1 %d 1\n"
-                    "sentinel down-after-milliseconds m3s 1000\n"
-                    "sentinel failover-timeout m3s 5000\n" % (self.port, self.dir, master_port))
+                    # Not 1 s: a master whose fsync stalls that long on a
+                    # busy machine would be failed over again on its own.
+                    "sentinel down-after-milliseconds m3s 3000\n"
+                    "sentinel failover-timeout m3s 5000\n"
+                    % (self.port, self.dir, os.path.join(self.dir, "sentinel.log"), master_port))
             if password:
                 f.write("sentinel auth-pass m3s %s\n" % password)
         self.proc = subprocess.Popen(["redis-sentinel", conf], stdout=subprocess.DEVNULL,
@@ -34,6 +38,14 @@ class Sentinel:
         """The port of the master the sentinel names now, or None."""
         out = self.command("SENTINEL", "get-master-addr-by-name", "m3s").split()
         return int(out[1]) if len(out) == 2 else None
+
+    def switches(self):
+        """The masters it switched to, in order, from its log: [port]."""
+        try:
+            with open(os.path.join(self.dir, "sentinel.log"), errors="replace") as f:
+                return [int(line.split()[-1]) for line in f if "+switch-master" in line]
+        except OSError:
+            return []
 
     def replicas(self):
         """How many replicas the sentinel has found."""
