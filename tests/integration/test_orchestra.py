@@ -880,15 +880,19 @@ class OrchestraTest(test_mesos.MesosCase):
         sentinel may fail over more than once: on a busy machine a new
         master whose fsync stalls past down-after-milliseconds is taken
         for down in turn, and the daemon must follow each time."""
+        named = [None]
+
         def on_it():
-            port = self.sentinel.master_port()
+            port = named[0] = self.sentinel.master_port()
             conns = re.findall(r"\] connected to Redis at (\S+) \(master named by the sentinels\)",
                                daemon.text())
             self.why = "the sentinel names %s (switches: %s); the daemon's connections: %s" % (
                 port, self.sentinel.switches(), conns)
             return port in servers and conns[-1:] == ["127.0.0.1:%d" % port]
         self.wait("the daemon on the master the sentinel names", on_it, LONG * 2)
-        self._redis = servers[self.sentinel.master_port()]
+        # The port seen when the wait ended: asking again could catch the
+        # sentinel between masters.
+        self._redis = servers[named[0]]
 
     def check_failover(self, how):
         """A Sentinel failover (`how`: "failover" by SENTINEL FAILOVER,
