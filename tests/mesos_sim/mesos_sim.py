@@ -2829,13 +2829,19 @@ class MesosSim:
 
     # -------------------------------------------------------------- subscribe
 
+    def _open_stream(self, stream):
+        """Called by the handler before the 200 head goes out: once a client
+        can have read the stream id, a call with it is one sent before
+        SUBSCRIBED, however soon it arrives."""
+        with self._lock:
+            self._pending_streams[stream.id] = stream
+            self._streams.add(stream)
+
     def _begin_subscribe(self, stream, call, principal):
         """Called by the handler once the 200 head is on the wire.  The real
         master answers 200 before it has processed the subscription; a
         configurable delay reproduces that window."""
         with self._lock:
-            self._pending_streams[stream.id] = stream
-            self._streams.add(stream)
             if self.subscribed_delay > 0:
                 self._later(self.subscribed_delay, self._subscribe, stream, call, principal)
             else:
@@ -5049,13 +5055,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._write(reply.status, reply.body, headers,
                                "text/plain; charset=utf-8" if reply.body else None)
         stream = reply.stream
-        self.send_response_only(200)
-        self.send_header("Date", formatdate(usegmt=True))
-        self.send_header("Transfer-Encoding", "chunked")
-        self.send_header("Mesos-Stream-Id", stream.id)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
+        sim._open_stream(stream)
         self.close_connection = True
+        try:
+            self.send_response_only(200)
+            self.send_header("Date", formatdate(usegmt=True))
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Mesos-Stream-Id", stream.id)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+        except OSError:
+            stream.abort()
+            sim._on_stream_closed(stream)
+            return
         try:
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
