@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -94,9 +93,7 @@ def replica_supported(binary):
 def start_replica(master_port, workdir):
     """A redis-server replicating master_port, on a free loopback port; the
     copy it receives goes to workdir."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = test_mesos.free_port()
     proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                              "--save", "", "--appendonly", "no", "--dir", workdir,
                              "--replicaof", "127.0.0.1", str(master_port)],

@@ -36,7 +36,10 @@ trap cleanup EXIT
 
 "$bare_bin" >"$tmp/bare" &
 bare_pid=$!
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# shellcheck source=tests/ports.sh
+. tests/ports.sh
+port=""
+free_port port
 AUTH_USERNAME=bench AUTH_PASSWORD=bench-password FRAMEWORK_PORT=$port K3S_AGENT_COUNT=3 \
   LOGLEVEL=warn M3S_BIN="$build/m3s" scripts/run.sh >"$tmp/run" 2>&1 &
 run_pid=$!

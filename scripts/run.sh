@@ -61,9 +61,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# free_port VAR: a port reserved for this script and what it starts (tests/ports.sh
+# says how), so a test running beside it, or a connection the kernel opens meanwhile,
+# cannot take it before its server binds it.
+# shellcheck source=tests/ports.sh
+. tests/ports.sh
 
 # 24 random characters of [A-Za-z0-9], safe on a command line and in a URL.
 random_password() {
@@ -74,12 +76,14 @@ local_cluster=false
 generated_auth=false
 if [ -z "${MESOS_MASTER:-}" ]; then
   local_cluster=true
-  redis_port=$(free_port)
+  redis_port=""
+  free_port redis_port
   redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$rundir" --save "" \
     --appendonly yes >"$rundir/redis.log" 2>&1 &
   started+=("$! redis-server")
   # The K3s API's host port (K3S_SERVER_PORT) is a free one every agent offers.
-  export K3S_SERVER_PORT=${K3S_SERVER_PORT:-$(free_port)}
+  [ -n "${K3S_SERVER_PORT:-}" ] || free_port K3S_SERVER_PORT
+  export K3S_SERVER_PORT
   # Created here, not by the background job's redirection, which may come
   # after the first look below: sed on a missing file fails, and with
   # pipefail and set -e the script would exit 2 without a word.
@@ -98,7 +102,8 @@ if [ -z "${MESOS_MASTER:-}" ]; then
   export MESOS_MASTER=$master REDIS_SERVER=127.0.0.1:$redis_port
   export FRAMEWORK_HOSTNAME=${FRAMEWORK_HOSTNAME:-127.0.0.1} LOGLEVEL=${LOGLEVEL:-info}
   export FRAMEWORK_BIND=${FRAMEWORK_BIND:-127.0.0.1}
-  export FRAMEWORK_PORT=${FRAMEWORK_PORT:-$(free_port)}
+  [ -n "${FRAMEWORK_PORT:-}" ] || free_port FRAMEWORK_PORT
+  export FRAMEWORK_PORT
   if [ -z "${AUTH_USERNAME:-}" ] || [ -z "${AUTH_PASSWORD:-}" ]; then
     export AUTH_USERNAME=${AUTH_USERNAME:-m3s} AUTH_PASSWORD
     AUTH_PASSWORD=$(random_password)

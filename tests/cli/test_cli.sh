@@ -13,13 +13,17 @@ passes=0
 ok() { passes=$((passes + 1)); }
 fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 
+# shellcheck source=tests/ports.sh
+. "$(dirname "$0")/../ports.sh"
+free_port api_port || exit 1
+
 # A clean environment: only what the sanitizers need, plus the test's own.
 # (A command prefix, not a function: a backgrounded function would be a
 # subshell, and the signals below must reach the daemon itself.)
 run=(env -i PATH="$PATH" ASAN_OPTIONS="${ASAN_OPTIONS:-}" UBSAN_OPTIONS="${UBSAN_OPTIONS:-}"
      TSAN_OPTIONS="${TSAN_OPTIONS:-}" FRAMEWORK_HOSTNAME=m3s.test MESOS_MASTER=127.0.0.1:1
      REDIS_SERVER=127.0.0.1:1 FRAMEWORK_BIND=127.0.0.1
-     FRAMEWORK_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')")
+     FRAMEWORK_PORT="$api_port")
 
 # --help: every variable of the original, from the code's table.
 "${run[@]}" "$m3s" --help >"$tmp/help" 2>&1 && ok || fail "--help exit code"

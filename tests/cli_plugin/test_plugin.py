@@ -17,7 +17,6 @@ import base64
 import json
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import unittest
@@ -27,15 +26,10 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "ui"))
 import real_cli  # noqa: E402
 from ui_harness import UiCase, test_mesos  # noqa: E402
+free_port = test_mesos.free_port
 
 USER, PASSWORD = "ops", "orchestra-secret"
 SKIP = 77   # ctest SKIP_RETURN_CODE
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PluginTest(UiCase):

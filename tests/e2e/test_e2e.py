@@ -45,6 +45,8 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from ports import free_port  # noqa: E402
 WORK = os.environ["E2E_WORK"]
 DOCKER = os.environ["E2E_DOCKER"]
 MESOS = os.environ["E2E_MESOS"]
@@ -80,12 +82,6 @@ def fail(msg):
 
 def ok(msg):
     say("ok:", msg)
-
-
-def free_port(host="127.0.0.1"):
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def wait_for(what, fn, timeout=LONG, step=0.5):

@@ -3,18 +3,19 @@ as "m3s" alone (quorum 1) and failing over fast; stopped by PID. Shared by
 the orchestra and controller tests."""
 import os
 import shutil
-import socket
 import subprocess
+import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from ports import free_port  # noqa: E402
 
 
 class Sentinel:
     def __init__(self, master_port, password=""):
         self.dir = tempfile.mkdtemp(prefix="m3s-sentinel-")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         conf = os.path.join(self.dir, "sentinel.conf")
         with open(conf, "w") as f:
             # Its log says when it switched masters (switches()).

@@ -21,7 +21,9 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, ".."))
 import redis_sentinel  # noqa: E402
+from ports import free_port  # noqa: E402
 CONTROLLER = os.environ.get("M3S_CONTROLLER_BIN",
                             os.path.join(HERE, "..", "..", "build", "m3s-controller"))
 BOUND = 30.0
@@ -31,12 +33,6 @@ PREFIX = "m3stest"
 KEY = PREFIX + ":kubernetes_config"
 # Stands for the client key in a real kubeconfig: it must never be logged.
 KEY_MATERIAL = "client-key-data: LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0tCk1IY0NBUUVF"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def kubeconfig(server="https://127.0.0.1:6443", extra=""):

@@ -13,7 +13,6 @@ Run: M3S_BIN=build/m3s python3 tests/integration/test_mesos.py -v
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,9 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "mesos_sim"))
+sys.path.insert(0, os.path.join(HERE, ".."))
 from mesos_sim import MesosSim  # noqa: E402
+from ports import free_port  # noqa: E402 (also test_mesos.free_port for others)
 
 M3S = os.environ.get("M3S_BIN", os.path.join(HERE, "..", "..", "build", "m3s"))
 HEARTBEAT = 0.5          # seconds; the daemon's watchdog fires after 5 of them
@@ -32,21 +33,13 @@ SLOW = os.environ.get("M3S_SANITIZER") == "thread"
 measured = []            # (fault, seconds to re-subscribe)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Redis:
     """A throwaway redis-server on a free loopback port, stopped by PID."""
 
     def __init__(self, extra=()):
         self.extra = list(extra)  # more redis-server arguments (--replicaof ...)
         self.dir = tempfile.mkdtemp(prefix="m3s-redis-")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()  # reserved across restarts too
         self.start()
 
     def start(self):

@@ -37,9 +37,7 @@ class OrchestraTest(test_mesos.MesosCase):
 
     def cluster(self, agents=4, sim_kw=None, **env):
         kw = {"agents": agents, "task_start_delay": 0.05, "health_delay": 0.1, "k3s": True}
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.api_port = s.getsockname()[1]
+        self.api_port = test_mesos.free_port()
         env.setdefault("FRAMEWORK_PORT", str(self.api_port))
         env.setdefault("AUTH_USERNAME", "ops")
         env.setdefault("AUTH_PASSWORD", "orchestra-secret")
@@ -575,9 +573,7 @@ class OrchestraTest(test_mesos.MesosCase):
         every update acknowledged exactly once."""
         rng = random.Random(int(os.environ.get("M3S_TEST_SEED", "7")))
         sim = self.sim(agents=10, task_start_delay=0.05, health_delay=0.1, k3s=True)
-        with socket.socket() as sk:
-            sk.bind(("127.0.0.1", 0))
-            self.api_port = sk.getsockname()[1]
+        self.api_port = test_mesos.free_port()
         env = {"K3S_AGENT_COUNT": "4", "RECONCILE_WAIT": "3s", "REFUSE_OFFERS": "1",
                "RESTART_BACKOFF_MIN": "200ms", "MESOS_FAILOVER_TIMEOUT": "1h",
                "FRAMEWORK_PORT": str(self.api_port), "AUTH_USERNAME": "ops",
@@ -675,9 +671,7 @@ class OrchestraTest(test_mesos.MesosCase):
         elif kind == "READONLY":
             # A replica of a master that is not there keeps its data and
             # refuses writes.
-            with socket.socket() as sk:
-                sk.bind(("127.0.0.1", 0))
-                nobody = sk.getsockname()[1]
+            nobody = test_mesos.free_port()
             r.command("REPLICAOF", "127.0.0.1", str(nobody))
         elif kind == "MISCONF":
             gone = os.path.join(r.dir, "gone")

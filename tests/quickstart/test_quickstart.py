@@ -40,6 +40,8 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from ports import free_port  # noqa: E402
 RUN = os.path.join(ROOT, "scripts", "run.sh")
 BIN = os.path.abspath(os.environ.get("M3S_BIN", os.path.join(ROOT, "build", "m3s")))
 START_TIMEOUT = 120   # setup.sh's check plus start-up; nothing is built
@@ -51,12 +53,6 @@ STOP_TIMEOUT = 30
 CLEARED = ("MESOS_MASTER", "REDIS_SERVER", "AUTH_USERNAME", "AUTH_PASSWORD",
            "FRAMEWORK_PORT", "FRAMEWORK_BIND", "FRAMEWORK_HOSTNAME", "SSL_CRT_BASE64",
            "SSL_KEY_BASE64", "LOGLEVEL", "FRAMEWORK_NAME", "REDIS_PASSWORD", "REDIS_DB")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def port_open(port, host="127.0.0.1"):
