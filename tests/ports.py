@@ -79,16 +79,23 @@ def _lock(port):
     return fd
 
 
+def _reserve(host, port):
+    """An fd holding the reservation of port if nobody holds it and it can
+    be bound on host now, else None."""
+    fd = _lock(port)
+    if fd is not None and not _bindable(host, port):
+        os.close(fd)
+        fd = None
+    return fd
+
+
 def free_port(host="127.0.0.1"):
     """A port free on host and reserved for this process until it exits."""
     for port in _shuffled():
-        fd = _lock(port)
-        if fd is None:
-            continue
-        if _bindable(host, port):
+        fd = _reserve(host, port)
+        if fd is not None:
             _held[port] = fd
             return port
-        os.close(fd)
     raise RuntimeError("no free port in %d-%d on %s" % (LOW, HIGH - 1, host))
 
 
@@ -99,12 +106,9 @@ def candidates(host="127.0.0.1", n=16):
     for port in _shuffled():
         if port in out:
             continue
-        fd = _lock(port)
-        if fd is None:
-            continue
-        ok = _bindable(host, port)
-        os.close(fd)
-        if ok:
+        fd = _reserve(host, port)
+        if fd is not None:
+            os.close(fd)
             out.append(port)
             if len(out) == n:
                 break
